@@ -1,0 +1,77 @@
+"""The renderers' error tree.
+
+    RenderError                 something in the repo cannot become manifests
+    ├── ManifestError           a spin.toml is malformed or invalid
+    ├── DocumentError           a YAML document is malformed or of an unknown kind
+    ├── SchemaError             a SpinApp / SpinAppExecutor / Shim violates its CRD schema
+    ├── WebhookRuleError        a spec breaks a spin-operator admission-webhook rule
+    └── NodePlatformError       a node matches no platform of a Shim
+
+Every error names where it comes from: the repo-relative file, the line when known, the field
+path, and the object (`Kind/namespace/name`) when there is one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where something sits in the checkout: a repo-relative path, 1-based line, field path."""
+
+    path: str
+    line: int | None = None
+    field: str | None = None
+
+    def __str__(self) -> str:
+        text = self.path
+        if self.line is not None:
+            text += f":{self.line}"
+        if self.field:
+            text += f": {self.field}"
+        return text
+
+
+class RenderError(Exception):
+    """Base class: carries a location and, when known, the object it is about."""
+
+    def __init__(self, message: str, location: Location, obj: str | None = None) -> None:
+        self.message = message
+        self.location = location
+        self.obj = obj
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        subject = f" ({self.obj})" if self.obj else ""
+        return f"{self.location}{subject}: {self.message}"
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "kind": type(self).__name__,
+            "path": self.location.path,
+            "line": self.location.line,
+            "field": self.location.field,
+            "object": self.obj,
+            "message": self.message,
+        }
+
+
+class ManifestError(RenderError):
+    pass
+
+
+class DocumentError(RenderError):
+    pass
+
+
+class SchemaError(RenderError):
+    pass
+
+
+class WebhookRuleError(RenderError):
+    pass
+
+
+class NodePlatformError(RenderError):
+    pass
