@@ -17,7 +17,7 @@ import click
 COMMANDS: dict[str, str] = {
     "render": "reconciler.cli.render_cmds:render",
     "validate": "reconciler.cli.render_cmds:validate",
-    "scaffold": "reconciler.cli.render_cmds:scaffold",
+    "scaffold": "reconciler.cli.scaffold_cmds:scaffold",
     "cluster": "reconciler.cli.cluster_cmds:cluster",
     "shim": "reconciler.cli.shim_cmds:shim",
     "diff": "reconciler.cli.sync_cmds:diff",
