@@ -1,0 +1,125 @@
+"""The cluster client's error tree. Every error names the object (or request) it is about.
+
+    KubeError                   an API request failed
+    ├── NotFound                404: the object (or its kind) does not exist
+    ├── Conflict                409: resourceVersion conflict, AlreadyExists, field-manager conflict
+    ├── Invalid                 422: the object failed validation; `causes` carry the fields
+    ├── BadRequest              400: malformed request
+    ├── Forbidden               401/403: not allowed
+    ├── Unavailable             the server could not be reached, or kept failing (5xx, 429)
+    │                           after the bounded retries
+    └── UnknownKind             discovery does not serve this apiVersion/kind
+
+The HTTP library (the `kubernetes` client's urllib3 pool) never leaks: callers catch these.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+# Bodies that are not a Status are cut short so nothing large (or secret) ends up in logs.
+_MAX_RAW = 256
+
+
+@dataclass(frozen=True)
+class Cause:
+    """One `details.causes[]` entry of a Status."""
+
+    reason: str
+    message: str
+    field: str
+
+
+class KubeError(Exception):
+    def __init__(
+        self,
+        subject: str,
+        message: str,
+        *,
+        status: int = 0,
+        reason: str = "",
+        causes: tuple[Cause, ...] = (),
+    ) -> None:
+        self.subject = subject
+        self.message = message
+        self.status = status
+        self.reason = reason
+        self.causes = causes
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        reason = f" ({self.reason})" if self.reason else ""
+        return f"{self.subject}: {self.message}{reason}"
+
+
+class NotFound(KubeError):
+    pass
+
+
+class Conflict(KubeError):
+    pass
+
+
+class Invalid(KubeError):
+    pass
+
+
+class BadRequest(KubeError):
+    pass
+
+
+class Forbidden(KubeError):
+    pass
+
+
+class Unavailable(KubeError):
+    pass
+
+
+class UnknownKind(KubeError):
+    pass
+
+
+_BY_STATUS: dict[int, type[KubeError]] = {
+    400: BadRequest,
+    401: Forbidden,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    422: Invalid,
+}
+
+
+def from_response(subject: str, status: int, body: bytes | str | None) -> KubeError:
+    """Translate an error response (ideally a `kind: Status` body) into the tree."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
+    message, reason = text[:_MAX_RAW] or f"HTTP {status}", ""
+    causes: tuple[Cause, ...] = ()
+    try:
+        doc: Any = json.loads(text) if text else None
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict) and doc.get("kind") == "Status":
+        message = str(doc.get("message") or message)
+        reason = str(doc.get("reason") or "")
+        details = doc.get("details") or {}
+        causes = tuple(
+            Cause(str(c.get("reason", "")), str(c.get("message", "")), str(c.get("field", "")))
+            for c in (details.get("causes") or [])
+            if isinstance(c, dict)
+        )
+    cls = _BY_STATUS.get(status, Unavailable if status >= 500 or status == 429 else KubeError)
+    return cls(subject, message, status=status, reason=reason, causes=causes)
+
+
+def is_immutable(err: KubeError) -> bool:
+    """Whether a dry-run failed because a field cannot change in place (Flux's classifier:
+    422 Invalid or a 409 other than a field-manager conflict, or an 'immutable' message)."""
+    text = err.message.lower()
+    if "immutable" in text:
+        return True
+    if isinstance(err, Invalid):
+        return any("immutable" in c.message.lower() for c in err.causes)
+    return False
