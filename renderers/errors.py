@@ -5,7 +5,10 @@
     ├── DocumentError           a YAML document is malformed or of an unknown kind
     ├── SchemaError             a SpinApp / SpinAppExecutor / Shim violates its CRD schema
     ├── WebhookRuleError        a spec breaks a spin-operator admission-webhook rule
-    └── NodePlatformError       a node matches no platform of a Shim
+    ├── NodePlatformError       a node matches no platform of a Shim
+    ├── UnresolvedReferenceError  a runtimeConfig option names a Secret/ConfigMap (key) spindle
+    │                           cannot find in the repo
+    └── DuplicateObjectError    two files (or renderings) produce the same Kind/namespace/name
 
 Every error names where it comes from: the repo-relative file, the line when known, the field
 path, and the object (`Kind/namespace/name`) when there is one.
@@ -75,3 +78,20 @@ class WebhookRuleError(RenderError):
 
 class NodePlatformError(RenderError):
     pass
+
+
+class UnresolvedReferenceError(RenderError):
+    pass
+
+
+class DuplicateObjectError(RenderError):
+    pass
+
+
+class ScaffoldError(ValueError):
+    """Invalid scaffold options given on the command line (`spindle scaffold --from ...`).
+
+    The message matches spin-plugin-kube's (`spin kube scaffold`). Options that come from a Spin
+    project's `[application.tool.spindle]` table are reported as `ManifestError` instead, with
+    the file, line and key.
+    """

@@ -1,0 +1,208 @@
+"""The render pipeline: a classified repo (+ Nodes, settings) → the objects to apply.
+
+    RepoTree ──► CRDs
+             ├─► SpinAppExecutors: schema + webhook rules, indexed by namespace
+             ├─► SpinApps (from YAML and scaffolded from Spin projects) ──► Secrets, Deployment,
+             │   Service (+ one `spin-ca` per namespace that needs it)
+             ├─► Shims, Nodes ──► RuntimeClass, installer Jobs
+             └─► other objects, passed through
+         ──► spindle's label and source annotation on each ──► duplicate check ──► apply order
+
+Errors are collected, never raised: an app that fails leaves out only its own objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from renderers import crds
+from renderers.errors import DuplicateObjectError, Location, RenderError, SchemaError
+from renderers.meta import (
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    SHIM_API_VERSION,
+    SOURCE_PATH_ANNOTATION,
+    SPINAPP_API_VERSION,
+)
+from renderers.model import Obj, RepoTree, SourceDoc
+from renderers.settings import DEFAULT_SETTINGS, RenderSettings
+from renderers.shim import render_shims
+from renderers.spinapp import ObjectIndex, ValueLookup, index_executors, render_spinapp
+from renderers.spinapp.cacerts import bundle_b64
+from renderers.spinapp.workload import CA_SECRET_NAME, ca_secret
+
+BUILTIN_CRDS_PATH = "(spindle) crds"
+
+# Apply order; kinds not listed go after all of these, by group/kind.
+KIND_ORDER: tuple[str, ...] = (
+    "CustomResourceDefinition",
+    "Namespace",
+    "ResourceQuota",
+    "LimitRange",
+    "PriorityClass",
+    "RuntimeClass",
+    "StorageClass",
+    "IngressClass",
+    "ServiceAccount",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+    "Secret",
+    "ConfigMap",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "Service",
+    "DaemonSet",
+    "Deployment",
+    "StatefulSet",
+    "ReplicaSet",
+    "Pod",
+    "Job",
+    "CronJob",
+    "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
+    "Ingress",
+    "NetworkPolicy",
+    "Shim",
+    "SpinAppExecutor",
+    "SpinApp",
+)
+_RANK = {kind: i for i, kind in enumerate(KIND_ORDER)}
+
+# Kinds without a namespace; every other kind defaults to the settings' namespace.
+CLUSTER_SCOPED = frozenset({
+    "CustomResourceDefinition", "Namespace", "PriorityClass", "RuntimeClass", "StorageClass",
+    "IngressClass", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "Node", "Shim",
+    "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "APIService", "CSIDriver",
+    "VolumeAttachment", "CertificateSigningRequest", "ClusterIssuer",
+})
+
+
+@dataclass
+class RenderResult:
+    objects: list[Obj] = field(default_factory=list)
+    errors: list[RenderError] = field(default_factory=list)
+
+
+def namespace_of(obj: Obj, settings: RenderSettings) -> str:
+    if obj.get("kind") in CLUSTER_SCOPED:
+        return ""
+    return str((obj.get("metadata") or {}).get("namespace") or settings.default_namespace)
+
+
+def _mark(obj: Obj, source_path: str) -> Obj:
+    """A copy of `obj` (shallow, new metadata) with spindle's label and source annotation."""
+    meta = dict(obj.get("metadata") or {})
+    meta["labels"] = {**(meta.get("labels") or {}), MANAGED_BY_LABEL: MANAGED_BY_VALUE}
+    meta["annotations"] = {**(meta.get("annotations") or {}), SOURCE_PATH_ANNOTATION: source_path}
+    return {**obj, "metadata": meta}
+
+
+def sort_key(obj: Obj) -> tuple[int, str, str, str, str]:
+    kind = str(obj.get("kind", ""))
+    meta = obj.get("metadata") or {}
+    api_version = str(obj.get("apiVersion", ""))
+    return (_RANK.get(kind, len(KIND_ORDER)), api_version if kind not in _RANK else "", kind,
+            str(meta.get("namespace") or ""), str(meta.get("name", "")))
+
+
+class _Collector:
+    """Keeps the first object of each Kind/namespace/name; a second one is an error."""
+
+    def __init__(self, settings: RenderSettings) -> None:
+        self.settings = settings
+        self.objects: list[Obj] = []
+        self.errors: list[RenderError] = []
+        self._seen: dict[tuple[str, str, str, str], str] = {}
+
+    def add(self, obj: Obj, source_path: str, subject: str | None = None) -> None:
+        group = str(obj.get("apiVersion", "")).rpartition("/")[0]
+        namespace = namespace_of(obj, self.settings)
+        name = str((obj.get("metadata") or {}).get("name", ""))
+        key = (group, str(obj.get("kind", "")), namespace, name)
+        first = self._seen.get(key)
+        if first is not None:
+            what = f"{key[1]}/{namespace}/{name}" if namespace else f"{key[1]}/{name}"
+            self.errors.append(DuplicateObjectError(
+                f"{what} is defined twice: in {first} and in {source_path}",
+                Location(source_path, None, "metadata.name"), subject or what))
+            return
+        self._seen[key] = source_path
+        self.objects.append(_mark(obj, source_path))
+
+
+def _is_spinapp(doc: SourceDoc) -> bool:
+    return doc.kind == "SpinApp" and doc.api_version == SPINAPP_API_VERSION
+
+
+def render(
+    tree: RepoTree,
+    nodes: Sequence[Obj] = (),
+    settings: RenderSettings = DEFAULT_SETTINGS,
+    lookup: ValueLookup | None = None,
+    retired_shims: Sequence[Obj] = (),
+) -> RenderResult:
+    """Render a classified repo. `lookup` resolves runtimeConfig `valueFrom` references
+    (default: the repo's own Secrets/ConfigMaps); `retired_shims` are Shims that left Git."""
+    errors: list[RenderError] = list(tree.errors)
+    out = _Collector(settings)
+    passthrough = [*tree.others, *(d for d in tree.scaffolded if not _is_spinapp(d))]
+    apps = [*tree.spinapps, *(d for d in tree.scaffolded if _is_spinapp(d))]
+    if lookup is None:
+        lookup = ObjectIndex((d.body for d in passthrough), settings.default_namespace)
+
+    if settings.include_crds:
+        for crd in crds.all_crds():
+            out.add(crd, BUILTIN_CRDS_PATH)
+
+    executor_docs = [(d, d.namespace or settings.default_namespace) for d in tree.executors]
+    executors, executor_errors = index_executors(executor_docs)
+    errors.extend(executor_errors)
+    if settings.include_sources:
+        for doc, namespace in executor_docs:
+            if (namespace, doc.name) in executors.valid:
+                out.add(doc.body, doc.location.path, doc.subject)
+
+    ca_namespaces: set[str] = set()
+    for doc in sorted(apps, key=lambda d: (d.location.path, d.location.line or 0)):
+        namespace = doc.namespace or settings.default_namespace
+        rendering = render_spinapp(doc, namespace, executors, lookup)
+        if rendering.errors:
+            errors.extend(rendering.errors)
+            continue
+        if settings.include_sources:
+            out.add(doc.body, doc.location.path, doc.subject)
+        for obj in rendering.objects:
+            out.add(obj, doc.location.path, doc.subject)
+        if rendering.ca_namespace:
+            ca_namespaces.add(rendering.ca_namespace)
+
+    # The operator creates `spin-ca` only when it is missing: a committed one wins.
+    bundle = bundle_b64() if ca_namespaces else ""
+    for namespace in sorted(ca_namespaces):
+        if lookup.get("Secret", namespace, CA_SECRET_NAME) is None:
+            out.add(ca_secret(namespace, bundle), f"(spindle) spin-ca for namespace {namespace}")
+
+    shim_docs = [d for d in tree.shims if d.api_version == SHIM_API_VERSION]
+    shims = render_shims(shim_docs, nodes, settings, retired_shims)
+    errors.extend(shims.errors)
+    failed_shims = {e.obj for e in shims.errors if isinstance(e, SchemaError)}
+    if settings.include_sources:
+        for doc in shim_docs:
+            if doc.subject not in failed_shims:
+                out.add(doc.body, doc.location.path, doc.subject)
+    for obj, path in shims.objects:
+        out.add(obj, path)
+
+    for doc in passthrough:
+        out.add(doc.body, doc.location.path, doc.subject)
+
+    errors.extend(out.errors)
+    return RenderResult(objects=sorted(out.objects, key=sort_key), errors=_sorted_errors(errors))
+
+
+def _sorted_errors(errors: Iterable[RenderError]) -> list[RenderError]:
+    return sorted(errors, key=lambda e: (e.location.path, e.location.line or 0, e.location.field or "",
+                                         e.message))

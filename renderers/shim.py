@@ -1,0 +1,237 @@
+"""Shim → RuntimeClass and node-installer Jobs, as runtime-class-manager (RCM) creates them.
+
+A pure function of (Shims in Git, the cluster's Nodes, settings): the CLI reads Nodes from a
+`--nodes` YAML file, the reconciler passes live ones. Per Shim:
+
+* a RuntimeClass `runtimeClass.name` (cut to 63) labelled `{<name>: "true"}`, with the Shim's
+  handler and `scheduling.nodeSelector` (the Shim's nodeSelector, or `{}`);
+* one install Job per selected node (all nodes when the nodeSelector is unset) whose state
+  label `<shim>` is not `provisioned`. RCM also skips `pending` nodes because it only creates
+  Jobs; spindle renders the whole desired state, so a pending node keeps its (identical) Job
+  instead of having it pruned mid-install;
+* uninstall Jobs for nodes that carry the state label of a Shim that is no longer in Git.
+  RUNTIME_OPTIONS of an uninstall must equal the install's (the installer removes its TOML
+  block by exact match), so callers pass the retired Shim objects when they know them (the
+  reconciler: from the last applied revision); otherwise none are set.
+
+Unlike RCM, no ownerReference to the Shim is written: spindle applies these objects itself
+and the Shim's uid is not known when rendering.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from renderers import crds
+from renderers.errors import NodePlatformError, RenderError
+from renderers.meta import (
+    RCM_JOB_KEY,
+    RCM_NODE_NAME_KEY,
+    RCM_OPERATION_KEY,
+    RCM_SHIM_NAME_KEY,
+    SOURCE_PATH_ANNOTATION,
+)
+from renderers.model import Obj, SourceDoc
+from renderers.settings import RenderSettings
+
+K8S_NAME_MAX = 63
+HOST_ROOT = "/mnt/node-root"
+ASSETS = "/assets"
+INSTALL, UNINSTALL = "install", "uninstall"
+# Values RCM writes to a node's `<shim>` label.
+NODE_STATES = frozenset({"pending", "provisioned", "failed", "uninstall"})
+_ARCH_ALIASES = {"x86_64": "amd64", "aarch64": "arm64"}
+_TRAILING_JUNK = re.compile(r"[^A-Za-z0-9]+$")
+
+
+@dataclass
+class ShimRendering:
+    # (object, repo path it came from)
+    objects: list[tuple[Obj, str]] = field(default_factory=list)
+    errors: list[RenderError] = field(default_factory=list)
+
+
+def trim_name(name: str) -> str:
+    """Cut to 63 characters, then drop trailing non-alphanumerics (RCM after v0.2.0)."""
+    return _TRAILING_JUNK.sub("", name[:K8S_NAME_MAX])
+
+
+def _go_json(value: Mapping[str, str]) -> str:
+    """Go's `json.Marshal` of a map[string]string: sorted keys, compact, HTML-escaped."""
+    text = json.dumps(dict(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                          ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(char, escaped)
+    return text
+
+
+def runtime_class(spec: Mapping[str, Any]) -> Obj:
+    name = str(spec["runtimeClass"]["name"])[:K8S_NAME_MAX]
+    return {
+        "apiVersion": "node.k8s.io/v1",
+        "kind": "RuntimeClass",
+        "metadata": {"name": name, "labels": {name: "true"}},
+        "handler": spec["runtimeClass"]["handler"],
+        "scheduling": {"nodeSelector": dict(spec.get("nodeSelector") or {})},
+    }
+
+
+def selects(spec: Mapping[str, Any], node: Obj) -> bool:
+    selector = spec.get("nodeSelector")
+    if selector is None:
+        return True
+    labels = (node.get("metadata") or {}).get("labels") or {}
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def _arch(name: str) -> str:
+    return _ARCH_ALIASES.get(name, name)
+
+
+def shim_location(spec: Mapping[str, Any], node: Obj) -> tuple[str, str | None] | None:
+    """(location, sha256) for the node's os/arch; None when no platform matches."""
+    fetch = spec.get("fetchStrategy") or {}
+    platforms = fetch.get("platforms") or []
+    if platforms:
+        info = (node.get("status") or {}).get("nodeInfo") or {}
+        node_os, node_arch = info.get("operatingSystem"), _arch(str(info.get("architecture", "")))
+        for platform in platforms:
+            if platform.get("os") == node_os and _arch(str(platform.get("arch", ""))) == node_arch:
+                return str(platform["location"]), platform.get("sha256") or None
+        return None
+    anon = fetch.get("anonHttp") or {}
+    return (str(anon["location"]), None) if anon.get("location") else None
+
+
+def installer_job(
+    shim_name: str,
+    spec: Mapping[str, Any] | None,
+    node_name: str,
+    operation: str,
+    settings: RenderSettings,
+    location: tuple[str, str | None] | None = None,
+) -> Obj:
+    name = trim_name(f"{node_name}-{shim_name}-{operation}")
+    env: list[Obj] = [{"name": "HOST_ROOT", "value": HOST_ROOT}]
+    options = (spec or {}).get("containerdRuntimeOptions")
+    if options is not None:
+        env.append({"name": "RUNTIME_OPTIONS", "value": _go_json(options)})
+    provisioner: Obj = {
+        "image": settings.node_installer_image,
+        "args": [operation, "-H", HOST_ROOT, "-r", shim_name],
+        "name": "provisioner",
+        "securityContext": {"privileged": True},
+        "env": env,
+        "volumeMounts": [
+            {"name": "root-mount", "mountPath": HOST_ROOT},
+            {"name": "shim-download", "mountPath": ASSETS},
+        ],
+    }
+    pod_spec: Obj = {
+        "nodeName": node_name,
+        "hostPID": True,
+        # A volume with no source: the API server defaults it to an emptyDir.
+        "volumes": [{"name": "shim-download"}, {"name": "root-mount", "hostPath": {"path": "/"}}],
+    }
+    if operation == INSTALL and location is not None:
+        download_env: list[Obj] = [
+            {"name": "SHIM_NAME", "value": shim_name},
+            {"name": "SHIM_LOCATION", "value": location[0]},
+        ]
+        if location[1]:
+            download_env.append({"name": "SHIM_SHA256", "value": location[1]})
+        downloader: Obj = {
+            "image": settings.downloader_image,
+            "name": "downloader",
+            "securityContext": {"privileged": True},
+            "env": download_env,
+            "volumeMounts": [{"name": "shim-download", "mountPath": ASSETS}],
+        }
+        if settings.downloader_config_map:
+            downloader["envFrom"] = [{"configMapRef": {"name": settings.downloader_config_map}}]
+        pod_spec["initContainers"] = [downloader]
+    pod_spec["containers"] = [provisioner]
+    pod_spec["restartPolicy"] = "Never"
+    job_spec: Obj = {"template": {"spec": pod_spec}}
+    if settings.installer_job_ttl > 0:
+        job_spec["ttlSecondsAfterFinished"] = settings.installer_job_ttl
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": settings.installer_namespace,
+            "annotations": {
+                RCM_NODE_NAME_KEY: node_name,
+                RCM_SHIM_NAME_KEY: shim_name,
+                RCM_OPERATION_KEY: operation,
+            },
+            "labels": {
+                name: "true",
+                RCM_SHIM_NAME_KEY: shim_name,
+                RCM_OPERATION_KEY: operation,
+                RCM_JOB_KEY: "true",
+            },
+        },
+        "spec": job_spec,
+    }
+
+
+def _node_name(node: Obj) -> str:
+    return str((node.get("metadata") or {}).get("name", ""))
+
+
+def _node_labels(node: Obj) -> Mapping[str, str]:
+    labels: Mapping[str, str] = (node.get("metadata") or {}).get("labels") or {}
+    return labels
+
+
+def render_shims(
+    shims: Sequence[SourceDoc],
+    nodes: Sequence[Obj],
+    settings: RenderSettings,
+    retired: Sequence[Obj] = (),
+) -> ShimRendering:
+    result = ShimRendering()
+    in_git: set[str] = set()
+    for doc in shims:
+        in_git.add(doc.name)
+        errors = crds.validate(doc)
+        if errors:
+            result.errors.extend(errors)
+            continue
+        spec = crds.apply_defaults(doc.body).get("spec") or {}
+        path = doc.location.path
+        result.objects.append((runtime_class(spec), path))
+        for node in sorted(nodes, key=_node_name):
+            if not selects(spec, node) or _node_labels(node).get(doc.name) == "provisioned":
+                continue
+            location = shim_location(spec, node)
+            if location is None:
+                info = (node.get("status") or {}).get("nodeInfo") or {}
+                result.errors.append(NodePlatformError(
+                    f"node {_node_name(node)} ({info.get('operatingSystem', '?')}/"
+                    f"{info.get('architecture', '?')}) matches no platform of the Shim",
+                    doc.at("spec.fetchStrategy.platforms"), doc.subject))
+                continue
+            job = installer_job(doc.name, spec, _node_name(node), INSTALL, settings, location)
+            result.objects.append((job, path))
+
+    retired_specs = {
+        str((obj.get("metadata") or {}).get("name", "")): obj for obj in retired
+    }
+    for node in sorted(nodes, key=_node_name):
+        for key, value in sorted(_node_labels(node).items()):
+            if value not in NODE_STATES or "/" in key or key in in_git:
+                continue
+            old = retired_specs.get(key)
+            old_spec = (old or {}).get("spec")
+            source = ((old or {}).get("metadata") or {}).get("annotations", {}).get(
+                SOURCE_PATH_ANNOTATION, f"Shim/{key} (removed from Git)")
+            job = installer_job(key, old_spec, _node_name(node), UNINSTALL, settings)
+            result.objects.append((job, str(source)))
+    return result
