@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from renderers.errors import Location, RenderError
+
+if TYPE_CHECKING:
+    from renderers.spintoml.model import App
 
 # A Kubernetes object as parsed from YAML/JSON.
 Obj = dict[str, Any]
@@ -67,6 +70,19 @@ class SourceDoc:
         return Location(self.location.path, self.line_of(field_path), field_path)
 
 
+@dataclass(frozen=True)
+class SpinProject:
+    """A Spin project (`spin.toml`) of the checkout, parsed into the v2 model (v1 converted).
+
+    `scaffolded` holds what its `[application.tool.spindle]` table scaffolds to (empty when it has
+    no such table or the table is invalid; the errors are in `RepoTree.errors`).
+    """
+
+    location: Location  # the spin.toml, repo-relative
+    app: App
+    scaffolded: tuple[SourceDoc, ...] = ()
+
+
 @dataclass
 class RepoTree:
     """The classified contents of a checkout. Errors are collected, never raised, so one broken
@@ -81,3 +97,5 @@ class RepoTree:
     # [application.tool.spindle] tables.
     scaffolded: list[SourceDoc] = field(default_factory=list)
     errors: list[RenderError] = field(default_factory=list)
+    # Every valid Spin project found (invalid ones are only in `errors`).
+    projects: list[SpinProject] = field(default_factory=list)

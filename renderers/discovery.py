@@ -1,0 +1,207 @@
+"""Walk a checkout and classify what it holds into a `RepoTree`.
+
+- YAML files (`*.yaml`, `*.yml`, multi-document) and JSON files (`*.json`) are split into
+  documents and classified by apiVersion/kind: SpinApp and SpinAppExecutor
+  (`core.spinkube.dev/v1alpha1`), Shim (`runtime.spinkube.dev/v1alpha1`), anything else with
+  apiVersion, kind and metadata.name is passed through to `others`. A `v1 List` is unpacked.
+  JSON files that are not Kubernetes objects (package.json, tsconfig.json, ...) are skipped:
+  a JSON file is only read as a manifest when its top-level object has `apiVersion` or `kind`.
+- `spin.toml` files are Spin projects: parsed and validated (`renderers.spintoml`); those with an
+  `[application.tool.spindle]` table are scaffolded (`renderers.scaffold`) into
+  `RepoTree.scaffolded`.
+- `.spindleignore` at the root (gitignore syntax) excludes paths; `.git` is always skipped.
+
+Errors are collected in `RepoTree.errors`; one broken file never hides the others. Locations are
+repo-relative POSIX paths.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pathspec
+
+from renderers import scaffold, spintoml
+from renderers.errors import DocumentError, Location, RenderError
+from renderers.model import RepoTree, SourceDoc, SpinProject
+from renderers.yamldocs import YamlDoc, load_documents
+
+IGNORE_FILE = ".spindleignore"
+SPINKUBE_CORE = "core.spinkube.dev/v1alpha1"
+SPINKUBE_RUNTIME = "runtime.spinkube.dev/v1alpha1"
+YAML_SUFFIXES = (".yaml", ".yml")
+ALWAYS_SKIPPED_DIRS = frozenset({".git"})
+
+
+def discover(root: Path, subpath: str | None = None) -> RepoTree:
+    """Classify the checkout at `root` (only below `subpath` when given).
+
+    Raises `FileNotFoundError` when `root` or `subpath` is not a directory inside the checkout
+    (a usage error); everything wrong inside the files is returned in `RepoTree.errors`.
+    """
+    root = root.resolve()
+    start = root
+    if subpath:
+        start = (root / subpath).resolve()
+        if start != root and root not in start.parents:
+            raise FileNotFoundError(f"{subpath}: not inside the checkout {root}")
+    if not start.is_dir():
+        raise FileNotFoundError(f"{start}: not a directory")
+    tree = RepoTree(root=root)
+    ignore = _load_ignore(root, tree)
+    for path in _walk(root, start, ignore):
+        rel = path.relative_to(root).as_posix()
+        if path.name == "spin.toml":
+            _add_project(tree, path, rel)
+        elif path.suffix in YAML_SUFFIXES:
+            _add_yaml(tree, path, rel)
+        elif path.suffix == ".json":
+            _add_json(tree, path, rel)
+    return tree
+
+
+def _load_ignore(root: Path, tree: RepoTree) -> pathspec.GitIgnoreSpec | None:
+    ignore_file = root / IGNORE_FILE
+    if not ignore_file.is_file():
+        return None
+    try:
+        text = ignore_file.read_text(encoding="utf-8")
+        return pathspec.GitIgnoreSpec.from_lines(text.splitlines())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        tree.errors.append(DocumentError(f"cannot read ignore file: {exc}", Location(IGNORE_FILE)))
+        return None
+
+
+def _walk(root: Path, start: Path, ignore: pathspec.GitIgnoreSpec | None) -> Iterator[Path]:
+    """Files below `start`, sorted, with ignored directories pruned."""
+    for dirpath, dirnames, filenames in os.walk(start):
+        here = Path(dirpath)
+        rel_dir = here.relative_to(root).as_posix()
+        prefix = "" if rel_dir == "." else rel_dir + "/"
+        kept = []
+        for name in sorted(dirnames):
+            if name in ALWAYS_SKIPPED_DIRS:
+                continue
+            if ignore is not None and ignore.match_file(prefix + name + "/"):
+                continue
+            kept.append(name)
+        dirnames[:] = kept
+        for name in sorted(filenames):
+            if ignore is not None and ignore.match_file(prefix + name):
+                continue
+            yield here / name
+
+
+def _read(tree: RepoTree, path: Path, rel: str) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        tree.errors.append(DocumentError(f"cannot read file: {exc.strerror}", Location(rel)))
+        return None
+
+
+def _add_yaml(tree: RepoTree, path: Path, rel: str) -> None:
+    data = _read(tree, path, rel)
+    if data is None:
+        return
+    docs, errors = load_documents(data, rel)
+    tree.errors.extend(errors)
+    for doc in docs:
+        _classify(tree, doc, rel)
+
+
+def _add_json(tree: RepoTree, path: Path, rel: str) -> None:
+    data = _read(tree, path, rel)
+    if data is None:
+        return
+    try:
+        probe = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        # Not every JSON file is a manifest, but a broken one that claims to be is an error.
+        if b'"apiVersion"' in data or b'"kind"' in data:
+            line = getattr(exc, "lineno", None)
+            tree.errors.append(DocumentError(f"malformed JSON: {exc}", Location(rel, line)))
+        return
+    if not isinstance(probe, dict) or not ("apiVersion" in probe or "kind" in probe):
+        return
+    # JSON is YAML: reparse with the YAML loader to get field lines.
+    docs, errors = load_documents(data, rel)
+    tree.errors.extend(errors)
+    for doc in docs:
+        _classify(tree, doc, rel)
+
+
+def _classify(tree: RepoTree, doc: YamlDoc, rel: str) -> None:
+    body: Any = doc.body
+    where = Location(rel, doc.line)
+    if not isinstance(body, dict):
+        tree.errors.append(DocumentError("document is not a mapping (a Kubernetes object)", where))
+        return
+    api_version, kind = body.get("apiVersion"), body.get("kind")
+    missing = [key for key, value in (("apiVersion", api_version), ("kind", kind)) if not value]
+    if missing:
+        tree.errors.append(DocumentError(f"document has no {' and no '.join(missing)}", where))
+        return
+    if not isinstance(api_version, str) or not isinstance(kind, str):
+        tree.errors.append(DocumentError("apiVersion and kind must be strings", where))
+        return
+    if api_version == "v1" and kind == "List":
+        _unpack_list(tree, doc, rel)
+        return
+    _add_object(tree, SourceDoc(body, where, doc.lines))
+
+
+def _unpack_list(tree: RepoTree, doc: YamlDoc, rel: str) -> None:
+    items = doc.body.get("items") or []
+    if not isinstance(items, list):
+        tree.errors.append(
+            DocumentError(
+                "List items must be a list", Location(rel, doc.lines.get("items", doc.line), "items")
+            )
+        )
+        return
+    for i, item in enumerate(items):
+        prefix = f"items[{i}]"
+        line = doc.lines.get(prefix, doc.line)
+        lines = {
+            key[len(prefix) + 1 :]: value for key, value in doc.lines.items() if key.startswith(prefix + ".")
+        }
+        _classify(tree, YamlDoc(item, doc.index, line, lines, line), rel)
+
+
+def _add_object(tree: RepoTree, source: SourceDoc, *, scaffolded: bool = False) -> None:
+    metadata = source.body.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    if not isinstance(name, str) or not name:
+        tree.errors.append(DocumentError(f"{source.kind} has no metadata.name", source.at("metadata.name")))
+        return
+    if scaffolded:
+        tree.scaffolded.append(source)
+    elif source.api_version == SPINKUBE_CORE and source.kind == "SpinApp":
+        tree.spinapps.append(source)
+    elif source.api_version == SPINKUBE_CORE and source.kind == "SpinAppExecutor":
+        tree.executors.append(source)
+    elif source.api_version == SPINKUBE_RUNTIME and source.kind == "Shim":
+        tree.shims.append(source)
+    else:
+        tree.others.append(source)
+
+
+def _add_project(tree: RepoTree, path: Path, rel: str) -> None:
+    data = _read(tree, path, rel)
+    if data is None:
+        return
+    loaded = spintoml.load(data, rel, path.parent)
+    tree.errors.extend(loaded.errors)
+    if loaded.app is None or loaded.lines is None:
+        return
+    problems: list[RenderError] = []
+    docs = scaffold.scaffold_project(loaded.app, rel, loaded.lines, path.parent, problems)
+    tree.errors.extend(problems)
+    tree.projects.append(SpinProject(Location(rel, 1), loaded.app, tuple(docs)))
+    for doc in docs:
+        _add_object(tree, doc, scaffolded=True)

@@ -1,0 +1,76 @@
+"""Spin application manifests (`spin.toml`, v2 and v1): parse, validate, and the typed model.
+
+    load(data, rel, project_dir) -> Loaded(app: App | None, lines: TomlLines | None, errors)
+
+`parse` reads the TOML, `lines` finds the line of every key, `validate` checks a v2 manifest into
+`model.App`, and `v1` converts and checks a v1 manifest into the same model. Every problem of a
+file is returned (not just the first), each naming the file, line and dotted key. The app is None
+when the file has any error.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from renderers.errors import Location, ManifestError
+from renderers.spintoml.lines import TomlLines
+from renderers.spintoml.model import App
+from renderers.spintoml.v1 import check_v1
+from renderers.spintoml.validate import Checker, check_v2
+
+__all__ = ["App", "Loaded", "TomlLines", "load", "parse"]
+
+_TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
+def parse(data: bytes | str, rel: str) -> tuple[dict[str, Any] | None, TomlLines | None, list[ManifestError]]:
+    """The TOML document and its key lines, or the syntax error."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+    except UnicodeDecodeError as exc:
+        return None, None, [ManifestError(f"not UTF-8 text: {exc.reason}", Location(rel))]
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        match = _TOML_POSITION.search(message)
+        line = int(match.group(1)) if match else None
+        reason = _TOML_POSITION.sub("", message).strip()
+        return None, None, [ManifestError(f"malformed TOML: {reason}", Location(rel, line))]
+    return doc, TomlLines(text), []
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A loaded spin.toml: the app (None when there is any error), the key lines (None when the
+    TOML is malformed) and every problem found."""
+
+    app: App | None
+    lines: TomlLines | None
+    errors: list[ManifestError] = field(default_factory=list)
+
+
+def load(data: bytes | str, rel: str, project_dir: Path | None) -> Loaded:
+    """Parse and validate the spin.toml at repo path `rel`. Local paths (component sources,
+    `files` sources) are checked relative to `project_dir` unless it is None."""
+    doc, lines, errors = parse(data, rel)
+    if doc is None or lines is None:
+        return Loaded(None, None, errors)
+    checker = Checker(rel, lines, project_dir)
+    version = doc.get("spin_manifest_version", doc.get("spin_version"))
+    if version == 2:
+        app = check_v2(doc, checker)
+    elif version == "1":
+        app = check_v1(doc, checker)
+    elif version is None:
+        checker.error((), 'missing spin_manifest_version (2, or "1" for the old format)')
+        app = None
+    else:
+        key = "spin_manifest_version" if "spin_manifest_version" in doc else "spin_version"
+        checker.error((key,), f'unsupported manifest version {version!r} (expected 2, or "1")')
+        app = None
+    return Loaded(app, lines, checker.errors)

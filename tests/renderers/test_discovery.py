@@ -1,0 +1,219 @@
+"""renderers.discovery: a checkout → RepoTree."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from renderers.discovery import discover
+from renderers.errors import DocumentError, ManifestError
+
+SPINAPP = """\
+apiVersion: core.spinkube.dev/v1alpha1
+kind: SpinApp
+metadata:
+  name: {name}
+  namespace: spin-apps
+spec:
+  image: "ghcr.io/acme/{name}:v1"
+  executor: containerd-shim-spin
+  replicas: 1
+"""
+
+EXECUTOR = """\
+apiVersion: core.spinkube.dev/v1alpha1
+kind: SpinAppExecutor
+metadata:
+  name: containerd-shim-spin
+  namespace: spin-apps
+spec:
+  createDeployment: true
+  deploymentConfig:
+    runtimeClassName: wasmtime-spin-v2
+"""
+
+SHIM = """\
+apiVersion: runtime.spinkube.dev/v1alpha1
+kind: Shim
+metadata:
+  name: spin-v2
+spec:
+  runtimeClass:
+    name: wasmtime-spin-v2
+    handler: spin-v2
+"""
+
+SPIN_TOML = """\
+spin_manifest_version = 2
+
+[application]
+name = "{name}"
+
+[application.tool.spindle]
+image = "ghcr.io/acme/{name}:v2"
+namespace = "spin-apps"
+replicas = 3
+
+[[trigger.http]]
+route = "/..."
+component = "{name}"
+
+[component.{name}]
+source = "app.wasm"
+"""
+
+
+def write(root: Path, rel: str, text: str | bytes) -> Path:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(textwrap.dedent(text))
+    return path
+
+
+def project(root: Path, rel_dir: str, name: str, toml: str = SPIN_TOML) -> None:
+    write(root, f"{rel_dir}/spin.toml", toml.format(name=name))
+    write(root, f"{rel_dir}/app.wasm", b"\0asm\x01\0\0\0")
+
+
+def test_classifies_every_kind(tmp_path: Path) -> None:
+    write(tmp_path, "apps/hello.yaml", SPINAPP.format(name="hello") + "---\n" + SPINAPP.format(name="bye"))
+    write(tmp_path, "platform/executor.yml", EXECUTOR)
+    write(tmp_path, "platform/shim.yaml", SHIM)
+    write(tmp_path, "platform/ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: spin-apps\n")
+    write(
+        tmp_path,
+        "platform/list.json",
+        '{"apiVersion": "v1", "kind": "List", "items": [\n'
+        '  {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "one"}},\n'
+        '  {"apiVersion": "v1", "kind": "ConfigMap",\n   "metadata": {"name": "two"}}\n]}\n',
+    )
+    tree = discover(tmp_path)
+    assert tree.errors == []
+    assert [d.subject for d in tree.spinapps] == ["SpinApp/spin-apps/hello", "SpinApp/spin-apps/bye"]
+    assert [d.location.path for d in tree.spinapps] == ["apps/hello.yaml"] * 2
+    assert [d.location.line for d in tree.spinapps] == [1, 11]
+    assert tree.spinapps[1].at("spec.replicas").line == 19
+    assert [d.subject for d in tree.executors] == ["SpinAppExecutor/spin-apps/containerd-shim-spin"]
+    assert [d.subject for d in tree.shims] == ["Shim/spin-v2"]
+    assert sorted(d.subject for d in tree.others) == ["ConfigMap/one", "ConfigMap/two", "Namespace/spin-apps"]
+    two = next(d for d in tree.others if d.name == "two")
+    assert two.location == two.location.__class__("platform/list.json", 3)
+    assert two.lines["metadata.name"] == 4
+
+
+def test_bad_documents_are_reported_and_good_ones_kept(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", SPINAPP.format(name="good"))
+    write(tmp_path, "b.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  labels: {}\n")
+    write(tmp_path, "c.yaml", "metadata:\n  name: x\n")
+    write(tmp_path, "d.yaml", "- just\n- a list\n")
+    write(tmp_path, "e.yaml", "apiVersion: v1\nkind: [\n")
+    write(tmp_path, "f.json", '{"apiVersion": "v1", "kind": ')
+    tree = discover(tmp_path)
+    assert [d.name for d in tree.spinapps] == ["good"]
+    got = sorted((e.location.path, e.location.line, type(e).__name__) for e in tree.errors)
+    assert got == [
+        ("b.yaml", 3, "DocumentError"),
+        ("c.yaml", 1, "DocumentError"),
+        ("d.yaml", 1, "DocumentError"),
+        ("e.yaml", 3, "DocumentError"),
+        ("f.json", 1, "DocumentError"),
+    ]
+    messages = {e.location.path: e.message for e in tree.errors}
+    assert "metadata.name" in messages["b.yaml"]
+    assert "no apiVersion and no kind" in messages["c.yaml"]
+    assert "not a mapping" in messages["d.yaml"]
+
+
+def test_json_files_that_are_not_manifests_are_skipped(tmp_path: Path) -> None:
+    write(tmp_path, "web/package.json", '{"name": "web", "version": "1.0.0"}')
+    write(tmp_path, "web/tsconfig.json", "[1, 2]")
+    write(tmp_path, "web/broken.json", "{nope")
+    tree = discover(tmp_path)
+    assert (tree.others, tree.errors) == ([], [])
+
+
+def test_spindleignore_and_git_are_skipped(tmp_path: Path) -> None:
+    write(tmp_path, ".spindleignore", "drafts/\n*.local.yaml\n!keep.local.yaml\n")
+    write(tmp_path, ".git/config.yaml", "broken: [\n")
+    write(tmp_path, "drafts/wip.yaml", "broken: [\n")
+    write(tmp_path, "nested/drafts/wip.yaml", "broken: [\n")
+    write(tmp_path, "apps/x.local.yaml", "broken: [\n")
+    write(tmp_path, "apps/keep.local.yaml", SPINAPP.format(name="kept"))
+    project(tmp_path, "drafts/proj", "ignored")
+    tree = discover(tmp_path)
+    assert tree.errors == []
+    assert [d.name for d in tree.spinapps] == ["kept"]
+    assert tree.projects == [] and tree.scaffolded == []
+
+
+def test_subpath_limits_the_walk_but_paths_stay_repo_relative(tmp_path: Path) -> None:
+    write(tmp_path, "staging/a.yaml", SPINAPP.format(name="a"))
+    write(tmp_path, "prod/b.yaml", SPINAPP.format(name="b"))
+    write(tmp_path, ".spindleignore", "prod/skip/\n")
+    write(tmp_path, "prod/skip/c.yaml", "broken: [\n")
+    tree = discover(tmp_path, "prod")
+    assert [(d.name, d.location.path) for d in tree.spinapps] == [("b", "prod/b.yaml")]
+    assert tree.errors == []
+
+
+@pytest.mark.parametrize("subpath", ["missing", "../elsewhere", "staging/a.yaml"])
+def test_bad_subpath_is_a_usage_error(tmp_path: Path, subpath: str) -> None:
+    write(tmp_path, "staging/a.yaml", SPINAPP.format(name="a"))
+    (tmp_path.parent / "elsewhere").mkdir(exist_ok=True)
+    with pytest.raises(FileNotFoundError):
+        discover(tmp_path, subpath)
+
+
+def test_spin_projects_are_scaffolded_with_lines_pointing_at_the_tool_table(tmp_path: Path) -> None:
+    project(tmp_path, "apps/hello", "hello")
+    write(
+        tmp_path,
+        "apps/plain/spin.toml",
+        SPIN_TOML.format(name="plain").replace("[application.tool.spindle]", "[application.tool.other]"),
+    )
+    write(tmp_path, "apps/plain/app.wasm", b"\0asm")
+    tree = discover(tmp_path)
+    assert tree.errors == []
+    assert [p.location.path for p in tree.projects] == ["apps/hello/spin.toml", "apps/plain/spin.toml"]
+    assert [p.app.name for p in tree.projects] == ["hello", "plain"]
+    assert tree.projects[1].scaffolded == ()
+    [doc] = tree.scaffolded
+    assert doc.subject == "SpinApp/spin-apps/hello"
+    assert doc.body["spec"] == {
+        "image": "ghcr.io/acme/hello:v2",
+        "executor": "containerd-shim-spin",
+        "replicas": 3,
+    }
+    assert doc.location.path == "apps/hello/spin.toml" and doc.location.line == 6
+    assert doc.at("spec.replicas").line == 9
+    assert doc.at("spec.image").line == 7
+
+
+def test_a_broken_project_does_not_block_the_others(tmp_path: Path) -> None:
+    project(tmp_path, "good", "good")
+    project(tmp_path, "bad", "bad", SPIN_TOML.replace('source = "app.wasm"', 'source = "missing.wasm"'))
+    write(tmp_path, "worse/spin.toml", "spin_manifest_version = 2\n[application\n")
+    write(tmp_path, "app.yaml", SPINAPP.format(name="yaml-app"))
+    tree = discover(tmp_path)
+    assert [d.name for d in tree.scaffolded] == ["good"]
+    assert [d.name for d in tree.spinapps] == ["yaml-app"]
+    errors = sorted(tree.errors, key=lambda e: e.location.path)
+    assert [(type(e), e.location.path, e.location.line) for e in errors] == [
+        (ManifestError, "bad/spin.toml", 16),
+        (ManifestError, "worse/spin.toml", 2),
+    ]
+    assert errors[0].location.field == "component.bad.source"
+    assert "missing.wasm" in errors[0].message
+
+
+def test_unreadable_ignore_file_is_reported(tmp_path: Path) -> None:
+    write(tmp_path, ".spindleignore", b"\xff\xfe\n")
+    write(tmp_path, "a.yaml", SPINAPP.format(name="a"))
+    tree = discover(tmp_path)
+    assert [d.name for d in tree.spinapps] == ["a"]
+    assert [type(e) for e in tree.errors] == [DocumentError]
