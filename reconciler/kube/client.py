@@ -100,6 +100,19 @@ class KubeClient:
         content_type: str = "application/json",
     ) -> Any:
         """Send one request (retrying transient failures) and return the parsed JSON body."""
+        return self.send(method, path, subject=subject, query=query, body=body, content_type=content_type)[1]
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        subject: str,
+        query: Mapping[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> tuple[int, Any]:
+        """Like `request`, also returning the HTTP status (201 tells a create from an update)."""
         url = self.host + path
         if query:
             url += "?" + urlencode(query)
@@ -129,7 +142,7 @@ class KubeClient:
             status = int(resp.status)
             if 200 <= status < 300:
                 raw = resp.data
-                return json.loads(raw) if raw else None
+                return status, (json.loads(raw) if raw else None)
             if status in _RETRY_STATUSES and attempt < self.retry.attempts:
                 self._sleep(self._delay(attempt, resp.headers.get("Retry-After")))
                 continue
@@ -212,6 +225,12 @@ class KubeClient:
         self, obj: Obj, *, dry_run: bool = False, force: bool = True, field_manager: str = FIELD_MANAGER
     ) -> Obj:
         """Server-side apply `obj` (creates it when missing). Returns the (predicted) object."""
+        return self.apply_status(obj, dry_run=dry_run, force=force, field_manager=field_manager)[0]
+
+    def apply_status(
+        self, obj: Obj, *, dry_run: bool = False, force: bool = True, field_manager: str = FIELD_MANAGER
+    ) -> tuple[Obj, bool]:
+        """`apply`, also telling whether the object was (or would be) created (HTTP 201)."""
         res = self.resource(obj["apiVersion"], obj["kind"])
         meta = obj.get("metadata") or {}
         query = {"fieldManager": field_manager}
@@ -219,7 +238,7 @@ class KubeClient:
             query["force"] = "true"
         if dry_run:
             query["dryRun"] = "All"
-        out: Obj = self.request(
+        status, out = self.send(
             "PATCH",
             res.item(meta["name"], meta.get("namespace") if res.namespaced else None),
             subject=subject_of(obj),
@@ -227,7 +246,8 @@ class KubeClient:
             body=obj,
             content_type=APPLY_CONTENT_TYPE,
         )
-        return out
+        result: Obj = out
+        return result, status == 201
 
     def patch(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -86,3 +87,9 @@ def digest(obj: Any) -> str:
     """A stable digest of a desired object (canonical JSON)."""
     blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:32]
+
+
+def label_value(text: str) -> str:
+    """`text` as a valid label value (≤63 chars of [A-Za-z0-9._-], alphanumeric at both ends)."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-._")[:63].rstrip("-._")
+    return cleaned or "default"

@@ -1,0 +1,361 @@
+"""One reconcile: render → plan → apply → prune → health → inventory → events.
+
+`reconcile()` returns the `ReconcileRecord` the history stores and reports print; `run()` also
+returns the per-object outcomes (with masked before/after views) for `spindle diff`. The render
+step and the cluster client are seams passed in; nothing here is patched in tests.
+
+Safety rules: nothing is pruned when the render reported errors, when the inventory could not be
+read, or with `prune=False`; an empty desired set is refused unless `allow_empty`. Before
+applying, the inventory is widened to include every object about to be created, so a reconcile
+killed half-way leaves nothing orphaned: the next one prunes or keeps them as Git says.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reconciler.changeset import Action, ChangeSetEntry, ObjectRef, ReconcileRecord, Revision
+from reconciler.kube import errors
+from reconciler.kube.client import KubeClient
+from reconciler.ssa import inventory, nodes, objects, prune, sort
+from reconciler.ssa.inventory import Inventory
+from reconciler.ssa.manager import Applier, ApplyOptions, Outcome, key_of
+
+Obj = dict[str, Any]
+MAX_OBJECT_EVENTS = 50  # beyond this, one summary event instead of an event storm
+
+
+class Mode(enum.StrEnum):
+    RENDER = "render"  # spindle renders SpinApps into Deployments/Services like spin-operator
+    OPERATOR = "operator"  # apply the SpinApps themselves for an in-cluster spin-operator
+
+
+@dataclass(frozen=True)
+class Options:
+    dry_run: bool = False
+    detect_only: bool = False
+    prune: bool = True
+    force: bool = False
+    allow_empty: bool = False
+    mode: Mode = Mode.RENDER
+    path: str | None = None  # sub-path of the checkout to render
+    timeout: float = 60.0  # bounded health wait
+    concurrency: int = 8
+    events: bool = True
+
+    @property
+    def changes_nothing(self) -> bool:
+        return self.dry_run or self.detect_only
+
+    @property
+    def record_mode(self) -> str:
+        return "detect-only" if self.detect_only else "dry-run" if self.dry_run else "apply"
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    path: str | None
+    mode: Mode
+    nodes: list[Obj]
+    retired_shims: list[Obj] = field(default_factory=list)
+
+
+@dataclass
+class Rendered:
+    objects: list[tuple[Obj, str | None]] = field(default_factory=list)  # (object, repo path)
+    errors: list[str] = field(default_factory=list)
+
+
+Renderer = Callable[[Path, RenderRequest], Rendered]
+
+
+@dataclass
+class Result:
+    record: ReconcileRecord
+    outcomes: list[Outcome]
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def reconcile(
+    checkout_dir: Path,
+    *,
+    source_name: str,
+    revision: Revision | None,
+    options: Options,
+    client: KubeClient,
+    render: Renderer | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> ReconcileRecord:
+    return run(
+        checkout_dir,
+        source_name=source_name,
+        revision=revision,
+        options=options,
+        client=client,
+        render=render,
+        progress=progress,
+    ).record
+
+
+def run(
+    checkout_dir: Path,
+    *,
+    source_name: str,
+    revision: Revision | None,
+    options: Options,
+    client: KubeClient,
+    render: Renderer | None = None,
+    progress: Callable[[str], None] | None = None,
+    clock: Callable[[], str] = _now,
+) -> Result:
+    say = progress or (lambda _m: None)
+    record = ReconcileRecord(source=source_name, revision=revision, started=clock(), mode=options.record_mode)
+    result = Result(record, [])
+    source = objects.label_value(source_name)
+    try:
+        _run(checkout_dir, source, options, client, render or default_renderer, say, result)
+    except errors.KubeError as exc:
+        record.errors.append(str(exc))
+    record.finished = clock()
+    return result
+
+
+def _run(
+    checkout: Path,
+    source: str,
+    options: Options,
+    client: KubeClient,
+    render: Renderer,
+    say: Callable[[str], None],
+    result: Result,
+) -> None:
+    record = result.record
+    node_list = _read_nodes(client, record)
+    say("reading inventory")
+    previous, inventory_ok = _read_inventory(client, source, record)
+    say("rendering")
+    rendered = render(
+        checkout, RenderRequest(options.path, options.mode, node_list, _retired_shims(previous))
+    )
+    record.errors.extend(rendered.errors)
+    desired = [_with_path(obj, path) for obj, path in rendered.objects]
+    if not desired and not options.allow_empty:
+        record.errors.append(
+            "refusing to reconcile an empty desired set (it would prune everything); pass --allow-empty"
+        )
+        return
+    applier = Applier(
+        client,
+        ApplyOptions(
+            source,
+            dry_run=options.changes_nothing,
+            force=options.force,
+            concurrency=options.concurrency,
+            wait_timeout=options.timeout,
+        ),
+        progress=say,
+    )
+    refs = [objects.ref_of(o) for o in desired]
+    if not options.changes_nothing:
+        _widen_inventory(client, source, previous, refs, record)
+    outcomes = applier.run(desired, previous)
+    can_prune = options.prune and inventory_ok and not rendered.errors
+    pruned: prune.PruneResult | None = None
+    if can_prune:
+        stale = inventory.stale(previous, set(refs))
+        if stale:
+            say(f"pruning {len(stale)} objects")
+        pruned = prune.prune(client, stale, source=source, dry_run=options.changes_nothing)
+        outcomes.extend(pruned.outcomes)
+    elif options.prune and previous is not None and inventory.stale(previous, set(refs)):
+        record.errors.append("nothing pruned: the render or the inventory read failed")
+    if not options.changes_nothing:
+        labels = {str(n["metadata"]["name"]): dict(n["metadata"].get("labels") or {}) for n in node_list}
+        record.errors.extend(nodes.label_nodes(client, outcomes, labels))
+        _write_inventory(client, source, record, previous, outcomes, pruned, can_prune)
+        if options.events:
+            _emit_events(client, source, record, outcomes)
+    result.outcomes = outcomes
+    record.entries = [_entry(o) for o in outcomes]
+
+
+# -- pieces ----------------------------------------------------------------------------------
+
+
+def _with_path(obj: Obj, path: str | None) -> Obj:
+    if not path:
+        return obj
+    out = dict(obj)
+    meta = dict(out.get("metadata") or {})
+    annotations = dict(meta.get("annotations") or {})
+    annotations.setdefault(objects.SOURCE_PATH_ANNOTATION, path)
+    meta["annotations"] = annotations
+    out["metadata"] = meta
+    return out
+
+
+def _entry(o: Outcome) -> ChangeSetEntry:
+    path = objects.annotation(o.desired or o.live or {}, objects.SOURCE_PATH_ANNOTATION)
+    return ChangeSetEntry(o.ref, o.action, o.health, o.message, o.patch, o.fields, path)
+
+
+def _read_nodes(client: KubeClient, record: ReconcileRecord) -> list[Obj]:
+    try:
+        return client.list("v1", "Node")
+    except errors.KubeError as exc:
+        record.errors.append(f"cannot read Nodes (Shim installer Jobs need them): {exc}")
+        return []
+
+
+def _read_inventory(
+    client: KubeClient, source: str, record: ReconcileRecord
+) -> tuple[Inventory | None, bool]:
+    name = inventory.configmap_name(source)
+    try:
+        cm = client.get("v1", "ConfigMap", name, objects.SYSTEM_NAMESPACE)
+        return inventory.from_configmap(source, cm), True
+    except (errors.KubeError, inventory.InventoryError) as exc:
+        record.errors.append(str(exc))
+        return None, False
+
+
+def _retired_shims(previous: Inventory | None) -> list[Obj]:
+    return []  # the Shim specs are not stored; uninstall Jobs then carry no RUNTIME_OPTIONS
+
+
+def _save(client: KubeClient, inv: Inventory) -> None:
+    client.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": objects.SYSTEM_NAMESPACE}})
+    client.apply(inventory.to_configmap(inv))
+
+
+def _widen_inventory(
+    client: KubeClient,
+    source: str,
+    previous: Inventory | None,
+    refs: list[ObjectRef],
+    record: ReconcileRecord,
+) -> None:
+    known = {key_of(r) for r in (previous.entries if previous else {})}
+    new = [r for r in refs if key_of(r) not in known]
+    if not new:
+        return
+    widened = Inventory(
+        source, previous.revision if previous else "", dict(previous.entries) if previous else {}
+    )
+    for r in new:
+        widened.entries[r] = inventory.Entry(r)
+    _save(client, widened)
+
+
+def _write_inventory(
+    client: KubeClient,
+    source: str,
+    record: ReconcileRecord,
+    previous: Inventory | None,
+    outcomes: list[Outcome],
+    pruned: prune.PruneResult | None,
+    pruned_ran: bool,
+) -> None:
+    inv = Inventory(source, record.revision.sha if record.revision else "")
+    for o in outcomes:
+        if o.action is Action.PRUNED or o.desired is None:
+            continue
+        verified = o.action in (Action.CREATED, Action.CONFIGURED, Action.UNCHANGED) and bool(o.verified_rv)
+        inv.entries[o.ref] = inventory.Entry(
+            o.ref, o.digest if verified else "", o.verified_rv if verified else ""
+        )
+    if previous is not None:
+        keep = set(pruned.retry) if pruned else set()
+        if not pruned_ran:  # prune skipped: everything previously owned stays owned
+            keep |= set(previous.entries)
+        for ref in keep:
+            if ref not in inv.entries and key_of(ref) not in {key_of(r) for r in inv.entries}:
+                inv.entries[ref] = previous.entries.get(ref, inventory.Entry(ref))
+    if previous is not None and previous.to_json() == inv.to_json():
+        return
+    _save(client, inv)
+
+
+def _emit_events(client: KubeClient, source: str, record: ReconcileRecord, outcomes: list[Outcome]) -> None:
+    changed = [o for o in outcomes if o.action in (Action.CREATED, Action.CONFIGURED, Action.PRUNED)]
+    rev = record.revision.sha[:12] if record.revision else "local"
+    try:
+        for o in changed[:MAX_OBJECT_EVENTS]:
+            client.create(
+                _event(o.ref, o.action.value, f"{o.ref.subject} {o.action.value.lower()} (revision {rev})")
+            )
+        if len(changed) > MAX_OBJECT_EVENTS:
+            counts: dict[str, int] = {}
+            for o in changed:
+                counts[o.action.value] = counts.get(o.action.value, 0) + 1
+            summary = ", ".join(f"{n} {a.lower()}" for a, n in sorted(counts.items()))
+            inv_ref = ObjectRef("v1", "ConfigMap", objects.SYSTEM_NAMESPACE, inventory.configmap_name(source))
+            client.create(_event(inv_ref, "Reconciled", f"{summary} (revision {rev})"))
+    except errors.KubeError as exc:
+        record.errors.append(f"cannot record events: {exc}")
+
+
+def _event(ref: ObjectRef, reason: str, message: str) -> Obj:
+    now = dt.datetime.now(dt.UTC)
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    ns = ref.namespace or "default"
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": f"{ref.name}.{now.strftime('%s%f')}"[:253], "namespace": ns},
+        "involvedObject": {
+            "apiVersion": ref.api_version,
+            "kind": ref.kind,
+            "name": ref.name,
+            "namespace": ref.namespace,
+        },
+        "reason": reason,
+        "message": message,
+        "type": "Normal",
+        "source": {"component": "spindle"},
+        "reportingComponent": "spindle",
+        "reportingInstance": "spindle",
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+    }
+
+
+# -- rendering -------------------------------------------------------------------------------
+
+
+def default_renderer(checkout: Path, request: RenderRequest) -> Rendered:
+    """The renderers' pipeline (discovery → render); in operator mode the workloads rendered
+    from SpinApps are left to the in-cluster spin-operator."""
+    from renderers import discovery
+    from renderers import render as pipeline
+
+    tree = discovery.discover(checkout, request.path)
+    result = pipeline.render(tree, request.nodes, retired_shims=request.retired_shims)
+    out = Rendered(errors=[str(e) for e in result.errors])
+    for obj in result.objects:
+        if request.mode is Mode.OPERATOR and _operator_renders(obj):
+            continue
+        out.objects.append((obj, objects.annotation(obj, objects.SOURCE_PATH_ANNOTATION)))
+    out.objects.sort(key=lambda pair: sort.apply_key(objects.ref_of(pair[0])))
+    return out
+
+
+_OPERATOR_KINDS = frozenset({"Deployment", "Service", "Secret", "HorizontalPodAutoscaler"})
+
+
+def _operator_renders(obj: Obj) -> bool:
+    """Whether spin-operator creates this object itself from a SpinApp."""
+    if obj.get("kind") not in _OPERATOR_KINDS:
+        return False
+    if objects.label(obj, "core.spinkube.dev/app-name") is not None:
+        return True
+    return (objects.annotation(obj, objects.SOURCE_PATH_ANNOTATION) or "").startswith("(spindle) spin-ca")

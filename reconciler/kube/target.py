@@ -1,0 +1,114 @@
+"""Which cluster spindle talks to.
+
+In order: an explicit `--kubeconfig`/`--context`; `$KUBECONFIG`; `~/.kube/config`; the
+in-cluster service account; otherwise the embedded kubesim cluster kept under spindle's state
+directory, started on demand (a notice says so). The `kubernetes` package is imported here
+only, when a connection is made.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reconciler.kube.client import KubeClient
+from reconciler.kube.errors import KubeError
+
+
+@dataclass
+class Target:
+    client: KubeClient
+    description: str  # e.g. "context kind-dev (/home/me/.kube/config)"
+    embedded: bool = False
+    _stop: Callable[[], None] | None = field(default=None, repr=False)
+
+    def close(self) -> None:
+        if self._stop is not None:
+            self._stop()
+            self._stop = None
+        self.client.api.close()
+
+
+def _kubeconfig_path(explicit: str | None) -> str | None:
+    if explicit:
+        return explicit
+    env = os.environ.get("KUBECONFIG")
+    if env:
+        first = next((p for p in env.split(os.pathsep) if p and Path(p).is_file()), None)
+        if first:
+            return first
+    home = Path.home() / ".kube" / "config"
+    return str(home) if home.is_file() else None
+
+
+def from_kubeconfig(path: str, context: str | None = None, **kwargs: Any) -> Target:
+    from kubernetes import config
+
+    try:
+        api = config.new_client_from_config(config_file=path, context=context)
+    except Exception as exc:  # the kubernetes loader raises ConfigException, ValueError, OSError
+        raise KubeError(f"kubeconfig {path}", f"cannot load context {context or '(current)'}: {exc}") from exc
+    ctx = context or _current_context(path)
+    return Target(KubeClient(api, **kwargs), f"context {ctx} ({path})")
+
+
+def _current_context(path: str) -> str:
+    import yaml
+
+    try:
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        return str(doc.get("current-context") or "?")
+    except (OSError, yaml.YAMLError):
+        return "?"
+
+
+def in_cluster(**kwargs: Any) -> Target:
+    from kubernetes import client, config
+
+    cfg = client.Configuration()
+    config.load_incluster_config(client_configuration=cfg)
+    return Target(KubeClient(client.ApiClient(cfg), **kwargs), "in-cluster service account")
+
+
+def embedded(state_dir: Path, **kwargs: Any) -> Target:
+    """Start kubesim on a free loopback port over `<state>/cluster/kubesim.db`."""
+    import importlib
+
+    server: Any = importlib.import_module("kubesim.server")
+    state = state_dir / "cluster"
+    state.mkdir(parents=True, exist_ok=True)
+    running = server.start(state=str(state / "kubesim.db"), port=0)
+    kubeconfig = state / "kubeconfig.spindle"
+    running.kubeconfig(kubeconfig)
+    target = from_kubeconfig(str(kubeconfig), None, **kwargs)
+    target.description = f"embedded kubesim cluster ({state}) at {running.url}"
+    target.embedded = True
+    target._stop = running.stop
+    return target
+
+
+def connect(
+    *,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    state_dir: Path | None = None,
+    notice: Callable[[str], None] = lambda _m: None,
+    **kwargs: Any,
+) -> Target:
+    path = _kubeconfig_path(kubeconfig)
+    if path is not None:
+        return from_kubeconfig(path, context, **kwargs)
+    if context:
+        raise KubeError(f"context {context}", "no kubeconfig found (set --kubeconfig or KUBECONFIG)")
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return in_cluster(**kwargs)
+    if state_dir is None:
+        from reconciler.statedir import state_dir as default_state_dir
+
+        state_dir = default_state_dir()
+    target = embedded(state_dir, **kwargs)
+    notice(f"No kubeconfig found: using the {target.description}.")
+    return target
