@@ -10,6 +10,9 @@
     │                           cannot find in the repo
     └── DuplicateObjectError    two files (or renderings) produce the same Kind/namespace/name
 
+    ScaffoldError (ValueError)  `spindle scaffold` flags are invalid; no file to name, so the
+                                message is spin-plugin-kube's own
+
 Every error names where it comes from: the repo-relative file, the line when known, the field
 path, and the object (`Kind/namespace/name`) when there is one.
 """
