@@ -75,6 +75,7 @@ _SEPARATOR = r"(?:[._]|__|[-]+)"
 _PATH_COMPONENT = rf"{_ALNUM}(?:{_SEPARATOR}{_ALNUM})*"
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
+_REPOSITORY_PATH = re.compile(rf"^{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*$")
 _REFERENCE = re.compile(
     rf"^(?:(?P<domain>{_DOMAIN})/)?(?P<path>{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
     r"(?::(?P<tag>[\w][\w.-]{0,127}))?"
@@ -91,6 +92,8 @@ def _split_reference(ref: str) -> tuple[str | None, str] | None:
     if domain is not None and not ("." in domain or ":" in domain or domain == "localhost"):
         # "foo/bar": the first component is a Docker Hub namespace, not a registry.
         path, domain = f"{domain}/{path}", None
+        if not _REPOSITORY_PATH.match(path):
+            return None
     if len(path) + len(domain or "") > 255:
         return None
     return domain, path
@@ -338,10 +341,11 @@ def project_options(
 
     def fail(key: str | None, message: str) -> None:
         path = (*TOOL_TABLE, key) if key else TOOL_TABLE
+        line = lines.line_of(path)
+        if key in ("cpu_limit", "memory_limit") and key not in table:
+            line = lines.line_of((*TOOL_TABLE, "autoscaler"))  # missing because of the autoscaler
         field = ".".join(str(p) for p in path)
-        errors.append(
-            ManifestError(message, Location(rel, lines.line_of(path), field), obj=f"app {app.name}")
-        )
+        errors.append(ManifestError(message, Location(rel, line, field)))
 
     values: dict[str, Any] = {}
     field_lines: dict[str, int] = {}

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import yaml
 import pytest
+import yaml
 
 from renderers.yamldocs import load_documents
 
@@ -88,7 +88,7 @@ def test_a_document_with_stray_content_is_dropped() -> None:
 
 
 def test_duplicate_keys_are_errors_with_both_lines() -> None:
-    docs, errors = load_documents("metadata:\n  name: a\n  name: b\n", "d.yaml")
+    _docs, errors = load_documents("metadata:\n  name: a\n  name: b\n", "d.yaml")
     [error] = errors
     assert (error.location.line, error.location.field) == (3, "metadata.name")
     assert "first at line 2" in error.message
