@@ -1,0 +1,157 @@
+"""`spindle render` and `spindle validate`: a repo checkout → manifests, or the list of what
+is wrong with it.
+
+Exit codes (like `kubectl diff`): 0 clean, 1 the repo has errors (render still prints every
+object that did render, errors go to stderr), 2 usage or I/O error (bad flags, missing path,
+unreadable --nodes file).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from renderers.errors import RenderError
+from renderers.model import Obj
+from renderers.render import RenderResult
+from renderers.render import render as render_tree
+from renderers.settings import DEFAULT_SETTINGS
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+_OUT_FILE = re.compile(r"^\d{4}_.+\.(yaml|json)$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+try:  # libyaml is several times faster for large outputs
+    _Dumper: Any = yaml.CSafeDumper
+except AttributeError:  # pragma: no cover
+    _Dumper = yaml.SafeDumper
+
+
+def load_nodes(path: Path) -> list[Obj]:
+    """Nodes from a YAML file: documents that are Nodes, or a (Node)List's items."""
+    try:
+        docs = list(yaml.safe_load_all(path.read_text()))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise click.BadParameter(f"cannot read nodes file {path}: {exc}", param_hint="--nodes") from exc
+    nodes: list[Obj] = []
+    for doc in docs:
+        if not isinstance(doc, dict):
+            continue
+        items = doc.get("items") if str(doc.get("kind", "")).endswith("List") else [doc]
+        for item in items or []:
+            if isinstance(item, dict) and item.get("kind") == "Node":
+                nodes.append(item)
+    return nodes
+
+
+def _run(path: Path, subpath: str | None, nodes_file: Path | None) -> RenderResult:
+    from renderers.discovery import discover  # lazy: only these commands need the walk
+
+    if subpath is not None and not (path / subpath).is_dir():
+        raise click.BadParameter(f"{subpath!r} is not a directory under {path}", param_hint="--path")
+    nodes = load_nodes(nodes_file) if nodes_file else []
+    try:
+        tree = discover(path, subpath)
+    except OSError as exc:
+        raise click.FileError(str(path), hint=str(exc)) from exc
+    return render_tree(tree, nodes, DEFAULT_SETTINGS)
+
+
+def _dump(objects: list[Obj], output: str) -> str:
+    if output == "json":
+        return json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}, indent=2) + "\n"
+    text: str = yaml.dump_all(objects, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
+                              allow_unicode=True)
+    return text
+
+
+def out_file_name(index: int, obj: Obj, output: str) -> str:
+    """`0001_deployment_default_hello.yaml`: apply order first, then what it is."""
+    meta = obj.get("metadata") or {}
+    parts = [str(obj.get("kind", "")).lower(), str(meta.get("namespace") or ""), str(meta.get("name", ""))]
+    stem = "_".join(_UNSAFE.sub("-", p) for p in parts if p)
+    return f"{index:04d}_{stem}.{output}"
+
+
+def _write_out(directory: Path, objects: list[Obj], output: str) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.iterdir():  # only files a previous render wrote
+            if stale.is_file() and _OUT_FILE.match(stale.name):
+                stale.unlink()
+        for i, obj in enumerate(objects, start=1):
+            text = json.dumps(obj, indent=2) + "\n" if output == "json" else _dump([obj], output)
+            (directory / out_file_name(i, obj, output)).write_text(text)
+    except OSError as exc:
+        raise click.FileError(str(directory), hint=str(exc)) from exc
+
+
+def _report_errors(errors: list[RenderError]) -> None:
+    for error in errors:
+        click.echo(f"error: {error}", err=True)
+    click.echo(f"{len(errors)} error(s)", err=True)
+
+
+_path_arg = click.argument(
+    "path", type=click.Path(exists=True, file_okay=False, dir_okay=True, path_type=Path)
+)
+_subpath_opt = click.option("--path", "subpath", metavar="SUBDIR", help="Only this directory of the repo.")
+_nodes_opt = click.option(
+    "--nodes", "nodes_file", metavar="FILE",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="YAML file of the cluster's Node objects (for Shim installer Jobs).",
+)
+
+
+@click.command("render")
+@_path_arg
+@_subpath_opt
+@_nodes_opt
+@click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
+@click.option("--out", "out_dir", metavar="DIR", type=click.Path(file_okay=False, path_type=Path),
+              help="Write one file per object into DIR instead of stdout.")
+def render_command(path: Path, subpath: str | None, nodes_file: Path | None, output: str,
+                   out_dir: Path | None) -> None:
+    """Render the repo at PATH into the manifests SpinKube would run, in apply order."""
+    result = _run(path, subpath, nodes_file)
+    if out_dir is not None:
+        _write_out(out_dir, result.objects, output)
+    else:
+        sys.stdout.write(_dump(result.objects, output))
+    if result.errors:
+        _report_errors(result.errors)
+        sys.exit(EXIT_INVALID)
+
+
+@click.command("validate")
+@_path_arg
+@_subpath_opt
+@_nodes_opt
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def validate_command(path: Path, subpath: str | None, nodes_file: Path | None, output: str) -> None:
+    """Check every Spin project and spec in the repo at PATH; report all errors at once."""
+    result = _run(path, subpath, nodes_file)
+    if output == "json":
+        report = {
+            "valid": not result.errors,
+            "objects": len(result.objects),
+            "errors": [e.as_dict() for e in result.errors],
+        }
+        click.echo(json.dumps(report, indent=2))
+    elif result.errors:
+        for error in result.errors:
+            click.echo(str(error))
+        click.echo(f"{len(result.errors)} error(s)")
+    else:
+        click.echo(f"ok: {len(result.objects)} object(s) render cleanly")
+    sys.exit(EXIT_INVALID if result.errors else EXIT_OK)
+
+
+render = render_command
+validate = validate_command
