@@ -12,10 +12,10 @@ from typing import Any
 import certifi
 import pytest
 import yaml
+from spindle_renderlib import decode_secret_data, strip_spindle_marks, tree_from_yaml
 
 from renderers.render import render
 from renderers.settings import RenderSettings
-from spindle_renderlib import decode_secret_data, strip_spindle_marks, tree_from_yaml
 
 GOLDEN = Path(__file__).parent / "testdata" / "golden"
 SCENARIOS = sorted(p.name for p in GOLDEN.iterdir() if (p / "expected.yaml").exists())
