@@ -1,0 +1,303 @@
+"""The control loops kubesim runs beside the API: garbage collection, namespace and CRD cleanup,
+foreground deletion, and (opt-in) the workload simulator.
+
+One background thread. Deletions wake it (`notify_deleted`); it then makes passes until nothing
+is left to do. The simulator ticks every `tick` seconds when enabled.
+
+The simulator is clearly labelled: its status writes use the field manager `kubesim-simulator`
+and its condition messages end with "(simulated by kubesim)". It never runs unless asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from kubesim import meta
+from kubesim.resources import BUILTINS, CRD_TYPE, NAMESPACE_TYPE
+
+if TYPE_CHECKING:
+    from kubesim.api import Cluster
+    from kubesim.storage import Entry
+
+log = logging.getLogger("kubesim.controllers")
+
+SIMULATOR = "kubesim-simulator"
+SIMULATED = "(simulated by kubesim)"
+_DEPLOYMENT = next(t for t in BUILTINS if t.kind == "Deployment")
+_JOB = next(t for t in BUILTINS if t.kind == "Job")
+
+
+class Controllers:
+    def __init__(self, *, simulate_workloads: bool = False, delay: float = 2.0, tick: float = 0.25) -> None:
+        self.simulate = simulate_workloads
+        self.delay = delay
+        self.tick = tick
+        self._cluster: Cluster | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="kubesim-controllers", daemon=True)
+        self._seen: dict[tuple[str, int], float] = {}  # (uid, generation) → first seen (simulator)
+
+    def attach(self, cluster: Cluster) -> None:
+        self._cluster = cluster
+
+    def start(self) -> None:
+        self._wake.set()  # a restart may have left deletions half done
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def notify_deleted(self, uid: str) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            woke = self._wake.wait(self.tick if self.simulate else 1.0)
+            if self._stop.is_set():
+                return
+            try:
+                if woke:
+                    self._wake.clear()
+                    for _ in range(50):  # until a pass changes nothing
+                        if not self.collect() or self._stop.is_set():
+                            break
+                if self.simulate:
+                    self.simulate_once()
+            except Exception:  # keep the loop alive; the next pass retries
+                log.exception("kubesim controllers: pass failed")
+
+    # -- garbage collection ------------------------------------------------------------------
+
+    def collect(self) -> bool:
+        """One pass of GC / namespace / CRD / foreground cleanup; True when it changed something."""
+        cluster = self._cluster
+        assert cluster is not None
+        entries = list(cluster.store.all_entries())
+        uids: dict[str, tuple[str, Entry]] = {}
+        for res, e in entries:
+            uid = e.obj.get("metadata", {}).get("uid")
+            if uid:
+                uids[uid] = (res, e)
+        changed = False
+        for res, e in entries:
+            m = e.obj.get("metadata", {})
+            refs = [r for r in m.get("ownerReferences") or [] if isinstance(r, dict)]
+            if not refs or m.get("deletionTimestamp"):
+                continue
+            owners = [uids.get(str(r.get("uid"))) for r in refs]
+            if all(o is None for o in owners) or any(
+                o is not None
+                and FOREGROUND in (o[1].obj["metadata"].get("finalizers") or [])
+                and o[1].obj["metadata"].get("deletionTimestamp")
+                for o in owners
+            ):
+                cluster.delete_entry(res, e, "Background")
+                changed = True
+        for res, e in entries:
+            m = e.obj.get("metadata", {})
+            if not m.get("deletionTimestamp"):
+                continue
+            if FOREGROUND in (m.get("finalizers") or []) and not cluster.dependents(m["uid"]):
+                cluster.remove_finalizer(res, e, FOREGROUND)
+                changed = True
+            elif res == NAMESPACE_TYPE.storage_key:
+                changed |= self._empty_namespace(m["name"], e)
+            elif res == CRD_TYPE.storage_key:
+                changed |= self._drop_custom_objects(e)
+        return changed
+
+    def _empty_namespace(self, ns: str, entry: Entry) -> bool:
+        cluster = self._cluster
+        assert cluster is not None
+        left = [
+            (res, e)
+            for res, e in cluster.store.all_entries()
+            if res != NAMESPACE_TYPE.storage_key and e.obj.get("metadata", {}).get("namespace") == ns
+        ]
+        for res, e in left:
+            cluster.delete_entry(res, e, "Background")
+        if any(cluster.store.get(res, ns, e.obj["metadata"]["name"]) for res, e in left):
+            return bool(left)
+        cluster.remove_finalizer(NAMESPACE_TYPE.storage_key, entry, NS_FINALIZER)
+        return True
+
+    def _drop_custom_objects(self, crd: Entry) -> bool:
+        cluster = self._cluster
+        assert cluster is not None
+        spec = crd.obj.get("spec", {})
+        res = f"{spec.get('names', {}).get('plural')}.{spec.get('group')}"
+        with cluster.store.lock:
+            for e in cluster.store.items(res):
+                m = e.obj["metadata"]
+                cluster.store.delete(
+                    res,
+                    str(m.get("namespace") or ""),
+                    m["name"],
+                    {**e.load(), "metadata": {**m, "resourceVersion": str(cluster.store.next_rv())}},
+                )
+            current = cluster.store.get(CRD_TYPE.storage_key, "", crd.obj["metadata"]["name"])
+            if current is not None:
+                final = current.load()
+                final["metadata"]["resourceVersion"] = str(cluster.store.next_rv())
+                cluster.store.delete(CRD_TYPE.storage_key, "", final["metadata"]["name"], final)
+                cluster.registry.invalidate()
+        return True
+
+    # -- workload simulator ------------------------------------------------------------------
+
+    def simulate_once(self) -> None:
+        cluster = self._cluster
+        assert cluster is not None
+        now = time.monotonic()
+        for e in cluster.store.items(_DEPLOYMENT.storage_key):
+            self._deployment(cluster, e, now)
+        for e in cluster.store.items(_JOB.storage_key):
+            self._job(cluster, e, now)
+
+    def _age(self, e: Entry, now: float) -> float:
+        m = e.obj["metadata"]
+        key = (str(m.get("uid")), int(m.get("generation") or 1))
+        first = self._seen.setdefault(key, now)
+        return now - first
+
+    def _deployment(self, cluster: Cluster, e: Entry, now: float) -> None:
+        m, spec = e.obj["metadata"], e.obj.get("spec") or {}
+        if m.get("deletionTimestamp"):
+            return
+        gen = int(m.get("generation") or 1)
+        replicas = int(spec.get("replicas", 1) or 0)
+        status = e.obj.get("status") or {}
+        ready = self._age(e, now) >= self.delay
+        if (
+            status.get("observedGeneration") == gen
+            and (
+                not ready
+                or (status.get("availableReplicas", 0) == replicas and status.get("replicas") == replicas)
+            )
+            and _has_condition(status, "Available", "True" if ready else "False")
+        ):
+            return
+        when = meta.now()
+        rs = f"{m['name']}-{str(m.get('uid', ''))[:10].replace('-', '')}"
+        if ready:
+            new: dict[str, Any] = {
+                "observedGeneration": gen,
+                "replicas": replicas,
+                "updatedReplicas": replicas,
+            }
+            if replicas:
+                new["readyReplicas"] = replicas
+                new["availableReplicas"] = replicas
+            conditions = [
+                _cond(
+                    "Available",
+                    "True",
+                    "MinimumReplicasAvailable",
+                    f"Deployment has minimum availability. {SIMULATED}",
+                    when,
+                    status,
+                ),
+                _cond(
+                    "Progressing",
+                    "True",
+                    "NewReplicaSetAvailable",
+                    f'ReplicaSet "{rs}" has successfully progressed. {SIMULATED}',
+                    when,
+                    status,
+                ),
+            ]
+        else:
+            new = {
+                "observedGeneration": gen,
+                "replicas": replicas,
+                "updatedReplicas": replicas,
+                "unavailableReplicas": replicas,
+            }
+            conditions = [
+                _cond(
+                    "Available",
+                    "False",
+                    "MinimumReplicasUnavailable",
+                    f"Deployment does not have minimum availability. {SIMULATED}",
+                    when,
+                    status,
+                ),
+                _cond(
+                    "Progressing",
+                    "True",
+                    "ReplicaSetUpdated",
+                    f'ReplicaSet "{rs}" is progressing. {SIMULATED}',
+                    when,
+                    status,
+                ),
+            ]
+        new["conditions"] = conditions
+        cluster.write_status(_DEPLOYMENT, e, new, SIMULATOR)
+
+    def _job(self, cluster: Cluster, e: Entry, now: float) -> None:
+        m, spec = e.obj["metadata"], e.obj.get("spec") or {}
+        status = e.obj.get("status") or {}
+        if m.get("deletionTimestamp") or _has_condition(status, "Complete", "True"):
+            return
+        when = meta.now()
+        if self._age(e, now) < self.delay:
+            if status.get("startTime"):
+                return
+            cluster.write_status(_JOB, e, {"startTime": when, "active": 1, "ready": 0}, SIMULATOR)
+            return
+        completions = int(spec.get("completions", 1) or 1)
+        done = {
+            "startTime": status.get("startTime", when),
+            "completionTime": when,
+            "succeeded": completions,
+            "ready": 0,
+            "conditions": [
+                _cond(
+                    "SuccessCriteriaMet",
+                    "True",
+                    "CompletionsReached",
+                    f"Reached expected number of succeeded pods {SIMULATED}",
+                    when,
+                    status,
+                ),
+                _cond(
+                    "Complete",
+                    "True",
+                    "CompletionsReached",
+                    f"Reached expected number of succeeded pods {SIMULATED}",
+                    when,
+                    status,
+                ),
+            ],
+        }
+        cluster.write_status(_JOB, e, done, SIMULATOR)
+
+
+FOREGROUND = "foregroundDeletion"
+NS_FINALIZER = "kubernetes"
+
+
+def _has_condition(status: dict[str, Any], kind: str, value: str) -> bool:
+    return any(c.get("type") == kind and c.get("status") == value for c in status.get("conditions") or [])
+
+
+def _cond(kind: str, value: str, reason: str, message: str, when: str, old: dict[str, Any]) -> dict[str, Any]:
+    transition = when
+    for c in old.get("conditions") or []:
+        if c.get("type") == kind and c.get("status") == value:
+            transition = c.get("lastTransitionTime", when)
+    return {
+        "type": kind,
+        "status": value,
+        "lastUpdateTime": when,
+        "lastTransitionTime": transition,
+        "reason": reason,
+        "message": message,
+    }

@@ -1,0 +1,63 @@
+"""Legacy discovery documents: /version, /api, /api/v1, /apis, /apis/<group>[/<version>] (pure).
+
+kubectl asks first for aggregated discovery (`apidiscovery.k8s.io/v2`); kubesim answers with the
+legacy documents as plain `application/json`, and client-go then falls back to legacy discovery,
+exactly as it does against an older API server.
+"""
+
+from __future__ import annotations
+
+import platform
+from typing import Any
+
+from kubesim.resources import ResourceType, group_versions, resource_entries
+
+VERSION = {
+    "major": "1",
+    "minor": "32",
+    "gitVersion": "v1.32.0-kubesim",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2026-01-01T00:00:00Z",
+    "goVersion": "go1.23.0",
+    "compiler": "gc",
+    "platform": f"linux/{'arm64' if platform.machine() in ('aarch64', 'arm64') else 'amd64'}",
+}
+
+
+def api_versions(address: str) -> dict[str, Any]:
+    return {
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": address}],
+    }
+
+
+def resource_list(types: list[ResourceType], group: str, version: str) -> dict[str, Any] | None:
+    mine = [t for t in types if t.group == group and t.version == version]
+    if not mine:
+        return None
+    gv = f"{group}/{version}" if group else version
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": gv,
+        "resources": resource_entries(mine),
+    }
+
+
+def _group(name: str, versions: list[str]) -> dict[str, Any]:
+    vs = [{"groupVersion": f"{name}/{v}", "version": v} for v in versions]
+    return {"name": name, "versions": vs, "preferredVersion": vs[0]}
+
+
+def group_list(types: list[ResourceType]) -> dict[str, Any]:
+    groups = [_group(g, vs) for g, vs in group_versions(types).items() if g]
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+
+
+def group(types: list[ResourceType], name: str) -> dict[str, Any] | None:
+    versions = group_versions(types).get(name)
+    if not versions or not name:
+        return None
+    return {"kind": "APIGroup", "apiVersion": "v1", **_group(name, versions)}

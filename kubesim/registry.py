@@ -1,0 +1,63 @@
+"""Which resource types are served right now: the built-ins plus every established CRD's."""
+
+from __future__ import annotations
+
+import threading
+
+from kubesim import crds
+from kubesim.resources import BUILTINS, CRD_TYPE, ResourceType
+from kubesim.storage import Store
+
+
+class Registry:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self._stamp = -1
+        self._types: list[ResourceType] = list(BUILTINS)
+        self._by_path: dict[tuple[str, str, str], ResourceType] = {}
+        self._refresh()
+
+    def _crd_stamp(self) -> int:
+        # The CRD set changes only through writes to customresourcedefinitions.
+        return self._store.last_write.get(CRD_TYPE.storage_key, 0)
+
+    def _refresh(self) -> None:
+        with self._lock:
+            stamp = self._crd_stamp()
+            if stamp == self._stamp:
+                return
+            types = list(BUILTINS)
+            for entry in self._store.items(CRD_TYPE.storage_key):
+                crd = entry.obj
+                if (crd.get("metadata") or {}).get("deletionTimestamp"):
+                    continue
+                if crds.validate_crd(crd):
+                    continue
+                types.extend(crds.types_for(crd))
+            self._types = types
+            self._by_path = {(t.group, t.version, t.plural): t for t in types}
+            self._stamp = stamp
+
+    def invalidate(self) -> None:
+        self._stamp = -1
+
+    def types(self) -> list[ResourceType]:
+        self._refresh()
+        return list(self._types)
+
+    def lookup(self, group: str, version: str, plural: str) -> ResourceType | None:
+        self._refresh()
+        return self._by_path.get((group, version, plural))
+
+    def by_kind(self, api_version: str, kind: str) -> ResourceType | None:
+        self._refresh()
+        group, _, version = api_version.rpartition("/")
+        for t in self._types:
+            if t.group == group and t.version == version and t.kind == kind:
+                return t
+        return None
+
+    def versions_of(self, storage_key: str) -> list[ResourceType]:
+        self._refresh()
+        return [t for t in self._types if t.storage_key == storage_key]

@@ -1,0 +1,94 @@
+"""Label and field selectors as the API server parses them (pure).
+
+Label selectors: `k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`, `k` (exists), `!k`, joined
+by commas. Field selectors: `metadata.name` and `metadata.namespace` with `=`, `==`, `!=`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from kubesim.errors import ApiError, bad_request
+
+Predicate = Callable[[Mapping[str, str]], bool]
+
+_KEY = r"[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?"
+_VALUE = r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?"
+_TERM = re.compile(
+    rf"""\s*(?:
+        (?P<notkey>!\s*(?P<nk>{_KEY}))
+      | (?P<setkey>{_KEY})\s+(?P<op>in|notin)\s*\((?P<vals>[^)]*)\)
+      | (?P<eqkey>{_KEY})\s*(?P<eq>==|!=|=)\s*(?P<val>{_VALUE})
+      | (?P<exkey>{_KEY})
+    )\s*(?:,|$)""",
+    re.VERBOSE,
+)
+
+
+def parse_labels(selector: str) -> Predicate:
+    """Compile a label selector; raises a 400 naming the selector when it does not parse."""
+    checks: list[Predicate] = []
+    pos, text = 0, selector.strip()
+    while pos < len(text):
+        m = _TERM.match(text, pos)
+        if not m or m.end() == pos:
+            raise _bad("labelSelector", selector)
+        pos = m.end()
+        checks.append(_term(m, selector))
+    return lambda labels: all(c(labels) for c in checks)
+
+
+def _term(m: re.Match[str], selector: str) -> Predicate:
+    if m.group("notkey"):
+        key = m.group("nk")
+        return lambda labels: key not in labels
+    if m.group("setkey"):
+        key, op = m.group("setkey"), m.group("op")
+        values = {v.strip() for v in m.group("vals").split(",")}
+        if not all(re.fullmatch(_VALUE, v) for v in values):
+            raise _bad("labelSelector", selector)
+        if op == "in":
+            return lambda labels: labels.get(key) in values
+        return lambda labels: labels.get(key) not in values
+    if m.group("eqkey"):
+        key, val = m.group("eqkey"), m.group("val") or ""
+        if m.group("eq") == "!=":
+            return lambda labels: labels.get(key) != val
+        return lambda labels: labels.get(key) == val
+    key = m.group("exkey")
+    return lambda labels: key in labels
+
+
+FIELDS = ("metadata.name", "metadata.namespace")
+
+
+def parse_fields(selector: str) -> Callable[[Mapping[str, Any]], bool]:
+    """Compile a field selector over an object's metadata.name / metadata.namespace."""
+    checks: list[Callable[[Mapping[str, Any]], bool]] = []
+    for raw in selector.split(","):
+        term = raw.strip()
+        if not term:
+            continue
+        m = re.fullmatch(r"([A-Za-z.]+)\s*(==|!=|=)\s*(.*)", term)
+        if not m:
+            raise _bad("fieldSelector", selector)
+        path, op, want = m.group(1), m.group(2), m.group(3).strip()
+        if path not in FIELDS:
+            raise bad_request(f"field label not supported: {path}")
+        attr = path.split(".", 1)[1]
+        checks.append(_field_check(attr, op != "!=", want))
+    return lambda obj: all(c(obj) for c in checks)
+
+
+def _field_check(attr: str, equal: bool, want: str) -> Callable[[Mapping[str, Any]], bool]:
+    def check(obj: Mapping[str, Any]) -> bool:
+        have = (obj.get("metadata") or {}).get(attr, "")
+        return bool((have == want) == equal)
+
+    return check
+
+
+def _bad(param: str, selector: str) -> ApiError:
+    return bad_request(f'unable to parse requirement: invalid {param} "{selector}"')

@@ -1,0 +1,457 @@
+"""The HTTP/1.1 front of kubesim: auth, routing, bodies, watch streams, and the embeddable `start()`.
+
+Threaded (one thread per connection, keep-alive), bound to 127.0.0.1 unless told otherwise.
+Every answer is JSON; every error is a `Status`; an unexpected exception is logged and answered
+with a 500 `InternalError` so one bad request never takes the server down.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import secrets
+import shutil
+import socket
+import ssl
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from kubesim import discovery, openapi, tables, tls
+from kubesim.api import Call, Cluster, Reply
+from kubesim.controllers import Controllers
+from kubesim.errors import (
+    ApiError,
+    bad_request,
+    internal,
+    method_not_allowed,
+    not_found,
+    path_not_found,
+    too_large,
+    unauthorized,
+)
+from kubesim.kubeconfig import kubeconfig_yaml
+from kubesim.resources import ResourceType
+from kubesim.storage import Store, dumps
+
+log = logging.getLogger("kubesim")
+
+MAX_BODY = 3 * 1024 * 1024  # the real API server's limit for a request body
+DEFAULT_WATCH_TIMEOUT = 1800.0
+
+
+class KubesimHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], cluster: Cluster, token: str) -> None:
+        super().__init__(address, Handler)
+        self.cluster = cluster
+        self.token = token
+        self.stopping = threading.Event()
+        self.openapi = openapi.Documents(cluster.registry)
+
+    @property
+    def address_text(self) -> str:
+        host, port = self.server_address[:2]
+        return f"{host!s}:{port}"
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: KubesimHTTPServer
+    server_version = "kubesim"
+    sys_version = ""
+
+    def log_message(self, fmt: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), fmt % args)
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+    def do_PATCH(self) -> None:
+        self._handle("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    def do_HEAD(self) -> None:
+        self._handle("HEAD")
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _handle(self, method: str) -> None:
+        try:
+            if not self._authorized():
+                self._drain_or_close()
+                raise unauthorized()
+            body = self._read_body()
+            reply = self._route(method, body)
+            if reply is not None:
+                self._send(reply)
+        except ApiError as exc:
+            self._send(Reply(exc.code, exc.status()), retry_after=exc.retry_after)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        except Exception as exc:  # a bug, not the client's fault: log it and keep serving
+            log.exception("kubesim: %s %s failed", method, self.path)
+            try:
+                self._send(Reply(500, internal(f"{type(exc).__name__}: {exc}").status()))
+            except OSError:
+                self.close_connection = True
+
+    def _authorized(self) -> bool:
+        header = self.headers.get("Authorization", "")
+        scheme, _, given = header.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            given.strip().encode(), self.server.token.encode()
+        )
+
+    def _drain_or_close(self) -> None:
+        length = self.headers.get("Content-Length")
+        if length and length.isdigit() and int(length) <= MAX_BODY:
+            self.rfile.read(int(length))
+        elif length or self.headers.get("Transfer-Encoding"):
+            self.close_connection = True
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            return self._read_chunked()
+        raw = self.headers.get("Content-Length")
+        if not raw:
+            return b""
+        try:
+            length = int(raw)
+        except ValueError:
+            self.close_connection = True
+            raise bad_request("invalid Content-Length") from None
+        if length > MAX_BODY:
+            self.close_connection = True  # the body stays unread: this connection cannot be reused
+            raise too_large(MAX_BODY)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _read_chunked(self) -> bytes:
+        parts: list[bytes] = []
+        total = 0
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                size = int(line.split(b";")[0].strip() or b"0", 16)
+            except ValueError:
+                self.close_connection = True
+                raise bad_request("malformed chunked body") from None
+            if size == 0:
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass
+                return b"".join(parts)
+            total += size
+            if total > MAX_BODY:
+                self.close_connection = True
+                raise too_large(MAX_BODY)
+            parts.append(self.rfile.read(size))
+            self.rfile.readline(8)
+
+    def _send(self, reply: Reply, retry_after: int | None = None) -> None:
+        payload = reply.text.encode() if reply.text is not None else dumps(reply.body).encode()
+        head = [
+            f"HTTP/1.1 {reply.code} {_phrase(reply.code)}",
+            "Content-Type: application/json",
+            f"Content-Length: {len(payload)}",
+            "Cache-Control: no-cache, private",
+        ]
+        head += [f'Warning: 299 - "{w}"' for w in reply.warnings]
+        if retry_after is not None:
+            head.append(f"Retry-After: {retry_after}")
+        if self.close_connection:
+            head.append("Connection: close")
+        data = ("\r\n".join(head) + "\r\n\r\n").encode() + (b"" if self.command == "HEAD" else payload)
+        self.wfile.write(data)
+        self.log_request(reply.code, len(payload))
+
+    # -- routing -----------------------------------------------------------------------------
+
+    def _route(self, method: str, body: bytes) -> Reply | None:
+        url = urlsplit(self.path)
+        path = url.path.rstrip("/") or "/"
+        query = dict(parse_qsl(url.query, keep_blank_values=True))
+        parts = [p for p in path.split("/") if p]
+        cluster = self.server.cluster
+        types = cluster.registry.types()
+        if method in ("GET", "HEAD"):
+            if path == "/version":
+                return Reply(200, discovery.VERSION)
+            if path in ("/healthz", "/livez", "/readyz"):
+                return Reply(200, text='"ok"')
+            if path == "/api":
+                return Reply(200, discovery.api_versions(self.server.address_text))
+            if path == "/apis":
+                return Reply(200, discovery.group_list(types))
+            if parts[:1] == ["openapi"]:
+                return self._openapi(parts[1:], query)
+            if len(parts) == 2 and parts[0] == "api":
+                found = discovery.resource_list(types, "", parts[1])
+                return Reply(200, found) if found else _no_path()
+            if len(parts) == 2 and parts[0] == "apis":
+                found = discovery.group(types, parts[1])
+                return Reply(200, found) if found else _no_path()
+            if len(parts) == 3 and parts[0] == "apis":
+                found = discovery.resource_list(types, parts[1], parts[2])
+                return Reply(200, found) if found else _no_path()
+        if parts[:1] == ["api"] and len(parts) >= 3:
+            return self._resource(method, "", parts[1], parts[2:], query, body)
+        if parts[:1] == ["apis"] and len(parts) >= 4:
+            return self._resource(method, parts[1], parts[2], parts[3:], query, body)
+        raise _no_path_error()
+
+    def _openapi(self, rest: list[str], query: dict[str, str]) -> Reply:
+        docs = self.server.openapi
+        if rest == ["v2"]:
+            return Reply(200, text=docs.v2())
+        if rest == ["v3"]:
+            return Reply(200, docs.v3_index())
+        if rest[:1] == ["v3"] and len(rest) > 1:
+            found = docs.v3("/".join(rest[1:]))
+            if found is not None:
+                return Reply(200, text=found)
+        raise _no_path_error()
+
+    def _resource(
+        self, method: str, group: str, version: str, rest: list[str], query: dict[str, str], body: bytes
+    ) -> Reply | None:
+        cluster = self.server.cluster
+        namespace = ""
+        if len(rest) >= 3 and rest[0] == "namespaces" and rest[2] not in ("status", "finalize"):
+            namespace, rest = rest[1], rest[2:]
+        if not rest or len(rest) > 3:
+            raise _no_path_error()
+        rtype = cluster.registry.lookup(group, version, rest[0])
+        if rtype is None:
+            raise _no_path_error()
+        name = rest[1] if len(rest) > 1 else ""
+        sub = rest[2] if len(rest) > 2 else ""
+        if sub and not ((sub == "status" and rtype.status) or (sub == "scale" and rtype.scale)):
+            raise _no_path_error()
+        if rtype.namespaced is False and namespace:
+            raise _no_path_error()
+        call = Call(
+            rtype,
+            namespace,
+            name,
+            sub,
+            query,
+            body,
+            self.headers.get("Content-Type", "").split(";")[0].strip().lower(),
+            self.headers.get("User-Agent", ""),
+        )
+        accept = self.headers.get("Accept", "")
+        if not name:
+            if method in ("GET", "HEAD"):
+                if query.get("watch") in ("1", "true", "True"):
+                    self._watch(call, tables.wants_table(accept))
+                    return None
+                reply = cluster.list_objects(call)
+                return self._as_table(rtype, reply, call, accept) if tables.wants_table(accept) else reply
+            if method == "POST":
+                return cluster.create(call)
+            if method == "DELETE":
+                return cluster.delete_collection(call)
+            raise method_not_allowed()
+        if method in ("GET", "HEAD"):
+            reply = cluster.get(call)
+            return (
+                self._as_table(rtype, reply, call, accept)
+                if tables.wants_table(accept) and not sub
+                else reply
+            )
+        if method == "PUT":
+            return cluster.update(call)
+        if method == "PATCH":
+            return cluster.patch(call)
+        if method == "DELETE" and not sub:
+            return cluster.delete(call)
+        raise method_not_allowed()
+
+    def _as_table(self, rtype: ResourceType, reply: Reply, call: Call, accept: str) -> Reply:
+        include = call.query.get("includeObject", "Metadata")
+        if reply.text is not None:
+            doc = json.loads(reply.text)
+            return Reply(200, tables.table(rtype, doc["items"], doc["metadata"], include))
+        assert reply.body is not None
+        return Reply(
+            200,
+            tables.table(
+                rtype,
+                [reply.body],
+                {"resourceVersion": reply.body["metadata"].get("resourceVersion", "")},
+                include,
+            ),
+        )
+
+    def _watch(self, call: Call, as_table: bool) -> None:
+        timeout = DEFAULT_WATCH_TIMEOUT
+        raw = call.query.get("timeoutSeconds")
+        if raw:
+            try:
+                timeout = max(0.0, float(raw))
+            except ValueError:
+                raise bad_request(f'invalid value for timeoutSeconds: "{raw}"') from None
+        include = call.query.get("includeObject", "Metadata")
+        events = self.server.cluster.watch(call, self.server.stopping.is_set, timeout)
+        first = next(events, None)  # raises a client error before the 200 is sent
+        self.wfile.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+            b"Cache-Control: no-cache, private\r\n\r\n"
+        )
+        self.close_connection = True
+        try:
+            pending = [first] if first is not None else []
+            while True:
+                for kind, obj in pending:
+                    if as_table and kind not in ("ERROR", "BOOKMARK"):
+                        obj = tables.table(
+                            call.rtype,
+                            [obj],
+                            {"resourceVersion": obj["metadata"].get("resourceVersion", "")},
+                            include,
+                        )
+                    data = (dumps({"type": kind, "object": obj}) + "\n").encode()
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                nxt = next(events, None)
+                if nxt is None:
+                    break
+                pending = [nxt]
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            pass
+
+
+def _no_path() -> Reply:
+    raise _no_path_error()
+
+
+def _no_path_error() -> ApiError:
+    return path_not_found("")
+
+
+def _phrase(code: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(code).phrase
+    except ValueError:
+        return "Unknown"
+
+
+# -- embedding -------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunningServer:
+    """A kubesim serving in background threads; `stop()` shuts it down and closes the database."""
+
+    url: str
+    token: str
+    cluster: Cluster
+    httpd: KubesimHTTPServer
+    controllers: Controllers
+    ca_pem: bytes
+    threads: list[threading.Thread] = field(default_factory=list)
+    cleanup: list[Path] = field(default_factory=list)
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])
+
+    def kubeconfig(self, path: str | Path | None = None, *, context: str = "kubesim") -> str:
+        """The kubeconfig text; also written (mode 0600) to `path` when given."""
+        text = kubeconfig_yaml(self.url, self.token, self.ca_pem, context)
+        if path is not None:
+            p = Path(path)
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.touch(mode=0o600, exist_ok=True)
+            p.chmod(0o600)
+            p.write_text(text)
+        return text
+
+    def stop(self) -> None:
+        self.httpd.stopping.set()
+        self.controllers.stop()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        for t in self.threads:
+            t.join(timeout=5)
+        self.cluster.store.close()
+        for p in self.cleanup:
+            shutil.rmtree(p, ignore_errors=True)
+
+    def __enter__(self) -> RunningServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start(
+    state: str | Path = ":memory:",
+    port: int = 0,
+    token: str | None = None,
+    *,
+    address: str = "127.0.0.1",
+    simulate_workloads: bool = False,
+    simulate_delay: float = 2.0,
+) -> RunningServer:
+    """Start kubesim (HTTPS) in background threads and return once it accepts connections.
+
+    state is a SQLite path (created if missing; its TLS key pair lives beside it) or ":memory:".
+    """
+    cleanup: list[Path] = []
+    if str(state) == ":memory:":
+        tls_dir = Path(tempfile.mkdtemp(prefix="kubesim-tls-"))
+        cleanup.append(tls_dir)
+        pair = tls.ensure(tls_dir)
+    else:
+        Path(state).parent.mkdir(parents=True, exist_ok=True)
+        pair = tls.ensure(Path(state).parent, Path(state).name + "-tls")
+    store = Store(str(state))
+    controllers = Controllers(simulate_workloads=simulate_workloads, delay=simulate_delay)
+    cluster = Cluster(store, on_delete=controllers.notify_deleted)
+    controllers.attach(cluster)
+    token = token or secrets.token_urlsafe(32)
+    httpd = KubesimHTTPServer((address, port), cluster, token)
+    httpd.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(pair.cert_file, pair.key_file)
+    # The handshake happens in the connection's own thread, so a slow client cannot stall accept().
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True, do_handshake_on_connect=False)
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.2}, name="kubesim-http", daemon=True
+    )
+    thread.start()
+    controllers.start()
+    host = address if ":" not in address else f"[{address}]"
+    url = f"https://{host}:{httpd.server_address[1]}"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((address, int(httpd.server_address[1])), timeout=0.5):
+                break
+        except OSError:
+            time.sleep(0.02)
+    return RunningServer(url, token, cluster, httpd, controllers, pair.cert_pem, [thread], cleanup)
+
+
+__all__ = ["MAX_BODY", "RunningServer", "not_found", "start"]

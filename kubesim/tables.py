@@ -1,0 +1,120 @@
+"""Server-side printing: `meta.k8s.io/v1` Table answers, which `kubectl get` asks for (pure)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from kubesim.resources import ResourceType
+
+TABLE_MEDIA = "as=Table"
+
+
+def wants_table(accept: str) -> bool:
+    return TABLE_MEDIA in accept.replace(" ", "")
+
+
+def _col(name: str, kind: str = "string", fmt: str = "", priority: int = 0, desc: str = "") -> dict[str, Any]:
+    return {"name": name, "type": kind, "format": fmt, "description": desc or name, "priority": priority}
+
+
+def columns(rtype: ResourceType) -> list[dict[str, Any]]:
+    cols = [_col("Name", fmt="name", desc="Name must be unique within a namespace.")]
+    if rtype.kind == "Deployment":
+        cols += [_col("Ready"), _col("Up-to-date", "integer"), _col("Available", "integer")]
+    elif rtype.kind == "Job":
+        cols += [_col("Status"), _col("Completions")]
+    elif rtype.kind == "Pod":
+        cols += [_col("Ready"), _col("Status"), _col("Restarts", "string")]
+    elif rtype.kind == "Namespace" and not rtype.group:
+        cols += [_col("Status")]
+    elif rtype.kind in ("ConfigMap", "Secret") and not rtype.group:
+        if rtype.kind == "Secret":
+            cols += [_col("Type")]
+        cols += [_col("Data", "integer")]
+    for pc in rtype.printer_columns:
+        cols.append(
+            _col(
+                str(pc.get("name", "")).capitalize() if False else str(pc.get("name", "")),
+                str(pc.get("type", "string")),
+                str(pc.get("format", "")),
+                int(pc.get("priority", 0)),
+            )
+        )
+    cols.append(_col("Age", fmt="", desc="CreationTimestamp"))
+    return cols
+
+
+def row(rtype: ResourceType, obj: dict[str, Any], include: str) -> dict[str, Any]:
+    m = obj.get("metadata") or {}
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    cells: list[Any] = [m.get("name", "")]
+    if rtype.kind == "Deployment":
+        cells += [
+            f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 1)}",
+            status.get("updatedReplicas", 0),
+            status.get("availableReplicas", 0),
+        ]
+    elif rtype.kind == "Job":
+        done = status.get("succeeded", 0)
+        want = spec.get("completions", 1)
+        cells += ["Complete" if done >= want else "Running", f"{done}/{want}"]
+    elif rtype.kind == "Pod":
+        cells += ["0/" + str(len(spec.get("containers") or [])), status.get("phase", "Pending"), "0"]
+    elif rtype.kind == "Namespace" and not rtype.group:
+        cells += [status.get("phase", "Active")]
+    elif rtype.kind in ("ConfigMap", "Secret") and not rtype.group:
+        if rtype.kind == "Secret":
+            cells += [obj.get("type", "Opaque")]
+        cells += [len(obj.get("data") or {}) + len(obj.get("binaryData") or {})]
+    for pc in rtype.printer_columns:
+        cells.append(_json_path(obj, str(pc.get("jsonPath", ""))))
+    cells.append(age(m.get("creationTimestamp")))
+    out: dict[str, Any] = {"cells": cells}
+    if include == "Object":
+        out["object"] = obj
+    elif include != "None":
+        out["object"] = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": m}
+    return out
+
+
+def table(
+    rtype: ResourceType, objs: list[dict[str, Any]], list_meta: dict[str, Any], include: str
+) -> dict[str, Any]:
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": list_meta,
+        "columnDefinitions": columns(rtype),
+        "rows": [row(rtype, o, include) for o in objs],
+    }
+
+
+def age(created: Any) -> str:
+    if not isinstance(created, str):
+        return "<unknown>"
+    try:
+        when = dt.datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    except ValueError:
+        return "<unknown>"
+    secs = max(0, int((dt.datetime.now(dt.UTC) - when).total_seconds()))
+    if secs < 120:
+        return f"{secs}s"
+    if secs < 3600 * 3:
+        return f"{secs // 60}m"
+    if secs < 86400 * 2:
+        return f"{secs // 3600}h"
+    return f"{secs // 86400}d"
+
+
+def _json_path(obj: Any, path: str) -> Any:
+    """The `.a.b` subset of JSONPath that printer columns use."""
+    cur = obj
+    for part in [p for p in path.strip().lstrip("$").split(".") if p]:
+        if isinstance(cur, dict):
+            cur = cur.get(part)
+        else:
+            return None
+    if isinstance(cur, dict | list):
+        return str(cur)
+    return cur
