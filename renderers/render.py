@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from renderers import crds
-from renderers.errors import DuplicateObjectError, Location, RenderError, SchemaError
+from renderers.errors import DocumentError, DuplicateObjectError, Location, RenderError, SchemaError
 from renderers.meta import (
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
@@ -117,7 +117,7 @@ class _Collector:
         self.errors: list[RenderError] = []
         self._seen: dict[tuple[str, str, str, str], str] = {}
 
-    def add(self, obj: Obj, source_path: str, subject: str | None = None) -> None:
+    def add(self, obj: Obj, source_path: str, subject: str | None = None, line: int | None = None) -> None:
         group = str(obj.get("apiVersion", "")).rpartition("/")[0]
         namespace = namespace_of(obj, self.settings)
         name = str((obj.get("metadata") or {}).get("name", ""))
@@ -127,10 +127,39 @@ class _Collector:
             what = f"{key[1]}/{namespace}/{name}" if namespace else f"{key[1]}/{name}"
             self.errors.append(DuplicateObjectError(
                 f"{what} is defined twice: in {first} and in {source_path}",
-                Location(source_path, None, "metadata.name"), subject or what))
+                Location(source_path, line, "metadata.name"), subject or what))
             return
         self._seen[key] = source_path
         self.objects.append(_mark(obj, source_path))
+
+
+# SpinKube API groups: an object in one of these must be a kind/version spindle knows.
+KNOWN_SPINKUBE = {
+    SPINAPP_API_VERSION: ("SpinApp", "SpinAppExecutor"),
+    SHIM_API_VERSION: ("Shim",),
+}
+RENAMED_GROUPS = {
+    "core.spinoperator.dev": "core.spinkube.dev (renamed in spin-operator v0.4.0)",
+    "runtime.kwasm.sh": "runtime.spinkube.dev (renamed in runtime-class-manager 2025-03)",
+}
+
+
+def unknown_spinkube_kind(doc: SourceDoc) -> DocumentError | None:
+    """An error for a SpinKube-group object spindle cannot render (wrong kind or version)."""
+    group = doc.api_version.rpartition("/")[0]
+    if group in RENAMED_GROUPS:
+        return DocumentError(f"API group {group} is obsolete; use {RENAMED_GROUPS[group]}",
+                             doc.at("apiVersion"), doc.subject)
+    if not group.endswith(".spinkube.dev"):
+        return None
+    known = KNOWN_SPINKUBE.get(doc.api_version)
+    if known is None:
+        return DocumentError(f"unknown SpinKube API version {doc.api_version!r} (spindle knows "
+                             f"{', '.join(sorted(KNOWN_SPINKUBE))})", doc.at("apiVersion"), doc.subject)
+    if doc.kind not in known:
+        return DocumentError(f"unknown kind {doc.kind!r} in {doc.api_version} (expected one of "
+                             f"{', '.join(known)})", doc.at("kind"), doc.subject)
+    return None
 
 
 def _is_spinapp(doc: SourceDoc) -> bool:
@@ -163,7 +192,7 @@ def render(
     if settings.include_sources:
         for doc, namespace in executor_docs:
             if (namespace, doc.name) in executors.valid:
-                out.add(doc.body, doc.location.path, doc.subject)
+                out.add(doc.body, doc.location.path, doc.subject, doc.line_of("metadata.name"))
 
     ca_namespaces: set[str] = set()
     for doc in sorted(apps, key=lambda d: (d.location.path, d.location.line or 0)):
@@ -173,7 +202,7 @@ def render(
             errors.extend(rendering.errors)
             continue
         if settings.include_sources:
-            out.add(doc.body, doc.location.path, doc.subject)
+            out.add(doc.body, doc.location.path, doc.subject, doc.line_of("metadata.name"))
         for obj in rendering.objects:
             out.add(obj, doc.location.path, doc.subject)
         if rendering.ca_namespace:
@@ -192,12 +221,16 @@ def render(
     if settings.include_sources:
         for doc in shim_docs:
             if doc.subject not in failed_shims:
-                out.add(doc.body, doc.location.path, doc.subject)
+                out.add(doc.body, doc.location.path, doc.subject, doc.line_of("metadata.name"))
     for obj, path in shims.objects:
         out.add(obj, path)
 
     for doc in passthrough:
-        out.add(doc.body, doc.location.path, doc.subject)
+        problem = unknown_spinkube_kind(doc)
+        if problem is not None:
+            errors.append(problem)
+            continue
+        out.add(doc.body, doc.location.path, doc.subject, doc.line_of("metadata.name"))
 
     errors.extend(out.errors)
     return RenderResult(objects=sorted(out.objects, key=sort_key), errors=_sorted_errors(errors))

@@ -33,6 +33,12 @@ except AttributeError:  # pragma: no cover
     _Dumper = yaml.SafeDumper
 
 
+class IOFailure(click.ClickException):
+    """An I/O problem (unreadable path or output dir): exit 2, like a usage error."""
+
+    exit_code = EXIT_USAGE
+
+
 def load_nodes(path: Path) -> list[Obj]:
     """Nodes from a YAML file: documents that are Nodes, or a (Node)List's items."""
     try:
@@ -53,13 +59,13 @@ def load_nodes(path: Path) -> list[Obj]:
 def _run(path: Path, subpath: str | None, nodes_file: Path | None) -> RenderResult:
     from renderers.discovery import discover  # lazy: only these commands need the walk
 
-    if subpath is not None and not (path / subpath).is_dir():
-        raise click.BadParameter(f"{subpath!r} is not a directory under {path}", param_hint="--path")
     nodes = load_nodes(nodes_file) if nodes_file else []
     try:
         tree = discover(path, subpath)
+    except FileNotFoundError as exc:
+        raise click.BadParameter(str(exc), param_hint="--path") from exc
     except OSError as exc:
-        raise click.FileError(str(path), hint=str(exc)) from exc
+        raise IOFailure(f"cannot read {path}: {exc}") from exc
     return render_tree(tree, nodes, DEFAULT_SETTINGS)
 
 
@@ -89,7 +95,7 @@ def _write_out(directory: Path, objects: list[Obj], output: str) -> None:
             text = json.dumps(obj, indent=2) + "\n" if output == "json" else _dump([obj], output)
             (directory / out_file_name(i, obj, output)).write_text(text)
     except OSError as exc:
-        raise click.FileError(str(directory), hint=str(exc)) from exc
+        raise IOFailure(f"cannot write {directory}: {exc}") from exc
 
 
 def _report_errors(errors: list[RenderError]) -> None:

@@ -9,6 +9,7 @@ operator would; the error says so.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from fractions import Fraction
 from typing import Any
@@ -17,6 +18,8 @@ from renderers.errors import WebhookRuleError
 from renderers.model import SourceDoc
 from renderers.quantity import QuantityError, parse_quantity
 
+# The Service is named after the app, so the name must be a DNS-1035 label.
+_DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 # The status label key `core.spinkube.dev/app.<app>.status` has a 63-character name part.
 MAX_APP_NAME = 63 - len("app..status")
 
@@ -43,7 +46,10 @@ def check_spinapp(
     def fail(field: str, message: str) -> None:
         errors.append(WebhookRuleError(message, doc.at(field), doc.subject))
 
-    if len(doc.name) > MAX_APP_NAME:
+    if not _DNS1035.match(doc.name):
+        fail("metadata.name", f"SpinApp name {doc.name!r} is not a DNS-1035 label (lowercase letters, "
+             "digits and '-', starting with a letter): the operator names the Service after it")
+    elif len(doc.name) > MAX_APP_NAME:
         fail("metadata.name", f"SpinApp names longer than {MAX_APP_NAME} characters make the label "
              f"core.spinkube.dev/app.<name>.status invalid")
     if not executor_name:
