@@ -128,8 +128,8 @@ CASES: dict[str, tuple[dict[str, str], str, str]] = {
         "apps/bad.yaml", "spec.runtimeConfig.keyValueStores[0].options[0].valueFrom.secretKeyRef.name"),
     "runtime-config-configmap-key-missing": (
         {"apps/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: db}\ndata: {other: x}\n",
-         "apps/bad.yaml": app(BASE + "runtimeConfig:\n  sqliteDatabases:\n  - name: default\n    type: libsql\n"
-                              "    options:\n    - name: url\n      valueFrom:\n"
+         "apps/bad.yaml": app(BASE + "runtimeConfig:\n  sqliteDatabases:\n  - name: default\n"
+                              "    type: libsql\n    options:\n    - name: url\n      valueFrom:\n"
                               "        configMapKeyRef: {name: db, key: url}")},
         "apps/bad.yaml", "configMapKeyRef.key"),
     "duplicate-key-value-store": (
