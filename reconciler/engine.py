@@ -147,7 +147,9 @@ def _run(
     )
     record.errors.extend(rendered.errors)
     desired = [_with_path(obj, path) for obj, path in rendered.objects]
-    if not desired and not options.allow_empty:
+    # spindle adds its CRDs to every render: "empty" means nothing came from the repo.
+    from_repo = [o for o, path in rendered.objects if not (path or "").startswith("(spindle)")]
+    if not from_repo and not options.allow_empty:
         record.errors.append(
             "refusing to reconcile an empty desired set (it would prune everything); pass --allow-empty"
         )
@@ -337,6 +339,7 @@ def default_renderer(checkout: Path, request: RenderRequest) -> Rendered:
     from SpinApps are left to the in-cluster spin-operator."""
     from renderers import discovery
     from renderers import render as pipeline
+    from renderers.settings import DEFAULT_SETTINGS
 
     tree = discovery.discover(checkout, request.path)
     result = pipeline.render(tree, request.nodes, retired_shims=request.retired_shims)
@@ -344,6 +347,9 @@ def default_renderer(checkout: Path, request: RenderRequest) -> Rendered:
     for obj in result.objects:
         if request.mode is Mode.OPERATOR and _operator_renders(obj):
             continue
+        namespace = pipeline.namespace_of(obj, DEFAULT_SETTINGS)
+        if namespace and not (obj.get("metadata") or {}).get("namespace"):
+            obj = {**obj, "metadata": {**(obj.get("metadata") or {}), "namespace": namespace}}
         out.objects.append((obj, objects.annotation(obj, objects.SOURCE_PATH_ANNOTATION)))
     out.objects.sort(key=lambda pair: sort.apply_key(objects.ref_of(pair[0])))
     return out

@@ -97,6 +97,10 @@ class Applier:
     clock: Callable[[], float] = time.monotonic
 
     def run(self, desired: Iterable[Obj], cache: Inventory | None) -> list[Outcome]:
+        # Dry-run only: namespaces and API versions this plan would create first, so objects
+        # inside them are "would be created" rather than failures.
+        self._new_namespaces: set[str] = set()
+        self._new_api_versions: set[str] = set()
         items = self._items(desired)
         outcomes: dict[ObjectRef, Outcome] = {}
         by_stage: dict[sort.Stage, list[_Item]] = defaultdict(list)
@@ -108,6 +112,7 @@ class Applier:
             outcomes.update({o.ref: o for o in stage_out})
             if stage is sort.Stage.DEFINITIONS:
                 self._wait_established(stage_out)
+                self._note_new_definitions(stage_out)
         ordered = [outcomes[i.ref] for i in items]
         self._assess_health(ordered)
         return ordered
@@ -146,6 +151,9 @@ class Applier:
         pending: list[tuple[_Item, Obj | None]] = []
         for item in items:
             err = list_errors.get((item.ref.api_version, item.ref.kind))
+            if err is not None and self.options.dry_run and (planned := self._would_create(item)):
+                results[item.ref] = planned
+                continue
             if err is not None:
                 results[item.ref] = Outcome(item.ref, Action.FAILED, err, desired=item.desired)
                 continue
@@ -165,6 +173,37 @@ class Applier:
                 for (item, _), outcome in zip(batch, pool.map(self._one_safe, batch), strict=True):
                     results[item.ref] = outcome
         return [results[i.ref] for i in items]
+
+    def _note_new_definitions(self, outcomes: list[Outcome]) -> None:
+        if not self.options.dry_run:
+            return
+        for o in outcomes:
+            if o.action is not Action.CREATED:
+                continue
+            if o.ref.kind == "Namespace":
+                self._new_namespaces.add(o.ref.name)
+            elif o.ref.kind == "CustomResourceDefinition":
+                spec = (o.desired or {}).get("spec") or {}
+                for v in spec.get("versions") or []:
+                    self._new_api_versions.add(f"{spec.get('group')}/{v.get('name')}")
+
+    def _would_create(self, item: _Item) -> Outcome | None:
+        """In a dry-run, an object whose namespace or CRD the plan creates first."""
+        if item.ref.api_version in self._new_api_versions:
+            why = f"its CustomResourceDefinition ({item.ref.api_version}) is created first"
+        elif item.ref.namespace in self._new_namespaces:
+            why = f"its namespace {item.ref.namespace} is created first"
+        else:
+            return None
+        view = mask.mask(normalize.comparable(item.desired))
+        return Outcome(
+            item.ref,
+            Action.CREATED,
+            f"would be created ({why})",
+            desired=item.desired,
+            digest=item.digest,
+            desired_view=view,
+        )
 
     def _shortcut(self, item: _Item, current: Obj | None, cache: Inventory | None) -> Outcome | None:
         if item.policy is SSAPolicy.IGNORE:
@@ -208,6 +247,12 @@ class Applier:
                 return self._absent(item)
             return self._check(item, current)
         except errors.KubeError as exc:
+            if (
+                self.options.dry_run
+                and isinstance(exc, errors.NotFound)
+                and (planned := self._would_create(item))
+            ):
+                return planned
             return Outcome(item.ref, Action.FAILED, str(exc), desired=item.desired, live=current)
         except Exception as exc:  # a bug on one object must not stop the others
             return Outcome(
