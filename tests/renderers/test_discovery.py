@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from renderers import spintoml
 from renderers.discovery import discover
 from renderers.errors import DocumentError, ManifestError
 
@@ -217,3 +220,73 @@ def test_unreadable_ignore_file_is_reported(tmp_path: Path) -> None:
     tree = discover(tmp_path)
     assert [d.name for d in tree.spinapps] == ["a"]
     assert [type(e) for e in tree.errors] == [DocumentError]
+
+
+# --- example-repo ------------------------------------------------------------------------------
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "example-repo"
+
+
+def test_example_repo_is_clean_and_complete() -> None:
+    tree = discover(EXAMPLE)
+    assert tree.errors == []
+    assert sorted(d.name for d in tree.spinapps) == ["echo-burst", "greeter"]
+    assert [d.subject for d in tree.executors] == ["SpinAppExecutor/spin-apps/containerd-shim-spin"]
+    assert tree.executors[0].body["spec"]["deploymentConfig"] == {
+        "runtimeClassName": "wasmtime-spin-v2",
+        "installDefaultCACerts": True,
+    }
+    [shim] = tree.shims
+    assert shim.body["spec"]["runtimeClass"] == {"name": "wasmtime-spin-v2", "handler": "spin-v2"}
+    assert shim.body["spec"]["fetchStrategy"]["type"] == "anonymousHttp"
+    assert {d.kind for d in tree.others} == {"Namespace", "ConfigMap", "HorizontalPodAutoscaler"}
+    assert sorted(p.app.name for p in tree.projects) == ["echo", "hello"]
+    assert sorted(d.subject for d in tree.scaffolded) == [
+        "HorizontalPodAutoscaler/spin-apps/echo-autoscaler",
+        "Secret/spin-apps/echo-runtime-config",
+        "SpinApp/spin-apps/echo",
+        "SpinApp/spin-apps/hello",
+    ]
+    greeter = next(d for d in tree.spinapps if d.name == "greeter").body["spec"]
+    sources = {v["name"]: next(iter(v.get("valueFrom", {"value": None}))) for v in greeter["variables"]}
+    assert sources == {"greeting": "value", "log_level": "configMapKeyRef", "api_token": "secretKeyRef"}
+    assert greeter["runtimeConfig"]["keyValueStores"][0]["name"] == "default"
+    assert {"checks", "resources", "podLabels"} <= set(greeter)
+
+
+def _run_wagi(wasm: Path, stdin: bytes, tmp_path: Path) -> bytes:
+    wasmtime = pytest.importorskip("wasmtime")
+    engine = wasmtime.Engine()
+    linker = wasmtime.Linker(engine)
+    linker.define_wasi()
+    store = wasmtime.Store(engine)
+    config = wasmtime.WasiConfig()
+    (tmp_path / "stdin").write_bytes(stdin)
+    config.stdin_file = str(tmp_path / "stdin")
+    config.stdout_file = str(tmp_path / "stdout")
+    store.set_wasi(config)
+    instance = linker.instantiate(store, wasmtime.Module.from_file(engine, str(wasm)))
+    instance.exports(store)["_start"](store)
+    return (tmp_path / "stdout").read_bytes()
+
+
+@pytest.mark.parametrize("name", ["hello", "echo"])
+def test_example_projects_build_command_reproduces_the_committed_wasm(name: str, tmp_path: Path) -> None:
+    work = tmp_path / name
+    shutil.copytree(EXAMPLE / "apps" / name, work)
+    (work / f"{name}.wasm").unlink()
+    loaded = spintoml.load((work / "spin.toml").read_bytes(), "spin.toml", None)
+    assert loaded.app is not None
+    build = loaded.app.components[name].build
+    assert build is not None
+    for command in build.commands:
+        subprocess.run(command, shell=True, cwd=work, check=True)
+    assert (work / f"{name}.wasm").read_bytes() == (EXAMPLE / "apps" / name / f"{name}.wasm").read_bytes()
+
+
+def test_example_wagi_modules_answer_like_cgi(tmp_path: Path) -> None:
+    hello = _run_wagi(EXAMPLE / "apps/hello/hello.wasm", b"", tmp_path)
+    assert hello.startswith(b"content-type: text/plain\n\nHello from a WAGI module")
+    body = b"ping " * 2000  # more than one 4 KiB read
+    echo = _run_wagi(EXAMPLE / "apps/echo/echo.wasm", body, tmp_path)
+    assert echo == b"content-type: text/plain\n\n" + body
