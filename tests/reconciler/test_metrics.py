@@ -1,0 +1,67 @@
+"""Scrape /metrics from the running loop over HTTP and check the values after real runs."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+from spindle_gitfixtures import Remote
+from spindle_loopfixtures import FileReconciler, get, post, sign, wait_for
+
+from reconciler.loop import ReconcileLoop, WebhookConfig, serve
+from reconciler.source import GitSource, SourceSpec
+
+SECRET = b"s"
+
+
+def _scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    status, text = get(url + "/metrics")
+    assert status == 200
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_metrics_endpoint_after_runs(tmp_path: Path) -> None:
+    remote = Remote(tmp_path / "up")
+    remote.commit({"a.yaml": "1", "b.yaml": "2"}, "two apps")
+    remote.push()
+    engine = FileReconciler()
+    source = GitSource(SourceSpec(url=remote.url), tmp_path / "cache")
+    loop = ReconcileLoop(source_name="shop", fetch=source.fetch, reconcile=engine, history=None)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    stop = threading.Event()
+    thread = threading.Thread(target=serve, args=(loop,), kwargs={
+        "interval": 3600, "webhook": WebhookConfig("127.0.0.1", port, SECRET), "stop": stop,
+        "handle_signals": False})
+    started = time.time()
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_for(lambda: loop.ready, timeout=10)
+        remote.commit({"a.yaml": "changed"}, "change a")
+        remote.push()
+        body = b'{"ref": "refs/heads/main"}'
+        assert post(url + "/hook", body, {"X-Spindle-Signature-256": sign(SECRET, body)}) == 202
+        assert wait_for(lambda: engine.runs == 2 and len(engine.finished_at) == 2, timeout=5)
+        src = (("source", "shop"),)
+        assert wait_for(lambda: _scrape(url).get(("spindle_reconcile_duration_seconds_count", src)) == 2)
+        got = _scrape(url)
+        assert got[("spindle_git_fetch_duration_seconds_count", src)] == 2
+        assert got[("spindle_reconcile_objects_total", (("action", "Created"), ("source", "shop")))] == 2
+        assert got[("spindle_reconcile_objects_total", (("action", "Configured"), ("source", "shop")))] == 1
+        assert got[("spindle_reconcile_objects_total", (("action", "Unchanged"), ("source", "shop")))] == 1
+        assert got[("spindle_drifted_objects", src)] == 1
+        assert got.get(("spindle_reconcile_errors_total", src), 0) == 0
+        assert started <= got[("spindle_last_success_timestamp_seconds", src)] <= time.time()
+        assert got[("spindle_reconcile_duration_seconds_sum", src)] > 0
+    finally:
+        stop.set()
+        thread.join(timeout=20)
