@@ -1,0 +1,352 @@
+"""Defaulting: what the API server fills in on every write (SetDefaults_* of k8s.io/kubernetes
+pkg/apis/*/v1, plus structural ``default``s of CRD schemas and Go non-pointer structs)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from kubesim.schema.types import MISSING, UNTYPED, NodeType, ResourceSchema, TypeNode
+
+Obj = dict[str, Any]
+
+# --- structural defaults ------------------------------------------------------------------------
+
+_HAS_DEFAULTS: dict[int, bool] = {}
+
+
+def _has_defaults(node: TypeNode, seen: frozenset[int] = frozenset()) -> bool:
+    """Whether a walk below ``node`` can add anything (memoised per node)."""
+    key = id(node)
+    cached = _HAS_DEFAULTS.get(key)
+    if cached is not None:
+        return cached
+    if key in seen:
+        return False
+    seen = seen | {key}
+    result = False
+    if node.type is NodeType.STRUCT:
+        if node.present_fields:
+            result = True
+        for f in node.fields.values():
+            if result or f.default is not MISSING or _has_defaults(f, seen):
+                result = True
+                break
+    elif node.type in (NodeType.LIST, NodeType.MAP) and node.item is not None:
+        result = _has_defaults(node.item, seen)
+    _HAS_DEFAULTS[key] = result
+    return result
+
+
+def _copy(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _copy(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_copy(x) for x in v]
+    return v
+
+
+def apply_structural_defaults(value: Any, node: TypeNode) -> None:
+    """Fill declared ``default``s and non-pointer structs below ``value`` (in place)."""
+    if not _has_defaults(node):
+        return
+    t = node.type
+    if t is NodeType.STRUCT and isinstance(value, dict):
+        for name, f in node.fields.items():
+            if name not in value:
+                if f.default is not MISSING:
+                    value[name] = _copy(f.default)
+                elif name in node.present_fields:
+                    value[name] = {}
+                else:
+                    continue
+            v = value[name]
+            if isinstance(v, dict | list):
+                apply_structural_defaults(v, f)
+    elif t is NodeType.LIST and isinstance(value, list) and node.item is not None:
+        for item in value:
+            if isinstance(item, dict | list):
+                apply_structural_defaults(item, node.item)
+    elif t is NodeType.MAP and isinstance(value, dict) and node.item is not None:
+        for item in value.values():
+            if isinstance(item, dict | list):
+                apply_structural_defaults(item, node.item)
+
+
+def drop_unknown(value: Any, node: TypeNode) -> Any:
+    """A copy of ``value`` without fields its schema does not declare (Go decoding / CRD pruning)."""
+    t = node.type
+    if isinstance(value, dict):
+        if t is NodeType.STRUCT:
+            out: dict[str, Any] = {}
+            for k, v in value.items():
+                f = node.fields.get(k)
+                if f is None:
+                    if not node.preserve_unknown:
+                        continue
+                    f = UNTYPED
+                out[k] = drop_unknown(v, f) if isinstance(v, dict | list) else v
+            return out
+        if t is NodeType.MAP and node.item is not None:
+            item = node.item
+            return {k: drop_unknown(v, item) if isinstance(v, dict | list) else v for k, v in value.items()}
+        return _copy(value)
+    if isinstance(value, list):
+        if t is NodeType.LIST and node.item is not None:
+            item = node.item
+            return [drop_unknown(v, item) if isinstance(v, dict | list) else v for v in value]
+        return _copy(value)
+    return value
+
+
+def default_object(schema: ResourceSchema, obj: Obj) -> None:
+    """Apply every default the API server would to ``obj`` (in place)."""
+    apply_structural_defaults(obj, schema.root)
+    if schema.defaulter is not None:
+        schema.defaulter(obj)
+
+
+# --- built-in SetDefaults_* ----------------------------------------------------------------------
+
+
+def _d(obj: Obj, key: str, value: Any) -> Any:
+    if key not in obj or obj[key] is None:
+        obj[key] = value
+    return obj[key]
+
+
+def _sub(obj: Obj, key: str) -> Obj | None:
+    v = obj.get(key)
+    return v if isinstance(v, dict) else None
+
+
+def _image_pull_policy(image: Any) -> str:
+    if not isinstance(image, str):
+        return "IfNotPresent"
+    if "@" in image:
+        return "IfNotPresent"
+    last = image.rsplit("/", 1)[-1]
+    tag = last.rsplit(":", 1)[1] if ":" in last else ""
+    return "Always" if tag in ("", "latest") else "IfNotPresent"
+
+
+def _default_probe(probe: Any) -> None:
+    if not isinstance(probe, dict):
+        return
+    _d(probe, "timeoutSeconds", 1)
+    _d(probe, "periodSeconds", 10)
+    _d(probe, "successThreshold", 1)
+    _d(probe, "failureThreshold", 3)
+    _default_handler(probe)
+
+
+def _default_handler(h: Any) -> None:
+    if not isinstance(h, dict):
+        return
+    get = _sub(h, "httpGet")
+    if get is not None:
+        if not get.get("path"):
+            get["path"] = "/"
+        _d(get, "scheme", "HTTP")
+
+
+def _default_container(c: Any) -> None:
+    if not isinstance(c, dict):
+        return
+    _d(c, "terminationMessagePath", "/dev/termination-log")
+    _d(c, "terminationMessagePolicy", "File")
+    _d(c, "imagePullPolicy", _image_pull_policy(c.get("image")))
+    _d(c, "resources", {})
+    for p in c.get("ports") or []:
+        if isinstance(p, dict):
+            _d(p, "protocol", "TCP")
+    for e in c.get("env") or []:
+        vf = _sub(e, "valueFrom") if isinstance(e, dict) else None
+        ref = _sub(vf, "fieldRef") if vf else None
+        if ref is not None:
+            _d(ref, "apiVersion", "v1")
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        _default_probe(c.get(probe))
+    lc = _sub(c, "lifecycle")
+    if lc is not None:
+        _default_handler(lc.get("postStart"))
+        _default_handler(lc.get("preStop"))
+
+
+def _default_volume(v: Any) -> None:
+    if not isinstance(v, dict):
+        return
+    sources = [k for k in v if k != "name"]
+    if not sources:
+        v["emptyDir"] = {}
+    for src in ("secret", "configMap", "projected", "downwardAPI"):
+        s = _sub(v, src)
+        if s is not None:
+            _d(s, "defaultMode", 420)
+
+
+def default_pod_spec(spec: Any) -> None:
+    """SetDefaults_PodSpec and the container/volume defaults below it."""
+    if not isinstance(spec, dict):
+        return
+    _d(spec, "dnsPolicy", "ClusterFirst")
+    _d(spec, "restartPolicy", "Always")
+    _d(spec, "terminationGracePeriodSeconds", 30)
+    _d(spec, "securityContext", {})
+    _d(spec, "schedulerName", "default-scheduler")
+    for key in ("containers", "initContainers"):
+        for c in spec.get(key) or []:
+            _default_container(c)
+    for v in spec.get("volumes") or []:
+        _default_volume(v)
+
+
+def _default_template(spec: Obj | None) -> None:
+    if spec is None:
+        return
+    tpl = _sub(spec, "template")
+    if tpl is not None:
+        _d(tpl, "metadata", {})
+        default_pod_spec(_d(tpl, "spec", {}))
+
+
+def default_deployment(obj: Obj) -> None:
+    spec = _sub(obj, "spec")
+    if spec is None:
+        return
+    _d(spec, "replicas", 1)
+    strategy = _d(spec, "strategy", {})
+    if isinstance(strategy, dict):
+        _d(strategy, "type", "RollingUpdate")
+        if strategy.get("type") == "RollingUpdate":
+            ru = _d(strategy, "rollingUpdate", {})
+            if isinstance(ru, dict):
+                _d(ru, "maxUnavailable", "25%")
+                _d(ru, "maxSurge", "25%")
+    _d(spec, "revisionHistoryLimit", 10)
+    _d(spec, "progressDeadlineSeconds", 600)
+    _default_template(spec)
+
+
+def default_job(obj: Obj) -> None:
+    spec = _sub(obj, "spec")
+    if spec is None:
+        return
+    if spec.get("completions") is None and spec.get("parallelism") is None:
+        spec["completions"] = 1
+        spec["parallelism"] = 1
+    _d(spec, "parallelism", 1)
+    if spec.get("backoffLimitPerIndex") is None:
+        _d(spec, "backoffLimit", 6)
+    _d(spec, "completionMode", "NonIndexed")
+    _d(spec, "suspend", False)
+    if spec.get("podFailurePolicy") is None:
+        _d(spec, "podReplacementPolicy", "TerminatingOrFailed")
+    _default_template(spec)
+
+
+def default_pod(obj: Obj) -> None:
+    spec = _sub(obj, "spec")
+    if spec is None:
+        return
+    default_pod_spec(spec)
+    _d(spec, "enableServiceLinks", True)
+    for c in spec.get("containers") or []:
+        res = _sub(c, "resources") if isinstance(c, dict) else None
+        if res is not None and isinstance(res.get("limits"), dict):
+            req = _d(res, "requests", {})
+            if isinstance(req, dict):
+                for k, v in res["limits"].items():
+                    req.setdefault(k, v)
+
+
+def default_service(obj: Obj) -> None:
+    spec = _sub(obj, "spec")
+    if spec is None:
+        return
+    _d(spec, "sessionAffinity", "None")
+    stype = _d(spec, "type", "ClusterIP")
+    for p in spec.get("ports") or []:
+        if isinstance(p, dict):
+            _d(p, "protocol", "TCP")
+            if stype != "ExternalName" and "port" in p:
+                _d(p, "targetPort", p["port"])
+    if stype in ("ClusterIP", "NodePort", "LoadBalancer"):
+        _d(spec, "internalTrafficPolicy", "Cluster")
+    if stype in ("NodePort", "LoadBalancer"):
+        _d(spec, "externalTrafficPolicy", "Cluster")
+    if stype == "LoadBalancer":
+        _d(spec, "allocateLoadBalancerNodePorts", True)
+
+
+def default_secret(obj: Obj) -> None:
+    _d(obj, "type", "Opaque")
+
+
+def default_namespace(obj: Obj) -> None:
+    meta = _sub(obj, "metadata")
+    if meta is not None and isinstance(meta.get("name"), str):
+        labels = _d(meta, "labels", {})
+        if isinstance(labels, dict):
+            labels["kubernetes.io/metadata.name"] = meta["name"]
+    spec = _d(obj, "spec", {})
+    if isinstance(spec, dict):
+        _d(spec, "finalizers", ["kubernetes"])
+    status = _d(obj, "status", {})
+    if isinstance(status, dict):
+        _d(status, "phase", "Active")
+
+
+def default_event(obj: Obj) -> None:
+    _d(obj, "reportingComponent", "")
+    _d(obj, "reportingInstance", "")
+
+
+def default_hpa(obj: Obj) -> None:
+    spec = _sub(obj, "spec")
+    if spec is None:
+        return
+    _d(spec, "minReplicas", 1)
+    if not spec.get("metrics"):
+        spec["metrics"] = [{
+            "type": "Resource",
+            "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}},
+        }]
+
+
+def default_binding(obj: Obj) -> None:
+    for s in obj.get("subjects") or []:
+        if isinstance(s, dict) and "apiGroup" not in s:
+            kind = s.get("kind")
+            if kind in ("User", "Group"):
+                s["apiGroup"] = "rbac.authorization.k8s.io"
+            elif kind == "ServiceAccount":
+                s["apiGroup"] = ""
+
+
+def default_crd(obj: Obj) -> None:
+    spec = _sub(obj, "spec")
+    if spec is None:
+        return
+    conv = _d(spec, "conversion", {})
+    if isinstance(conv, dict):
+        _d(conv, "strategy", "None")
+    names = _sub(spec, "names")
+    if names is not None and isinstance(names.get("kind"), str):
+        _d(names, "singular", names["kind"].lower())
+        _d(names, "listKind", names["kind"] + "List")
+
+
+BUILTIN_DEFAULTERS: dict[str, Callable[[Obj], None]] = {
+    "Deployment": default_deployment,
+    "Job": default_job,
+    "Pod": default_pod,
+    "Service": default_service,
+    "Secret": default_secret,
+    "Namespace": default_namespace,
+    "Event": default_event,
+    "HorizontalPodAutoscaler": default_hpa,
+    "RoleBinding": default_binding,
+    "ClusterRoleBinding": default_binding,
+    "CustomResourceDefinition": default_crd,
+}

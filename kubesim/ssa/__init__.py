@@ -1,0 +1,64 @@
+"""The server-side-apply engine: pure functions over JSON objects, no I/O.
+
+Modelled on sigs.k8s.io/structured-merge-diff (merge, compare, prune, conflicts) and
+k8s.io/apimachinery managedfields (strip-meta, manager identities, entry order, conflict text).
+
+Public API::
+
+    apply(live, config, *, manager, api_version, force, schema, now, subresource=None) -> ApplyResult
+        PATCH application/apply-patch+yaml.  ``live`` is the stored object (None: create), with its
+        ``metadata.managedFields``; ``config`` the decoded body; ``api_version`` the URL's
+        group/version; ``now`` an RFC 3339 UTC time ("2026-01-02T03:04:05Z").
+        Raises ApplyBodyError (400: managedFields in body, wrong apiVersion), InvalidObjectError
+        (422: duplicate list-map keys, item without key, wrong type, undeclared field — message
+        verbatim from upstream), ConflictError (409, ``.conflicts`` and ``.causes`` for the Status).
+
+    update(live, new, *, manager, api_version, schema, now, subresource=None) -> UpdateResult
+        Create / PUT / merge, JSON or strategic patch / status writes: ``new`` is the full object
+        after the patch.  Undeclared fields are dropped, defaults applied, the manager (an Update
+        entry) takes the fields it changed, removed fields leave every manager.
+
+    apply_strategic_merge_patch(live, patch, schema) -> dict
+        Strategic merge patch for built-ins (patchMergeKey merges, ``$patch``,
+        ``$setElementOrder``, ``$retainKeys``, ``$deleteFromPrimitiveList``, null deletes).
+
+    ApplyResult / UpdateResult fields: ``object`` (fresh dict with managedFields), ``changed``
+    (content changed), ``managed_fields_changed``, ``created``, and ``write_needed`` (False for a
+    true no-op: keep the stored object and its resourceVersion).
+
+    decode_fields_v1(raw) / encode_fields_v1(fs): FieldsV1 JSON ⇄ field-set trie.
+
+Error tree: see kubesim/ssa/errors.py.
+"""
+
+from __future__ import annotations
+
+from kubesim.ssa.engine import ApplyResult, UpdateResult, apply, update
+from kubesim.ssa.errors import (
+    ApplyBodyError,
+    Cause,
+    Conflict,
+    ConflictError,
+    InvalidObjectError,
+    PatchError,
+    SSAError,
+)
+from kubesim.ssa.fieldpath import decode_fields_v1, encode_fields_v1
+from kubesim.ssa.strategic import apply_strategic_merge_patch
+
+__all__ = [
+    "ApplyBodyError",
+    "ApplyResult",
+    "Cause",
+    "Conflict",
+    "ConflictError",
+    "InvalidObjectError",
+    "PatchError",
+    "SSAError",
+    "UpdateResult",
+    "apply",
+    "apply_strategic_merge_patch",
+    "decode_fields_v1",
+    "encode_fields_v1",
+    "update",
+]

@@ -1,0 +1,335 @@
+"""Server-side apply and update, following sigs.k8s.io/structured-merge-diff ``merge.Updater`` and
+k8s.io/apimachinery ``managedfields`` (strip-meta, managed-fields-updater, conflict errors)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from kubesim.schema.defaults import default_object, drop_unknown
+from kubesim.schema.types import ResourceSchema, TypeNode
+from kubesim.ssa import fieldpath as fp
+from kubesim.ssa import typed
+from kubesim.ssa.errors import ApplyBodyError, Cause, Conflict, ConflictError, InvalidObjectError
+from kubesim.ssa.managed import (
+    APPLY,
+    UPDATE,
+    Managed,
+    ManagerEntry,
+    ManagerKey,
+    decode_managed_fields,
+    encode_managed_fields,
+    key_for,
+)
+
+#: Paths apimachinery's stripMetaManager never records as owned.
+_STRIP: fp.FieldSet = {
+    "f:apiVersion": {fp.MEMBER: {}},
+    "f:kind": {fp.MEMBER: {}},
+    "f:metadata": {
+        fp.MEMBER: {},
+        **{
+            "f:" + n: {fp.MEMBER: {}}
+            for n in (
+                "name", "namespace", "creationTimestamp", "selfLink", "uid", "clusterName",
+                "generation", "managedFields", "resourceVersion",
+            )
+        },
+    },
+}
+
+_KEEP_ON_STATUS = ("apiVersion", "kind", "metadata", "status")
+
+
+@dataclass(slots=True)
+class ApplyResult:
+    #: The resulting object, with ``metadata.managedFields``.  A fresh dict (callers may mutate it).
+    object: dict[str, Any]
+    #: The object's content (anything but managedFields) changed.
+    changed: bool
+    #: ``metadata.managedFields`` changed (new owner, new times, dropped managers, ...).
+    managed_fields_changed: bool
+    #: There was no live object: this apply creates it (HTTP 201).
+    created: bool
+
+    @property
+    def write_needed(self) -> bool:
+        """False for a true no-op: the stored object (and its resourceVersion) stays as is."""
+        return self.changed or self.managed_fields_changed or self.created
+
+
+UpdateResult = ApplyResult
+
+
+def _gvknn(obj: dict[str, Any], schema: ResourceSchema) -> str:
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    assert isinstance(meta, dict)
+    g = schema.gvk
+    ns = meta.get("namespace") or ""
+    name = meta.get("name") or ""
+    return f"{ns}/{name}; {g.group}/{g.version}, Kind={g.kind}"
+
+
+def _ignored(schema: ResourceSchema, subresource: str | None) -> fp.FieldSet:
+    """Reset fields: the main resource never owns status, the status subresource owns only status."""
+    if not schema.status_subresource:
+        return {}
+    if subresource == "status":
+        return {"f:" + n: {fp.MEMBER: {}} for n in schema.root.fields if n not in _KEEP_ON_STATUS}
+    if subresource is None:
+        return {"f:status": {fp.MEMBER: {}}}
+    return {}
+
+
+def _reset(merged: dict[str, Any], live: dict[str, Any], schema: ResourceSchema, subresource: str | None,
+           ) -> dict[str, Any]:
+    """What the registry strategies do: status writes touch only status, main writes never do."""
+    if not schema.status_subresource:
+        return merged
+    if subresource is None:
+        if "status" in live:
+            merged["status"] = typed.deep_copy(live["status"])
+        else:
+            merged.pop("status", None)
+        return merged
+    if subresource == "status":
+        out: dict[str, Any] = typed.deep_copy(live)
+        if "status" in merged:
+            out["status"] = merged["status"]
+        else:
+            out.pop("status", None)
+        return out
+    return merged
+
+
+def _without_managed(obj: dict[str, Any] | None) -> dict[str, Any]:
+    if not obj:
+        return {}
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and "managedFields" in meta:
+        obj = dict(obj)
+        meta = dict(meta)
+        del meta["managedFields"]
+        obj["metadata"] = meta
+    return obj
+
+
+def _set_managed(obj: dict[str, Any], managed: Managed) -> None:
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        meta = obj["metadata"] = {}
+    meta.pop("managedFields", None)
+    encoded = encode_managed_fields(managed)
+    if encoded:
+        meta["managedFields"] = encoded
+
+
+def _conflicts(conflicts: dict[ManagerKey, fp.FieldSet], managed: Managed) -> list[Conflict]:
+    out: list[Conflict] = []
+    for key in sorted(conflicts):
+        entry = managed[key]
+        for path in fp.iter_paths(conflicts[key]):
+            out.append(Conflict(fp.path_string(path), key.manager, key.operation, entry.api_version,
+                                key.subresource))
+    return out
+
+
+def _copy_managed(managed: Managed) -> Managed:
+    return {k: ManagerEntry(v.fields, v.api_version, v.time) for k, v in managed.items()}
+
+
+def _typed_error(prefix: str, exc: typed.TypeErrors) -> InvalidObjectError:
+    return InvalidObjectError(
+        f"{prefix}: {exc.text}",
+        causes=tuple(Cause("FieldValueInvalid", msg, path.lstrip(".")) for path, msg in exc.errors),
+    )
+
+
+def _prune(merged: Any, managed: Managed, last: fp.FieldSet, root: TypeNode) -> Any:
+    """SMD ``Updater.prune``: drop what the applier owned last time, owns no more, and no one owns."""
+    last_en = typed.ensure_named(last, root)
+    pruned = typed.remove_items(merged, last_en, root)
+    # addBackOwnedItems
+    all_owned: fp.FieldSet = {}
+    for e in managed.values():
+        all_owned = fp.union(all_owned, e.fields)
+    merged_set = typed.ensure_named(typed.field_set(merged, root), root)
+    pruned_set = typed.ensure_named(typed.field_set(pruned, root), root)
+    owned_en = typed.ensure_named(all_owned, root)
+    pruned = typed.remove_items(merged, fp.difference(merged_set, fp.union(pruned_set, owned_en)), root)
+    # addBackDanglingItems
+    pruned_set = typed.ensure_named(typed.field_set(pruned, root), root)
+    return typed.remove_items(merged, fp.intersection(fp.difference(merged_set, pruned_set), last_en), root)
+
+
+def apply(
+    live: dict[str, Any] | None,
+    config: dict[str, Any],
+    *,
+    manager: str,
+    api_version: str,
+    force: bool,
+    schema: ResourceSchema,
+    now: str,
+    subresource: str | None = None,
+) -> ApplyResult:
+    """Server-side apply ``config`` (the request body) as ``manager`` onto ``live`` (None: create)."""
+    if not isinstance(config, dict):
+        raise ApplyBodyError("error decoding YAML: the apply body must be an object")
+    meta = config.get("metadata")
+    if isinstance(meta, dict) and meta.get("managedFields") is not None:
+        raise ApplyBodyError("metadata.managedFields must be nil")
+    if config.get("apiVersion") != api_version:
+        raise ApplyBodyError(
+            "Incorrect version specified in apply patch. "
+            f"Specified patch version: {config.get('apiVersion', '')}, expected: {api_version}"
+        )
+    root = schema.root
+    try:
+        config_set = typed.field_set(config, root, strict=True)
+    except typed.TypeErrors as exc:
+        raise _typed_error(f"failed to create typed patch object ({_gvknn(config, schema)})", exc) from exc
+
+    created = live is None
+    live_clean = _without_managed(live)
+    what = _gvknn(live_clean or config, schema)
+    managed_before = decode_managed_fields((live or {}).get("metadata", {}).get("managedFields"), what=what)
+    managed = _copy_managed(managed_before)
+    ignored = _ignored(schema, subresource)
+
+    merged = typed.merge(live_clean, config, root) if live_clean else typed.deep_copy(config)
+    merged = _reset(merged, live_clean, schema, subresource)
+
+    me = key_for(manager, APPLY, api_version, subresource)
+    last = managed.get(me)
+    new_set = fp.recursive_difference(config_set, ignored) if ignored else config_set
+    managed[me] = ManagerEntry(new_set, api_version, last.time if last else None)
+    if last is not None and fp.difference(last.fields, new_set):
+        merged = _prune(merged, managed, last.fields, root)
+
+    cmp = typed.compare(live_clean, merged, root)
+    if ignored:
+        cmp.added = fp.recursive_difference(cmp.added, ignored)
+        cmp.modified = fp.recursive_difference(cmp.modified, ignored)
+        cmp.removed = fp.recursive_difference(cmp.removed, ignored)
+    touched = fp.union(cmp.modified, cmp.added)
+    conflicts: dict[ManagerKey, fp.FieldSet] = {}
+    if touched:
+        for key, entry in managed.items():
+            if key == me:
+                continue
+            c = fp.intersection(entry.fields, touched)
+            if c:
+                conflicts[key] = c
+    if conflicts and not force:
+        raise ConflictError(_conflicts(conflicts, managed))
+    for key, c in conflicts.items():
+        managed[key].fields = fp.difference(managed[key].fields, c)
+    if cmp.removed:
+        for key, entry in managed.items():
+            if key != me:
+                entry.fields = fp.difference(entry.fields, cmp.removed)
+    mine = fp.difference(managed[me].fields, _STRIP)
+    managed[me].fields = mine
+    for key in [k for k, e in managed.items() if not e.fields]:
+        del managed[key]
+
+    changed = created or not cmp.is_same()
+    if changed:
+        default_object(schema, merged)
+        result = merged
+    else:
+        result = typed.deep_copy(live_clean)
+    if me in managed and (changed or last is None or last.fields != mine):
+        managed[me].time = now
+    _set_managed(result, managed)
+    mf_changed = _managed_differs(managed_before, managed)
+    return ApplyResult(result, changed, mf_changed, created)
+
+
+def _managed_differs(a: Managed, b: Managed) -> bool:
+    if a.keys() != b.keys():
+        return True
+    return any(
+        a[k].fields != b[k].fields or a[k].time != b[k].time or a[k].api_version != b[k].api_version
+        for k in a
+    )
+
+
+def _zero_struct(node: TypeNode) -> dict[str, Any]:
+    """The object a Go ``New()`` serialises to: non-pointer structs as {}, required fields as null."""
+    out: dict[str, Any] = {}
+    for name, f in node.fields.items():
+        if name in node.present_fields:
+            out[name] = _zero_struct(f)
+        elif name in node.required and name not in ("apiVersion", "kind"):
+            out[name] = None
+    return out
+
+
+def _is_reset_request(obj: dict[str, Any]) -> bool:
+    mf = (obj.get("metadata") or {}).get("managedFields")
+    return isinstance(mf, list) and len(mf) == 1 and mf[0] == {}
+
+
+def update(
+    live: dict[str, Any] | None,
+    new: dict[str, Any],
+    *,
+    manager: str,
+    api_version: str,
+    schema: ResourceSchema,
+    now: str,
+    subresource: str | None = None,
+) -> UpdateResult:
+    """Record a non-apply write (create, PUT, merge/JSON/strategic patch, status write).
+
+    ``new`` is the complete object after the patch; it is pruned of undeclared fields and
+    defaulted here.  Never raises conflicts.  ``managedFields: [{}]`` in ``new`` clears all
+    entries; other managedFields in ``new`` (if any) replace the live ones, as upstream.
+    """
+    root = schema.root
+    created = live is None
+    live_clean = _without_managed(live)
+    what = _gvknn(live_clean or new, schema)
+    managed_before = decode_managed_fields((live or {}).get("metadata", {}).get("managedFields"), what=what)
+    obj = drop_unknown(new, root)
+    if not isinstance(obj, dict):
+        raise ApplyBodyError(f"{what}: the object must be a JSON object")
+    if _is_reset_request(obj):
+        obj["metadata"].pop("managedFields", None)
+        obj = _reset(obj, live_clean, schema, subresource) if live_clean else obj
+        default_object(schema, obj)
+        return ApplyResult(obj, created or obj != live_clean, bool(managed_before), created)
+    try:
+        given = decode_managed_fields((obj.get("metadata") or {}).get("managedFields"), what=what)
+    except ApplyBodyError:
+        given = {}
+    managed = _copy_managed(given if given else managed_before)
+    if isinstance(obj.get("metadata"), dict):
+        obj["metadata"].pop("managedFields", None)
+    if live_clean:
+        obj = _reset(obj, live_clean, schema, subresource)
+    default_object(schema, obj)
+
+    base = live_clean if live_clean else {**_zero_struct(root), "apiVersion": obj.get("apiVersion"),
+                                          "kind": obj.get("kind")}
+    cmp = typed.compare(base, obj, root)
+    ignored = _ignored(schema, subresource)
+    if ignored:
+        cmp.added = fp.recursive_difference(cmp.added, ignored)
+        cmp.modified = fp.recursive_difference(cmp.modified, ignored)
+        cmp.removed = fp.recursive_difference(cmp.removed, ignored)
+    if cmp.removed:
+        for entry in managed.values():
+            entry.fields = fp.difference(entry.fields, cmp.removed)
+    taken = fp.difference(fp.union(cmp.modified, cmp.added), _STRIP)
+    me = key_for(manager, UPDATE, api_version, subresource)
+    if taken:
+        prev = managed.get(me)
+        managed[me] = ManagerEntry(fp.union(prev.fields, taken) if prev else taken, api_version, now)
+    for key in [k for k, e in managed.items() if not e.fields]:
+        del managed[key]
+    changed = created or obj != live_clean
+    _set_managed(obj, managed)
+    return ApplyResult(obj, changed, _managed_differs(managed_before, managed), created)

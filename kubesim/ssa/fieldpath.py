@@ -1,0 +1,312 @@
+"""Field sets as tries of canonical path-element strings, and the FieldsV1 wire encoding.
+
+A field set is a ``dict[str, FieldSet]`` whose keys are path elements exactly as FieldsV1 spells
+them (``f:name``, ``k:{"name":"web"}``, ``v:"x"``, ``i:0``).  The key ``"."`` inside a node marks
+the path *to* that node as a member of the set (structured-merge-diff's "Members"); a node
+without ``"."`` only exists because some descendant is a member.  Keeping the in-memory form
+this close to FieldsV1 makes decode/encode cheap, which matters because every write decodes and
+encodes every manager's set.
+
+Set operations mirror sigs.k8s.io/structured-merge-diff/v4/fieldpath ``Set``: ``union``,
+``intersection`` and ``difference`` work on exact membership, ``recursive_difference`` removes
+whole subtrees.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+FieldSet = dict[str, Any]
+"""A trie node: path element → child node; the key ``"."`` marks membership of the node itself."""
+
+MEMBER = "."
+
+
+def field_pe(name: str) -> str:
+    return "f:" + name
+
+
+def _go_json(value: Any) -> str:
+    """JSON exactly as Go's encoding/json (HTML-escaping, compact, sorted map keys) writes it."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+    if "<" in text or ">" in text or "&" in text or "\u2028" in text or "\u2029" in text:
+        text = (
+            text.replace("<", "\\u003c")
+            .replace(">", "\\u003e")
+            .replace("&", "\\u0026")
+            .replace("\u2028", "\\u2028")
+            .replace("\u2029", "\\u2029")
+        )
+    return text
+
+
+def key_pe(fields: dict[str, Any]) -> str:
+    """``k:{...}`` with the key fields sorted by name, as SMD's ``KeyByFields`` orders them."""
+    return "k:" + _go_json(fields)
+
+
+def value_pe(value: Any) -> str:
+    return "v:" + _go_json(value)
+
+
+def index_pe(index: int) -> str:
+    return "i:" + str(index)
+
+
+# --- set construction and algebra -------------------------------------------------------------
+
+
+def insert(fs: FieldSet, path: tuple[str, ...] | list[str]) -> None:
+    node = fs
+    for pe in path:
+        nxt = node.get(pe)
+        if nxt is None:
+            nxt = node[pe] = {}
+        node = nxt
+    node[MEMBER] = {}
+
+
+def has(fs: FieldSet, path: tuple[str, ...] | list[str]) -> bool:
+    node = fs
+    for pe in path:
+        nxt = node.get(pe)
+        if nxt is None:
+            return False
+        node = nxt
+    return MEMBER in node
+
+
+def is_empty(fs: FieldSet) -> bool:
+    return not fs
+
+
+def copy_set(fs: FieldSet) -> FieldSet:
+    return {k: copy_set(v) for k, v in fs.items()}
+
+
+def union(a: FieldSet, b: FieldSet) -> FieldSet:
+    if not a:
+        return copy_set(b)
+    if not b:
+        return copy_set(a)
+    out: FieldSet = {}
+    for k, v in a.items():
+        w = b.get(k)
+        out[k] = copy_set(v) if w is None else union(v, w)
+    for k, w in b.items():
+        if k not in a:
+            out[k] = copy_set(w)
+    return out
+
+
+def intersection(a: FieldSet, b: FieldSet) -> FieldSet:
+    out: FieldSet = {}
+    small, big = (a, b) if len(a) <= len(b) else (b, a)
+    for k, v in small.items():
+        w = big.get(k)
+        if w is None:
+            continue
+        if k == MEMBER:
+            out[k] = {}
+            continue
+        sub = intersection(v, w)
+        if sub:
+            out[k] = sub
+    return out
+
+
+def difference(a: FieldSet, b: FieldSet) -> FieldSet:
+    """Members of ``a`` that are not members of ``b`` (exact paths, not subtrees)."""
+    if not b:
+        return copy_set(a)
+    out: FieldSet = {}
+    for k, v in a.items():
+        if k == MEMBER:
+            if MEMBER not in b:
+                out[k] = {}
+            continue
+        w = b.get(k)
+        sub = copy_set(v) if w is None else difference(v, w)
+        if sub:
+            out[k] = sub
+    return out
+
+
+def recursive_difference(a: FieldSet, b: FieldSet) -> FieldSet:
+    """Members of ``a`` that are neither members of ``b`` nor below a member of ``b``."""
+    if not b:
+        return copy_set(a)
+    out: FieldSet = {}
+    for k, v in a.items():
+        if k == MEMBER:
+            if MEMBER not in b:
+                out[k] = {}
+            continue
+        w = b.get(k)
+        if w is None:
+            out[k] = copy_set(v)
+            continue
+        if MEMBER in w:
+            continue
+        sub = recursive_difference(v, w)
+        if sub:
+            out[k] = sub
+    return out
+
+
+def equal(a: FieldSet, b: FieldSet) -> bool:
+    return a == b
+
+
+# --- ordering and printing ------------------------------------------------------------------
+
+_TYPE_ORDER = {"f": 0, "k": 1, "v": 2, "i": 3}
+
+
+def _value_sort_key(v: Any) -> tuple[Any, ...]:
+    """A total order like SMD's ``value.Compare``: numbers < strings < bools < lists < maps < null."""
+    if isinstance(v, bool):
+        return (2, v)
+    if isinstance(v, int | float):
+        return (0, v)
+    if isinstance(v, str):
+        return (1, v.encode())
+    if isinstance(v, list):
+        return (3, tuple(_value_sort_key(x) for x in v))
+    if isinstance(v, dict):
+        return (4, tuple((k.encode(), _value_sort_key(v[k])) for k in sorted(v)))
+    return (5,)
+
+
+_SORT_CACHE: dict[str, tuple[Any, ...]] = {}
+
+
+def pe_sort_key(pe: str) -> tuple[Any, ...]:
+    key = _SORT_CACHE.get(pe)
+    if key is not None:
+        return key
+    kind = pe[0]
+    body = pe[2:]
+    if kind == "f":
+        key = (0, body.encode())
+    elif kind == "k":
+        fields = json.loads(body)
+        key = (1, tuple((name.encode(), _value_sort_key(fields[name])) for name in sorted(fields)))
+    elif kind == "v":
+        key = (2, _value_sort_key(json.loads(body)))
+    elif kind == "i":
+        key = (3, int(body))
+    else:
+        key = (-1,)
+    if len(_SORT_CACHE) < 100_000:
+        _SORT_CACHE[pe] = key
+    return key
+
+
+def _go_value_string(v: Any) -> str:
+    """``value.ToString`` of SMD: strings quoted like Go's %q, numbers bare."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, int | float):
+        return str(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_go_value_string(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}={_go_value_string(v[k])}" for k in sorted(v)) + "}"
+    return str(v)
+
+
+def pe_string(pe: str) -> str:
+    """One path element as ``fieldpath.PathElement.String`` prints it: ``.name``, ``[name="web"]``."""
+    kind, body = pe[0], pe[2:]
+    if kind == "f":
+        return "." + body
+    if kind == "k":
+        fields = json.loads(body)
+        return "[" + ",".join(f"{k}={_go_value_string(fields[k])}" for k in sorted(fields)) + "]"
+    if kind == "v":
+        return "[=" + _go_value_string(json.loads(body)) + "]"
+    if kind == "i":
+        return "[" + body + "]"
+    return pe
+
+
+def path_string(path: tuple[str, ...] | list[str]) -> str:
+    return "".join(pe_string(pe) for pe in path)
+
+
+def iter_paths(fs: FieldSet, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """Members in SMD's ``Set.Iterate`` order: a node's leaf members first, then its subtrees."""
+    children = sorted((k for k in fs if k != MEMBER), key=pe_sort_key)
+    for k in children:
+        if MEMBER in fs[k]:
+            yield (*prefix, k)
+    for k in children:
+        sub = fs[k]
+        if len(sub) > 1 or MEMBER not in sub:
+            yield from iter_paths(sub, (*prefix, k))
+
+
+# --- FieldsV1 --------------------------------------------------------------------------------
+
+
+class FieldsV1Error(ValueError):
+    """A managedFields ``fieldsV1`` value that is not a valid FieldsV1 trie."""
+
+
+def _canonical_pe(pe: str) -> str:
+    kind = pe[:2]
+    if kind == "f:":
+        return pe
+    try:
+        if kind == "k:":
+            fields = json.loads(pe[2:])
+            if not isinstance(fields, dict) or not fields:
+                raise FieldsV1Error(f"invalid key path element {pe!r}")
+            return key_pe(fields)
+        if kind == "v:":
+            return value_pe(json.loads(pe[2:]))
+        if kind == "i:":
+            return index_pe(int(pe[2:]))
+    except (ValueError, TypeError) as exc:
+        raise FieldsV1Error(f"invalid path element {pe!r}: {exc}") from exc
+    raise FieldsV1Error(f"unknown path element {pe!r}")
+
+
+def decode_fields_v1(raw: Any) -> FieldSet:
+    """FieldsV1 JSON → field set.  ``{}`` as a value means the path is a member."""
+    if not isinstance(raw, dict):
+        raise FieldsV1Error("fieldsV1 must be a JSON object")
+    out: FieldSet = {}
+    for pe, child in raw.items():
+        if pe == MEMBER:
+            out[MEMBER] = {}
+            continue
+        if not isinstance(child, dict):
+            raise FieldsV1Error(f"value of {pe!r} must be an object")
+        key = _canonical_pe(pe) if pe[:2] != "f:" else pe
+        node = decode_fields_v1(child) if child else {MEMBER: {}}
+        if key in out:
+            node = union(out[key], node)
+        out[key] = node
+    return out
+
+
+def encode_fields_v1(fs: FieldSet) -> dict[str, Any]:
+    """Field set → FieldsV1 JSON with the API server's element order ('.' first, then sorted)."""
+    out: dict[str, Any] = {}
+    if MEMBER in fs and len(fs) > 1:
+        out[MEMBER] = {}
+    for pe in sorted((k for k in fs if k != MEMBER), key=pe_sort_key):
+        child = fs[pe]
+        if MEMBER in child and len(child) == 1:
+            out[pe] = {}
+        else:
+            out[pe] = encode_fields_v1(child)
+    return out

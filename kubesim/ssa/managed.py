@@ -1,0 +1,100 @@
+"""``metadata.managedFields`` ⇄ per-manager field sets, as apimachinery's managedfields encodes them.
+
+One entry per *manager identity*: (manager, operation, subresource) for Apply — appliers keep one
+entry across apiVersions — and (manager, operation, apiVersion, subresource) for Update.
+Entries are written in the API server's order: by operation (Apply before Update), then time,
+manager, apiVersion, subresource.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from kubesim.ssa.errors import ApplyBodyError
+from kubesim.ssa.fieldpath import FieldSet, FieldsV1Error, decode_fields_v1, encode_fields_v1
+
+APPLY = "Apply"
+UPDATE = "Update"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ManagerKey:
+    manager: str
+    operation: str
+    #: Empty for Apply entries (an applier is one identity across versions).
+    api_version: str
+    subresource: str = ""
+
+
+@dataclass(slots=True)
+class ManagerEntry:
+    fields: FieldSet
+    api_version: str
+    time: str | None
+
+
+Managed = dict[ManagerKey, ManagerEntry]
+
+
+def key_for(manager: str, operation: str, api_version: str, subresource: str | None) -> ManagerKey:
+    return ManagerKey(manager, operation, "" if operation == APPLY else api_version, subresource or "")
+
+
+def decode_managed_fields(entries: Any, *, what: str) -> Managed:
+    """Parse a managedFields list; ``what`` names the object for the error message."""
+    out: Managed = {}
+    if entries is None:
+        return out
+    if not isinstance(entries, list):
+        raise ApplyBodyError(f"{what}: metadata.managedFields must be a list")
+    for i, e in enumerate(entries):
+        if not isinstance(e, dict):
+            raise ApplyBodyError(f"{what}: metadata.managedFields[{i}] must be an object")
+        op = e.get("operation")
+        if op not in (APPLY, UPDATE):
+            raise ApplyBodyError(
+                f"{what}: metadata.managedFields[{i}].operation: unsupported value {op!r}"
+            )
+        if e.get("fieldsType", "FieldsV1") != "FieldsV1":
+            raise ApplyBodyError(
+                f"{what}: metadata.managedFields[{i}].fieldsType: must be FieldsV1"
+            )
+        try:
+            fields = decode_fields_v1(e.get("fieldsV1") or {})
+        except FieldsV1Error as exc:
+            raise ApplyBodyError(f"{what}: metadata.managedFields[{i}].fieldsV1: {exc}") from exc
+        key = key_for(str(e.get("manager", "")), op, str(e.get("apiVersion", "")), e.get("subresource"))
+        if key in out:
+            raise ApplyBodyError(f"{what}: metadata.managedFields[{i}]: duplicate manager {key.manager!r}")
+        t = e.get("time")
+        out[key] = ManagerEntry(fields, str(e.get("apiVersion", "")), t if isinstance(t, str) else None)
+    return out
+
+
+def _epoch(t: str | None) -> float:
+    if not t:
+        return 0.0
+    try:
+        return dt.datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def encode_managed_fields(managed: Managed) -> list[dict[str, Any]]:
+    def order(item: tuple[ManagerKey, ManagerEntry]) -> tuple[Any, ...]:
+        k, e = item
+        return (k.operation, int(_epoch(e.time)), k.manager, e.api_version, k.subresource)
+
+    out: list[dict[str, Any]] = []
+    for k, e in sorted(managed.items(), key=order):
+        entry: dict[str, Any] = {"manager": k.manager, "operation": k.operation, "apiVersion": e.api_version}
+        if e.time is not None:
+            entry["time"] = e.time
+        entry["fieldsType"] = "FieldsV1"
+        entry["fieldsV1"] = encode_fields_v1(e.fields)
+        if k.subresource:
+            entry["subresource"] = k.subresource
+        out.append(entry)
+    return out

@@ -1,0 +1,501 @@
+"""Schema-guided walks over JSON values, modelled on structured-merge-diff's ``typed`` package.
+
+``field_set``  → the set of leaf paths a value sets (``ToFieldSet``), optionally validating it;
+``merge``      → applied configuration merged over a live value (``TypedValue.Merge``);
+``compare``    → added / modified / removed paths between two values (``TypedValue.Compare``);
+``remove_items`` → a copy of a value without the members of a set (``TypedValue.RemoveItems``);
+``ensure_named`` → a set where named struct fields on the way to members are members too.
+
+Values are plain JSON (dict / list / str / int / float / bool / None) and are never mutated;
+results share no containers with the inputs, so callers may mutate them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kubesim.schema.types import MISSING, UNTYPED, ListType, MapType, NodeType, TypeNode
+from kubesim.ssa.fieldpath import MEMBER, FieldSet, key_pe, pe_string, value_pe
+
+_LEAF: dict[str, Any] = {}
+
+
+def _member() -> FieldSet:
+    return {MEMBER: {}}
+
+
+def deep_copy(v: Any) -> Any:
+    """A fast deep copy for JSON values."""
+    if isinstance(v, dict):
+        return {k: deep_copy(x) if isinstance(x, dict | list) else x for k, x in v.items()}
+    if isinstance(v, list):
+        return [deep_copy(x) if isinstance(x, dict | list) else x for x in v]
+    return v
+
+
+def child_node(node: TypeNode, name: str) -> TypeNode | None:
+    """The type of field ``name`` of a struct/map/untyped node; None for an undeclared field."""
+    t = node.type
+    if t is NodeType.STRUCT:
+        f = node.fields.get(name)
+        if f is None and node.preserve_unknown:
+            return UNTYPED
+        return f
+    if t is NodeType.MAP:
+        return node.item or UNTYPED
+    return UNTYPED
+
+
+def _is_leaf(node: TypeNode, value: Any) -> bool:
+    """True when SMD handles this value as one atom (scalar, atomic list/map, untyped list)."""
+    t = node.type
+    if t is NodeType.SCALAR:
+        return True
+    if t is NodeType.UNTYPED:
+        return not isinstance(value, dict)
+    if t is NodeType.LIST:
+        return node.list_type is ListType.ATOMIC or not isinstance(value, list)
+    return node.map_type is MapType.ATOMIC or not isinstance(value, dict)
+
+
+class TypeErrors(Exception):
+    """Validation errors with SMD's path-prefixed messages."""
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        self.errors = errors
+        super().__init__(self.text)
+
+    @property
+    def text(self) -> str:
+        msgs = [f"{path}: {msg}" for path, msg in self.errors]
+        if len(msgs) == 1:
+            return msgs[0]
+        return "\n".join(["errors:", *("  " + m for m in msgs)])
+
+
+def _path_text(path: list[str]) -> str:
+    return "".join(pe_string(pe) for pe in path)
+
+
+def _json_short(v: Any) -> str:
+    try:
+        return json.dumps(v)[:80]
+    except (TypeError, ValueError):
+        return repr(v)[:80]
+
+
+# --- keys --------------------------------------------------------------------------------------
+
+
+def item_key(node: TypeNode, item: Any) -> str:
+    """The path element of one list item (``k:{...}`` for list-maps, ``v:...`` for sets).
+
+    Raises ValueError with SMD's message when a list-map item lacks a key field without default.
+    """
+    if node.list_type is ListType.SET:
+        return value_pe(item)
+    if item is None:
+        raise ValueError("associative list with keys may not have a null element")
+    if not isinstance(item, dict):
+        raise ValueError("associative list with keys may not have non-map elements")
+    fields: dict[str, Any] = {}
+    item_type = node.item
+    for name in node.keys:
+        if name in item:
+            fields[name] = item[name]
+            continue
+        default = MISSING
+        if item_type is not None and item_type.type is NodeType.STRUCT:
+            f = item_type.fields.get(name)
+            if f is not None:
+                default = f.default
+        if default is MISSING:
+            raise ValueError(
+                f'associative list with keys has an element that omits key field "{name}" '
+                "(and doesn't have default value)"
+            )
+        fields[name] = default
+    return key_pe(fields)
+
+
+def _index(node: TypeNode, items: list[Any], path: list[str] | None, errors: list[tuple[str, str]] | None,
+           ) -> tuple[list[str], dict[str, Any]]:
+    """Path elements of a granular list's items, and pe → item.  Errors collected when asked."""
+    pes: list[str] = []
+    seen: dict[str, Any] = {}
+    for i, item in enumerate(items):
+        try:
+            pe = item_key(node, item)
+        except (ValueError, TypeError) as exc:
+            if errors is not None and path is not None:
+                errors.append((_path_text(path), f"element {i}: {exc}"))
+                continue
+            pe = "i:" + str(i)
+        if pe in seen and errors is not None and path is not None:
+            errors.append((_path_text(path), f"duplicate entries for key {pe_string(pe)}"))
+            continue
+        pes.append(pe)
+        seen[pe] = item
+    return pes, seen
+
+
+# --- ToFieldSet / validation ------------------------------------------------------------------
+
+
+def field_set(value: Any, node: TypeNode, *, strict: bool = False) -> FieldSet:
+    """The set of paths ``value`` sets.  With ``strict`` raise :class:`TypeErrors` on bad values."""
+    out: FieldSet = {}
+    errors: list[tuple[str, str]] | None = [] if strict else None
+    _fs_struct(value, node, out, [] if strict else None, errors)
+    if errors:
+        raise TypeErrors(errors)
+    return out
+
+
+def _type_error(node: TypeNode, value: Any) -> str | None:
+    t = node.type
+    if t is NodeType.STRUCT or t is NodeType.MAP:
+        return None if isinstance(value, dict) else f"expected map, got {_json_short(value)}"
+    if t is NodeType.LIST:
+        return None if isinstance(value, list) else f"expected list, got {_json_short(value)}"
+    if t is NodeType.SCALAR:
+        if isinstance(value, dict | list):
+            return f"expected {node.scalar}, got {'map' if isinstance(value, dict) else 'list'}"
+        s = node.scalar
+        if s == "string" and not isinstance(value, str):
+            return f"expected string, got {_json_short(value)}"
+        if s == "integer" and (isinstance(value, bool) or not isinstance(value, int | float)):
+            return f"expected numeric (int or float), got {_json_short(value)}"
+        if s == "number" and (isinstance(value, bool) or not isinstance(value, int | float)):
+            return f"expected numeric (int or float), got {_json_short(value)}"
+        if s == "boolean" and not isinstance(value, bool):
+            return f"expected boolean, got {_json_short(value)}"
+    return None
+
+
+def _fs_struct(value: Any, node: TypeNode, out: FieldSet, path: list[str] | None,
+               errors: list[tuple[str, str]] | None) -> None:
+    """Fill ``out`` with the paths below a map-like ``value``."""
+    if not isinstance(value, dict):
+        return
+    for name, v in value.items():
+        cn = child_node(node, name)
+        pe = "f:" + name
+        if cn is None:
+            if errors is not None and path is not None:
+                errors.append((_path_text([*path, pe]), "field not declared in schema"))
+                continue
+            cn = UNTYPED
+        _fs_value(v, cn, pe, out, path, errors)
+
+
+def _fs_value(v: Any, cn: TypeNode, pe: str, out: FieldSet, path: list[str] | None,
+              errors: list[tuple[str, str]] | None) -> None:
+    if v is None:
+        # SMD: null is a leaf for scalars and atomic values, and "nothing" for granular ones.
+        if cn.type is NodeType.UNTYPED or cn.is_atomic:
+            out[pe] = {MEMBER: {}}
+        return
+    if errors is not None and path is not None and cn.type is not NodeType.UNTYPED:
+        problem = _type_error(cn, v)
+        if problem is not None:
+            errors.append((_path_text([*path, pe]), problem))
+            return
+    if _is_leaf(cn, v):
+        out[pe] = {MEMBER: {}}
+        return
+    sub: FieldSet = {}
+    sub_path = None if path is None else [*path, pe]
+    if isinstance(v, dict):
+        _fs_struct(v, cn, sub, sub_path, errors)
+    else:
+        _fs_list(v, cn, sub, sub_path, errors)
+    if sub:
+        out[pe] = sub
+
+
+def _fs_list(items: list[Any], node: TypeNode, out: FieldSet, path: list[str] | None,
+             errors: list[tuple[str, str]] | None) -> None:
+    pes, seen = _index(node, items, path, errors)
+    if node.list_type is ListType.SET:
+        for pe in pes:
+            out[pe] = {MEMBER: {}}
+        return
+    item_node = node.item or UNTYPED
+    for pe in pes:
+        sub: FieldSet = {MEMBER: {}}
+        item = seen[pe]
+        if isinstance(item, dict):
+            _fs_struct(item, item_node, sub, None if path is None else [*path, pe], errors)
+        out[pe] = sub
+
+
+# --- merge --------------------------------------------------------------------------------------
+
+
+def merge(lhs: Any, rhs: Any, node: TypeNode) -> Any:
+    """``rhs`` (applied configuration) merged over ``lhs`` (live).  Returns fresh containers."""
+    if lhs is None or rhs is None:
+        return deep_copy(rhs)
+    if _is_leaf(node, rhs) or _is_leaf(node, lhs):
+        return deep_copy(rhs)
+    if isinstance(rhs, dict):
+        if not isinstance(lhs, dict):
+            return deep_copy(rhs)
+        return _merge_map(lhs, rhs, node)
+    if isinstance(lhs, list):
+        return _merge_list(lhs, rhs, node)
+    return deep_copy(rhs)
+
+
+def _merge_map(lhs: dict[str, Any], rhs: dict[str, Any], node: TypeNode) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, lv in lhs.items():
+        if k in rhs:
+            rv = rhs[k]
+            if rv is None:
+                out[k] = None
+            else:
+                out[k] = merge(lv, rv, child_node(node, k) or UNTYPED)
+        else:
+            out[k] = deep_copy(lv)
+    for k, rv in rhs.items():
+        if k not in lhs:
+            out[k] = deep_copy(rv)
+    return out
+
+
+def _merge_list(lhs: list[Any], rhs: list[Any], node: TypeNode) -> list[Any]:
+    """Port of SMD ``visitListItems``: keeps live order, places applied items by shared order."""
+    rpes, rseen = _index(node, rhs, None, None)
+    lpes, lseen = _index(node, lhs, None, None)
+    is_set = node.list_type is ListType.SET
+    item_node = node.item or UNTYPED
+
+    def merge_item(pe: str) -> Any:
+        lv = lseen.get(pe)
+        rv = rseen.get(pe)
+        if is_set:
+            return deep_copy(rv if pe in rseen else lv)
+        if pe not in rseen:
+            return deep_copy(lv)
+        if pe not in lseen:
+            return deep_copy(rv)
+        return merge(lv, rv, item_node)
+
+    shared = [pe for pe in rpes if pe in lseen]
+    shared_i = 0
+    next_shared = shared[0] if shared else None
+    merged_rhs: set[str] = set()
+    out: list[Any] = []
+    li = ri = 0
+    llen, rlen = len(lpes), len(rpes)
+    while li < llen or ri < rlen:
+        if li < llen and ri < rlen:
+            pe = lpes[li]
+            if pe == rpes[ri]:
+                merged_rhs.add(pe)
+                out.append(merge_item(pe))
+                li += 1
+                ri += 1
+                shared_i += 1
+                next_shared = shared[shared_i] if shared_i < len(shared) else None
+                continue
+            if pe in rseen and next_shared is not None and next_shared != pe:
+                li += 1
+                continue
+        if li < llen:
+            pe = lpes[li]
+            if pe not in rseen:
+                out.append(merge_item(pe))
+                li += 1
+                continue
+            if pe in merged_rhs:
+                li += 1
+                continue
+        if ri < rlen:
+            pe = rpes[ri]
+            merged_rhs.add(pe)
+            out.append(merge_item(pe))
+            ri += 1
+            if next_shared is not None and next_shared == pe:
+                shared_i += 1
+                next_shared = shared[shared_i] if shared_i < len(shared) else None
+    return out
+
+
+# --- compare ------------------------------------------------------------------------------------
+
+
+class Comparison:
+    __slots__ = ("added", "modified", "removed")
+
+    def __init__(self) -> None:
+        self.added: FieldSet = {}
+        self.modified: FieldSet = {}
+        self.removed: FieldSet = {}
+
+    def is_same(self) -> bool:
+        return not self.added and not self.modified and not self.removed
+
+
+def _ins(fs: FieldSet, path: list[str]) -> None:
+    node = fs
+    for pe in path:
+        nxt = node.get(pe)
+        if nxt is None:
+            nxt = node[pe] = {}
+        node = nxt
+    node[MEMBER] = {}
+
+
+class _Absent:
+    pass
+
+
+ABSENT: Any = _Absent()
+"""A field that is not there at all (as opposed to JSON null)."""
+
+
+def _emptyish(v: Any) -> bool:
+    return v is ABSENT or v is None or v == {} or v == []
+
+
+def compare(old: Any, new: Any, node: TypeNode) -> Comparison:
+    """Added / modified / removed paths from ``old`` to ``new`` (SMD ``TypedValue.Compare``).
+
+    Leaves (scalars, atomic values, and containers that are empty on both sides) are reported
+    when they appear, disappear or change; granular containers and list items are reported
+    only when they appear or disappear.  JSON null counts as present.
+    """
+    c = Comparison()
+    if old is not new and old != new:
+        _cmp(old, new, node, [], c)
+    return c
+
+
+def _cmp(lhs: Any, rhs: Any, node: TypeNode, path: list[str], c: Comparison) -> None:
+    t = node.type
+    if t is NodeType.SCALAR:
+        leaf = True
+    elif t is NodeType.LIST:
+        leaf = node.list_type is ListType.ATOMIC
+        if not leaf:
+            leaf = (_emptyish(lhs) and _emptyish(rhs)) or not (
+                (lhs is ABSENT or lhs is None or isinstance(lhs, list))
+                and (rhs is ABSENT or rhs is None or isinstance(rhs, list))
+            )
+    else:
+        leaf = t is not NodeType.UNTYPED and node.map_type is MapType.ATOMIC
+        if not leaf:
+            leaf = (_emptyish(lhs) and _emptyish(rhs)) or not (
+                (lhs is ABSENT or lhs is None or isinstance(lhs, dict))
+                and (rhs is ABSENT or rhs is None or isinstance(rhs, dict))
+            )
+    if leaf:
+        if lhs is ABSENT:
+            if rhs is not ABSENT:
+                _ins(c.added, path)
+        elif rhs is ABSENT:
+            _ins(c.removed, path)
+        elif lhs != rhs:
+            _ins(c.modified, path)
+        return
+    if isinstance(lhs, dict) or isinstance(rhs, dict):
+        lm = lhs if isinstance(lhs, dict) else {}
+        rm = rhs if isinstance(rhs, dict) else {}
+        for k, lv in lm.items():
+            rv = rm.get(k, ABSENT)
+            if rv is lv or rv == lv:
+                continue
+            _cmp(lv, rv, child_node(node, k) or UNTYPED, [*path, "f:" + k], c)
+        for k, rv in rm.items():
+            if k not in lm:
+                _cmp(ABSENT, rv, child_node(node, k) or UNTYPED, [*path, "f:" + k], c)
+    else:
+        lpes, lseen = _index(node, lhs if isinstance(lhs, list) else [], None, None)
+        rpes, rseen = _index(node, rhs if isinstance(rhs, list) else [], None, None)
+        if node.list_type is ListType.SET:
+            for pe in lpes:
+                if pe not in rseen:
+                    _ins(c.removed, [*path, pe])
+            for pe in rpes:
+                if pe not in lseen:
+                    _ins(c.added, [*path, pe])
+        else:
+            item_node = node.item or UNTYPED
+            for pe in lpes:
+                lv = lseen[pe]
+                rv = rseen.get(pe, ABSENT)
+                if rv == lv:
+                    continue
+                _cmp(lv, rv, item_node, [*path, pe], c)
+            for pe in rpes:
+                if pe not in lseen:
+                    _cmp(ABSENT, rseen[pe], item_node, [*path, pe], c)
+    # postItemHook: granular containers and list items are reported when they come or go.
+    if path:
+        if lhs is ABSENT:
+            _ins(c.added, path)
+        elif rhs is ABSENT:
+            _ins(c.removed, path)
+
+
+# --- RemoveItems / EnsureNamedFieldsAreMembers ---------------------------------------------------
+
+
+def remove_items(value: Any, fs: FieldSet, node: TypeNode) -> Any:
+    """A copy of ``value`` without the members of ``fs`` (a member removes its whole subtree)."""
+    if not fs:
+        return deep_copy(value)
+    if isinstance(value, dict) and not _is_leaf(node, value):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            sub = fs.get("f:" + k)
+            if sub is None:
+                out[k] = deep_copy(v)
+            elif MEMBER in sub:
+                continue
+            else:
+                out[k] = remove_items(v, sub, child_node(node, k) or UNTYPED)
+        return out
+    if isinstance(value, list) and not _is_leaf(node, value):
+        item_node = node.item or UNTYPED
+        outl: list[Any] = []
+        for i, item in enumerate(value):
+            try:
+                pe = item_key(node, item)
+            except (ValueError, TypeError):
+                pe = "i:" + str(i)
+            sub = fs.get(pe)
+            if sub is None:
+                outl.append(deep_copy(item))
+            elif MEMBER in sub:
+                continue
+            else:
+                outl.append(remove_items(item, sub, item_node))
+        return outl
+    return deep_copy(value)
+
+
+def ensure_named(fs: FieldSet, node: TypeNode) -> FieldSet:
+    """SMD ``EnsureNamedFieldsAreMembers``: struct fields that have children become members."""
+    out: FieldSet = {}
+    for pe, sub in fs.items():
+        if pe == MEMBER:
+            out[MEMBER] = {}
+            continue
+        if pe[0] == "f":
+            name = pe[2:]
+            if node.type is NodeType.STRUCT and name in node.fields:
+                cn: TypeNode = node.fields[name]
+                new = ensure_named(sub, cn)
+                new[MEMBER] = {}
+                out[pe] = new
+                continue
+            cn = child_node(node, name) or UNTYPED
+            out[pe] = ensure_named(sub, cn)
+        else:
+            out[pe] = ensure_named(sub, node.item or UNTYPED)
+    return out
