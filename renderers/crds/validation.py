@@ -17,6 +17,7 @@ from typing import Any
 import jsonschema
 
 from renderers.crds.definitions import Schema, all_crds
+from renderers.crds.fastcheck import Check, Unsupported, compile_schema
 from renderers.errors import SchemaError
 from renderers.model import Obj, SourceDoc
 
@@ -62,17 +63,37 @@ def _schema_for_kind() -> dict[tuple[str, str], Schema]:
 
 
 @functools.cache
-def _validator(api_version: str, kind: str) -> jsonschema.protocols.Validator | None:
+def _json_schema(api_version: str, kind: str) -> Schema | None:
     schema = _schema_for_kind().get((api_version, kind))
     if schema is None:
         return None
     json_schema = to_json_schema(schema)
     # metadata is validated by the API server's ObjectMeta rules, not the CRD schema.
     json_schema["properties"]["metadata"] = {"type": "object"}
+    return json_schema
+
+
+@functools.cache
+def _validator(api_version: str, kind: str) -> jsonschema.protocols.Validator | None:
+    json_schema = _json_schema(api_version, kind)
+    if json_schema is None:
+        return None
     cls = jsonschema.Draft7Validator
     cls.check_schema(json_schema)
     validator: jsonschema.protocols.Validator = cls(json_schema)
     return validator
+
+
+@functools.cache
+def fast_check(api_version: str, kind: str) -> Check | None:
+    """The compiled yes/no check of a kind (None: no CRD, or the schema is not compilable)."""
+    json_schema = _json_schema(api_version, kind)
+    if json_schema is None:
+        return None
+    try:
+        return compile_schema(json_schema)
+    except Unsupported:  # pragma: no cover - our CRDs only use the supported subset
+        return None
 
 
 def field_path(parts: Iterator[Any] | list[Any]) -> str:
@@ -115,6 +136,9 @@ def _describe(error: jsonschema.ValidationError) -> tuple[str, str]:
 
 def validate(doc: SourceDoc) -> list[SchemaError]:
     """Every schema violation of `doc` (empty when its kind has no CRD of ours)."""
+    quick = fast_check(doc.api_version, doc.kind)
+    if quick is not None and quick(doc.body):
+        return []
     validator = _validator(doc.api_version, doc.kind)
     if validator is None:
         return []
