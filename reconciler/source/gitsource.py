@@ -10,6 +10,7 @@ failure it still holds the last good revision, which the raised error carries.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import hashlib
 import json
 import re
@@ -82,13 +83,21 @@ class GitSource:
         return FetchResult(checkout=checkout, revision=rev, changed=False, ref=state.get("ref", ""))
 
     def fetch(self) -> FetchResult:
-        last = self.last_good()
-        try:
-            self._prepare_credentials()
-            return self._fetch(last)
-        except SourceError as exc:
-            exc.last_good = last
-            raise
+        self.dir.mkdir(parents=True, exist_ok=True)
+        # One fetch per cache at a time, across processes (`spindle apply` next to the loop).
+        with (self.dir / ".lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            last = self.last_good()
+            try:
+                self._prepare_credentials()
+                return self._fetch(last)
+            except SourceError as exc:
+                exc.last_good = last
+                raise
+            except _GitFailed as exc:  # a local git step failed: the cache, not the remote
+                raise SourceError(
+                    self.display_url, f"git failed in cache {self.repo_dir}: {exc.stderr}", last_good=last
+                ) from None
 
     # -- steps --------------------------------------------------------------------------------
 

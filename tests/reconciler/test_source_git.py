@@ -16,6 +16,7 @@ from reconciler.source import (
     RefKind,
     RefNotFound,
     SourceConfigError,
+    SourceError,
     SourceSpec,
     SourceUnavailable,
     VerificationFailed,
@@ -251,3 +252,34 @@ def test_token_is_refused_over_plain_http_to_other_hosts(tmp_path: Path) -> None
     missing = source("https://git.example.com/r.git", tmp_path / "d", auth=Auth(token_file=tmp_path / "no"))
     with pytest.raises(SourceConfigError, match="cannot read token file"):
         missing.fetch()
+
+
+def test_concurrent_fetches_of_one_cache_do_not_collide(remote: Remote, tmp_path: Path) -> None:
+    import threading
+
+    results: list[object] = []
+
+    def fetch() -> None:
+        try:
+            results.append(source(remote.url, tmp_path / "shared").fetch().revision.sha)
+        except Exception as exc:  # reported by the assertion below
+            results.append(exc)
+
+    threads = [threading.Thread(target=fetch) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [git(remote.work, "rev-parse", "HEAD")] * 4
+
+
+def test_broken_cache_is_a_source_error_naming_the_url(remote: Remote, tmp_path: Path) -> None:
+    src = source(remote.url, tmp_path / "c")
+    good = src.fetch()
+    remote.commit({"README": "next\n"}, "next")
+    remote.push()
+    (src.repo_dir / ".git" / "index.lock").write_text("")  # another git crashed mid-checkout
+    with pytest.raises(SourceError) as info:
+        src.fetch()
+    assert remote.url in str(info.value) and info.value.last_good is not None
+    assert info.value.last_good.revision == good.revision
