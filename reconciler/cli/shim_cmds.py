@@ -1,0 +1,52 @@
+"""`spindle shim`: run Spin apps on the node runtime (package `shim`)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.group()
+def shim() -> None:
+    """Run Spin apps on the node runtime."""
+
+
+@shim.command("up")
+@click.argument("target", required=False, default=".", type=click.Path(path_type=Path))
+@click.option("--listen", default=None, metavar="ADDR",
+              help="HOST:PORT to listen on (default 127.0.0.1:3000, or SPIN_HTTP_LISTEN_ADDR).")
+@click.option("--runtime-config-file", type=click.Path(path_type=Path), default=None,
+              help="runtime-config.toml (default /runtime-config.toml if it exists).")
+@click.option("--state-dir", type=click.Path(path_type=Path), default=None,
+              help="Where key-value stores live (default <app>/.spin).")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+              help="Precompiled artifact cache (default $XDG_CACHE_HOME/spindle-shim/artifacts).")
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Serving processes (default: number of CPUs).")
+def up(target: Path, listen: str | None, runtime_config_file: Path | None, state_dir: Path | None,
+       cache_dir: Path | None, workers: int | None) -> None:
+    """Run the app in TARGET (a directory holding spin.toml, or a spin.toml) in the foreground."""
+    from shim.errors import ShimError
+    from shim.runner import RunOptions, configure_logging, serve
+
+    configure_logging()
+    if runtime_config_file is not None and not runtime_config_file.exists():
+        raise click.UsageError(f"runtime config file {runtime_config_file} does not exist")
+    opts = RunOptions(
+        target=target,
+        listen=listen or os.environ.get("SPIN_HTTP_LISTEN_ADDR") or "127.0.0.1:3000",
+        runtime_config=runtime_config_file, state_dir=state_dir, cache_dir=cache_dir,
+        workers=workers or os.cpu_count() or 1,
+    )
+    try:
+        code = serve(opts, dict(os.environ))
+    except ShimError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except (OSError, ValueError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    sys.exit(code)

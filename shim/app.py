@@ -1,0 +1,205 @@
+"""Loading an app: manifest → variables → compiled components → one executor per component.
+
+Every problem is found here, before the server listens: malformed manifests, missing required
+variables, unreadable or unsupported wasm (including WASI 0.3 exports), each named.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wasmtime import Engine, WasmtimeError
+
+from shim import keyvalue, variables
+from shim.engine import ArtifactCache
+from shim.errors import ComponentLoadError
+from shim.executors import (
+    INBOUND_HTTP,
+    GuestContext,
+    InboundHttpExecutor,
+    Limits,
+    WagiExecutor,
+    WasiHttpExecutor,
+    classify,
+)
+from shim.manifest import (
+    AppManifest,
+    ComponentSpec,
+    ExecutorKind,
+    HttpTrigger,
+    load_manifest,
+    retain_components,
+)
+from shim.outbound import Outbound
+from shim.routing import Router
+from shim.runtime_config import RuntimeConfig, load_runtime_config
+
+log = logging.getLogger("shim.app")
+
+Executor = WasiHttpExecutor | InboundHttpExecutor | WagiExecutor
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    runtime_config: Path | None = None
+    state_dir: Path | None = None  # key-value databases; default <app>/.spin
+    cache_dir: Path | None = None  # precompiled artifacts; None disables the cache
+
+
+@dataclass
+class LoadedApp:
+    manifest: AppManifest
+    router: Router
+    executors: dict[str, Executor]
+    limits: Limits
+    files_dirs: list[str]
+
+    def close(self) -> None:
+        for d in self.files_dirs:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def resolve_manifest_path(target: Path) -> Path:
+    return target / "spin.toml" if target.is_dir() else target
+
+
+def parse_limits(env: Mapping[str, str]) -> Limits:
+    raw = env.get("SPIN_MAX_INSTANCE_MEMORY")
+    mem = None
+    if raw:
+        try:
+            mem = int(raw)
+        except ValueError:
+            raise ComponentLoadError("*", f"SPIN_MAX_INSTANCE_MEMORY={raw!r} is not a number of bytes") \
+                from None
+    timeout = env.get("SPINDLE_SHIM_REQUEST_TIMEOUT_MS")
+    ticks = max(1, int(timeout) // 10) if timeout and timeout.isdigit() else Limits.timeout_ticks
+    return Limits(mem, ticks)
+
+
+def load_app(target: Path, engine: Engine, opts: LoadOptions) -> LoadedApp:
+    path = resolve_manifest_path(target)
+    manifest = retain_components(load_manifest(path), opts.env.get("SPIN_COMPONENTS_TO_RETAIN"))
+    rc_path = opts.runtime_config
+    rc = load_runtime_config(rc_path)
+    if manifest.other_triggers:
+        log.warning("app %s: trigger types %s are not served by this runtime (http only)",
+                    manifest.name, ", ".join(manifest.other_triggers))
+    app_values = variables.resolve_app_variables(manifest.variables, opts.env, rc.env_providers,
+                                                 manifest.root)
+    limits = parse_limits(opts.env)
+    cache = ArtifactCache(engine, opts.cache_dir)
+    state_dir = opts.state_dir or manifest.root / ".spin"
+    stores = keyvalue.Stores(state_dir, rc.kv_stores)
+    executors: dict[str, Executor] = {}
+    files_dirs: list[str] = []
+    try:
+        for trig in manifest.http_triggers:
+            if trig.component is None or trig.component in executors:
+                continue
+            spec = manifest.components[trig.component]
+            executors[spec.id] = _load_component(engine, cache, manifest, spec, trig, app_values, rc,
+                                                 stores, files_dirs)
+    except BaseException:
+        for d in files_dirs:
+            shutil.rmtree(d, ignore_errors=True)
+        raise
+    return LoadedApp(manifest, Router(manifest.http_triggers), executors, limits, files_dirs)
+
+
+def _load_component(engine: Engine, cache: ArtifactCache, app: AppManifest, spec: ComponentSpec,
+                    trig: HttpTrigger, app_values: Mapping[str, str], rc: RuntimeConfig,
+                    stores: keyvalue.Stores, files_dirs: list[str]) -> Executor:
+    values = variables.component_variables(app, spec.id, app_values)
+    allowed_hosts = [variables.render(h, app_values, f"component {spec.id!r} allowed_outbound_hosts")
+                     for h in spec.allowed_outbound_hosts]
+    labels = set(spec.key_value_stores)
+    for label in labels:
+        if label != "default" and label not in rc.kv_stores:
+            raise ComponentLoadError(spec.id, f"key-value store {label!r} is not defined in the runtime "
+                                     "config ([key_value_store." + label + "])")
+    impls = {**variables.host_impls(values), **keyvalue.host_impls(stores, labels)}
+    ctx = GuestContext(spec.id, dict(spec.environment), impls,
+                       Outbound(allowed_hosts) if allowed_hosts else None)
+    wasm_path = app.root / spec.source
+    try:
+        wasm = wasm_path.read_bytes()
+    except OSError as exc:
+        raise ComponentLoadError(spec.id, f"cannot read source {str(wasm_path)!r}: {exc.strerror}") from exc
+    if trig.executor is ExecutorKind.WASIP3:
+        raise ComponentLoadError(spec.id, "executor wasip3-unstable (WASI 0.3) is not supported by this "
+                                 "runtime; supported: wasi:http/incoming-handler@0.2.x, "
+                                 "fermyon:spin/inbound-http, wagi")
+    is_component = wasm[4:8] not in (b"\x01\x00\x00\x00",)
+    if trig.executor is ExecutorKind.WAGI:
+        if is_component and wasm[:4] == b"\0asm":
+            raise ComponentLoadError(spec.id, f"{wasm_path.name} is a component; the wagi executor needs a "
+                                     "WASI preview 1 core module")
+        files_dir = _materialise_files(app, spec, files_dirs)
+        try:
+            module = cache.load_module(wasm)
+        except WasmtimeError as exc:
+            raise ComponentLoadError(spec.id, f"{wasm_path.name} is not a valid wasm module: "
+                                     f"{_first_line(exc)}") from exc
+        preopens = [(files_dir, "/")] if files_dir else []
+        return WagiExecutor(engine, module, ctx, trig.wagi.entrypoint, trig.wagi.argv, preopens)
+    if wasm[:4] == b"\0asm" and not is_component:
+        raise ComponentLoadError(spec.id, f"{wasm_path.name} is a core wasm module, not a component "
+                                 "(use executor = {{ type = \"wagi\" }} for WASI preview 1 modules)")
+    try:
+        component = cache.load_component(wasm)
+    except WasmtimeError as exc:
+        raise ComponentLoadError(spec.id, f"{wasm_path.name} is not a valid component: "
+                                 f"{_first_line(exc)}") from exc
+    export = classify(engine, spec.id, component)
+    files_dir = _materialise_files(app, spec, files_dirs)
+    if files_dir:
+        from shim import filesystem
+        ctx.host_impls.update(filesystem.IMPLS)
+        ctx.setup = filesystem.setup_for(files_dir)
+    try:
+        if export == INBOUND_HTTP:
+            return InboundHttpExecutor(engine, component, ctx)
+        return WasiHttpExecutor(engine, component, ctx, export)
+    except WasmtimeError as exc:
+        raise ComponentLoadError(spec.id, f"cannot link: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+    return " / ".join(lines[:3]) if lines else type(exc).__name__
+
+
+def _materialise_files(app: AppManifest, spec: ComponentSpec, files_dirs: list[str]) -> str | None:
+    """Copy the component's `files` into a private directory laid out as the guest sees it."""
+    if not spec.files:
+        return None
+    root = tempfile.mkdtemp(prefix=f"shim-files-{spec.id}-")
+    files_dirs.append(root)
+    for mount in spec.files:
+        dest_root = Path(root) / mount.destination.lstrip("/")
+        if mount.is_glob:
+            for match in glob.glob(mount.source, root_dir=app.root, recursive=True):
+                src = app.root / match
+                if src.is_file():
+                    dst = dest_root / match
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(src, dst)
+        else:
+            src = app.root / mount.source
+            if src.is_dir():
+                shutil.copytree(src, dest_root, dirs_exist_ok=True)
+            elif src.is_file():
+                dest_root.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dest_root)
+            else:
+                raise ComponentLoadError(spec.id, f"files source {mount.source!r} does not exist")
+    return root

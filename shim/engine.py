@@ -1,0 +1,109 @@
+"""The wasmtime Engine and the on-disk cache of precompiled artifacts.
+
+Artifacts are keyed by the wasm's digest and the engine settings. A new artifact is written to a
+temporary name and renamed into place; an existing artifact is never rewritten, because a live
+`deserialize_file` maps it and rewriting a mapped file kills the process with SIGBUS.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from wasmtime import Config, Engine, Module, WasmtimeError
+from wasmtime.component import Component
+
+log = logging.getLogger("shim.engine")
+
+ENGINE_SETTINGS = "wasmtime-py-50;epoch=1;cranelift-speed"  # part of every cache key
+
+
+@dataclass(frozen=True)
+class EngineBox:
+    engine: Engine
+    ticker: threading.Thread | None
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "spindle-shim" / "artifacts"
+
+
+def new_engine(tick_seconds: float = 0.01) -> EngineBox:
+    """An engine with epoch interruption; a daemon thread advances the epoch every tick."""
+    cfg = Config()
+    cfg.epoch_interruption = True
+    cfg.cranelift_opt_level = "speed"
+    engine = Engine(cfg)
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(tick_seconds):
+            engine.increment_epoch()
+
+    t = threading.Thread(target=tick, name="shim-epoch", daemon=True)
+    t.start()
+    return EngineBox(engine, t)
+
+
+class ArtifactCache:
+    def __init__(self, engine: Engine, directory: Path | None) -> None:
+        self.engine = engine
+        self.dir = directory
+
+    def _path(self, digest: str, kind: str) -> Path | None:
+        if self.dir is None:
+            return None
+        key = hashlib.sha256(f"{ENGINE_SETTINGS}|{kind}|{digest}".encode()).hexdigest()[:32]
+        return self.dir / f"{digest[:16]}-{key}.{kind}.cwasm"
+
+    def load_component(self, wasm: bytes) -> Component:
+        digest = hashlib.sha256(wasm).hexdigest()
+        path = self._path(digest, "component")
+        if path is not None and path.exists():
+            try:
+                return Component.deserialize_file(self.engine, str(path))
+            except WasmtimeError as exc:  # stale or foreign artifact: compile again, new name
+                log.warning("ignoring unusable artifact %s: %s", path, exc)
+                path = path.with_name(path.name + f".{os.getpid()}")
+        comp = Component(self.engine, wasm)
+        if path is not None:
+            self._store(path, comp.serialize())
+        return comp
+
+    def load_module(self, wasm: bytes) -> Module:
+        digest = hashlib.sha256(wasm).hexdigest()
+        path = self._path(digest, "module")
+        if path is not None and path.exists():
+            try:
+                return Module.deserialize_file(self.engine, str(path))
+            except WasmtimeError as exc:
+                log.warning("ignoring unusable artifact %s: %s", path, exc)
+                path = path.with_name(path.name + f".{os.getpid()}")
+        mod = Module(self.engine, wasm)
+        if path is not None:
+            self._store(path, mod.serialize())
+        return mod
+
+    @staticmethod
+    def _store(path: Path, data: bytes | bytearray) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.exists():
+                return
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            try:
+                os.link(tmp, path)  # fails if another process won the race; never overwrites
+            except FileExistsError:
+                pass
+            finally:
+                os.unlink(tmp)
+        except OSError as exc:
+            log.warning("cannot write artifact cache %s: %s", path, exc)

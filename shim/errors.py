@@ -1,0 +1,41 @@
+"""Errors of the shim package; every one names the file, component or route it is about.
+
+    ShimError
+    ├── ManifestError        spin.toml or runtime-config.toml is malformed (file + field)
+    ├── VariableError        a required variable has no value, or a template names an unknown one
+    ├── ComponentLoadError   a component's wasm cannot be read, compiled, or is of an unsupported kind
+    └── GuestError           a request failed inside the guest (trap, timeout, bad response)
+"""
+
+from __future__ import annotations
+
+
+class ShimError(Exception):
+    """Base of every error the shim raises on purpose."""
+
+
+class ManifestError(ShimError):
+    def __init__(self, path: str, message: str, field: str | None = None) -> None:
+        where = f"{path}: {field}" if field else path
+        super().__init__(f"{where}: {message}")
+        self.path = path
+        self.field = field
+
+
+class VariableError(ShimError):
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(f"variable {name!r}: {message}")
+        self.name = name
+
+
+class ComponentLoadError(ShimError):
+    def __init__(self, component: str, message: str) -> None:
+        super().__init__(f"component {component!r}: {message}")
+        self.component = component
+
+
+class GuestError(ShimError):
+    def __init__(self, component: str, message: str, *, timeout: bool = False) -> None:
+        super().__init__(f"component {component!r}: {message}")
+        self.component = component
+        self.timeout = timeout

@@ -1,0 +1,383 @@
+"""Executors: how one HTTP request runs in one fresh instance of a compiled component.
+
+- `WasiHttpExecutor`: components exporting wasi:http/incoming-handler@0.2.x (Python wasi:io and
+  wasi:http, native WASI for interfaces without io resources).
+- `InboundHttpExecutor`: components exporting fermyon:spin/inbound-http (records only).
+- `WagiExecutor`: WASI preview 1 core modules run CGI-style.
+
+Every executor makes a new Store per request with the memory limit and epoch deadline set.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from ctypes import byref
+from dataclasses import dataclass, field
+from typing import Any
+
+from wasmtime import (
+    Engine,
+    ExitTrap,
+    Linker,
+    Module,
+    Store,
+    Trap,
+    WasiConfig,
+    WasmtimeError,
+)
+from wasmtime import _ffi as ffi
+from wasmtime.component import Component, ComponentInstanceType, FuncType, ResourceHost
+from wasmtime.component import Linker as ComponentLinker
+
+from shim import codec, hostlink, wasi_http
+from shim.errors import ComponentLoadError, GuestError
+
+log = logging.getLogger("shim.guest")
+
+SUPPORTED_HTTP = "wasi:http/incoming-handler@0.2.x, fermyon:spin/inbound-http, or WAGI (wasi preview 1)"
+INBOUND_HTTP = "fermyon:spin/inbound-http"
+
+# Interfaces that hand out no wasi:io resources can stay with wasmtime's native WASI.
+NATIVE_WASI = frozenset({
+    "wasi:cli/environment", "wasi:cli/exit", "wasi:random/random", "wasi:random/insecure",
+    "wasi:random/insecure-seed", "wasi:clocks/wall-clock", "wasi:cli/terminal-input",
+    "wasi:cli/terminal-output", "wasi:cli/terminal-stdin", "wasi:cli/terminal-stdout",
+    "wasi:cli/terminal-stderr",
+})
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_memory: int | None = None  # bytes per instance
+    timeout_ticks: int = 3000  # epoch ticks (engine ticks every 10 ms): 30 s
+
+
+@dataclass
+class GuestContext:
+    """What a component sees of the app: its id, environment, and the host APIs wired for it."""
+    component_id: str
+    environment: Mapping[str, str] = field(default_factory=dict)
+    host_impls: hostlink.Implementations = field(default_factory=dict)
+    outbound: wasi_http.Outbound | None = None
+    setup: Callable[[wasi_http.RequestState], None] | None = None  # per-request state for host APIs
+
+
+def guest_logger(component_id: str) -> wasi_http.LogLine:
+    def emit(stream: str, data: bytes) -> None:
+        text = data.decode("utf-8", "replace").rstrip("\n")
+        for line in text.split("\n"):
+            log.info("[%s] %s: %s", component_id, stream, line)
+    return emit
+
+
+def _new_store(engine: Engine, limits: Limits) -> Store:
+    store = Store(engine)
+    store.set_epoch_deadline(limits.timeout_ticks)
+    if limits.max_memory is not None:
+        store.set_limits(memory_size=limits.max_memory)
+    return store
+
+
+def _guest_failure(component_id: str, exc: BaseException) -> GuestError:
+    text = str(exc)
+    timeout = "interrupt" in text
+    cause = hostlink.CURRENT.error
+    if cause is not None and not isinstance(cause, hostlink.Unsupported):
+        text = f"{text} (host: {cause!r})"
+    elif cause is not None:
+        text = f"{text} ({cause})"
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    key = [ln for ln in lines if "trap" in ln or "interrupt" in ln or "host:" in ln]
+    first = (key[-1] if key else lines[0]) if lines else type(exc).__name__
+    return GuestError(component_id, ("request timed out: " if timeout else "trap: ") + first,
+                      timeout=timeout)
+
+
+def export_names(engine: Engine, component: Component) -> list[str]:
+    return list(component.type.exports(engine).keys())
+
+
+class WasiHttpExecutor:
+    def __init__(self, engine: Engine, component: Component, ctx: GuestContext, export: str) -> None:
+        self.engine, self.component, self.ctx = engine, component, ctx
+        impls = {**wasi_http.IMPLS, **ctx.host_impls}
+        self.linker, self.groups, self.report = hostlink.build_linker(
+            engine, component, impls, native=NATIVE_WASI.__contains__, dtor=_drop_current)
+        self.needs_wasi = any(hostlink.unversioned(n) in NATIVE_WASI
+                              for n in hostlink.interfaces(component, engine))
+        handle = component.get_export_index("handle", component.get_export_index(export))
+        if handle is None:
+            raise ComponentLoadError(ctx.component_id, f"{export} has no 'handle' function")
+        self.handle = handle
+        base = hostlink.unversioned(export).replace("incoming-handler", "types")
+        self.req_type = self.groups.by_name[f"{base}/incoming-request"]
+        self.out_type = self.groups.by_name[f"{base}/response-outparam"]
+        self.log = guest_logger(ctx.component_id)
+
+    def serve(self, request: wasi_http.InboundRequest, sink: wasi_http.ResponseSink,
+              limits: Limits) -> wasi_http.RequestState:
+        store = _new_store(self.engine, limits)
+        if self.needs_wasi:
+            wc = WasiConfig()
+            wc.env = list(self.ctx.environment.items())
+            store.set_wasi(wc)
+        state = wasi_http.RequestState(request, sink, self.groups.by_name, self.log, self.ctx.outbound)
+        if self.ctx.setup is not None:
+            self.ctx.setup(state)
+        hostlink.CURRENT.state, hostlink.CURRENT.error = state, None
+        try:
+            inst = self.linker.instantiate(store, self.component)
+            func = inst.get_func(store, self.handle)
+            if func is None:
+                raise GuestError(self.ctx.component_id, "export 'handle' is not a function")
+            req = state.new("incoming-request", None)
+            out = state.new("response-outparam", None)
+            func(store, ResourceHost.own(req, self.req_type), ResourceHost.own(out, self.out_type))
+            func.post_return(store)
+        except (Trap, WasmtimeError) as exc:
+            raise _guest_failure(self.ctx.component_id, exc) from exc
+        finally:
+            hostlink.CURRENT.state = None
+            state.objs.clear()
+            store.close()
+        if not state.response_set:
+            raise GuestError(self.ctx.component_id, "the guest returned without setting a response")
+        if not state.finished:
+            state.finished = True
+            sink.finish()
+        return state
+
+
+def _drop_current(rep: int) -> None:
+    s = hostlink.CURRENT.state
+    if s is not None:
+        s.drop(rep)
+
+
+# ---------------------------------------------------------------- fermyon:spin/inbound-http
+
+
+@dataclass
+class SimpleResponse:
+    status: int
+    headers: list[tuple[str, bytes]]
+    body: bytes
+
+
+_METHOD_ENUM = ["get", "post", "put", "delete", "patch", "head", "options"]
+
+
+class InboundHttpExecutor:
+    """Records in, records out; calls the export through our codecs (no per-byte conversion)."""
+
+    def __init__(self, engine: Engine, component: Component, ctx: GuestContext) -> None:
+        self.engine, self.component, self.ctx = engine, component, ctx
+        self.linker, self.groups, _ = hostlink.build_linker(
+            engine, component, ctx.host_impls,
+            native=lambda i: i.startswith("wasi:") and not i.startswith(("wasi:http", "wasi:keyvalue",
+                                                                            "wasi:config")),
+            dtor=_drop_current)
+        ext = component.type.exports(engine)[INBOUND_HTTP].ty
+        assert isinstance(ext, ComponentInstanceType)
+        fty = ext.exports(engine)["handle-request"].ty
+        assert isinstance(fty, FuncType)
+        self.params = [codec.build(t, self.groups.id_of) for _, t in fty.params]
+        rty = fty.result
+        if rty is None:
+            raise ComponentLoadError(ctx.component_id, "inbound-http handle-request returns nothing")
+        self.result = codec.build(rty, self.groups.id_of)
+        index = component.get_export_index("handle-request", component.get_export_index(INBOUND_HTTP))
+        if index is None:
+            raise ComponentLoadError(ctx.component_id, f"{INBOUND_HTTP} has no 'handle-request' function")
+        self.index = index
+        self.log = guest_logger(ctx.component_id)
+
+    def serve(self, method: str, uri: str, headers: list[tuple[str, str]], params: list[tuple[str, str]],
+              body: bytes, limits: Limits) -> SimpleResponse:
+        if method.lower() not in _METHOD_ENUM:
+            return SimpleResponse(405, [], b"")
+        store = _new_store(self.engine, limits)
+        out_fd, out_path = tempfile.mkstemp(prefix="shim-stdout-", dir=_shm())
+        os.close(out_fd)
+        wc = WasiConfig()
+        wc.env = list(self.ctx.environment.items())
+        wc.stdout_file = out_path
+        wc.stderr_file = out_path
+        store.set_wasi(wc)
+        state = wasi_http.RequestState(
+            wasi_http.InboundRequest(method, uri, "http", "", [], lambda n: b""),
+            _NullSink(), self.groups.by_name, self.log, self.ctx.outbound)
+        if self.ctx.setup is not None:
+            self.ctx.setup(state)
+        hostlink.CURRENT.state, hostlink.CURRENT.error = state, None
+        try:
+            inst = self.linker.instantiate(store, self.component)
+            func = inst.get_func(store, self.index)
+            assert func is not None
+            req = {"method": method.lower(), "uri": uri, "headers": headers, "params": params,
+                   "body": body or None}
+            resp = _call(store, func, self.params, self.result, [req])
+            func.post_return(store)
+        except (Trap, WasmtimeError) as exc:
+            raise _guest_failure(self.ctx.component_id, exc) from exc
+        finally:
+            hostlink.CURRENT.state = None
+            store.close()
+            _flush_file(out_path, self.log)
+        hdrs = [(k, v.encode()) for k, v in (resp["headers"] or [])]
+        return SimpleResponse(resp["status"], hdrs, resp["body"] or b"")
+
+
+class _NullSink:
+    def start(self, status: int, headers: list[tuple[str, bytes]]) -> None: ...
+    def write(self, data: bytes) -> None: ...
+    def finish(self) -> None: ...
+
+
+def _call(store: Store, func: Any, params: list[codec.Codec], result: codec.Codec, args: list[Any]) -> Any:
+    ctx = store._context()
+    n = len(params)
+    cparams = (ffi.wasmtime_component_val_t * max(n, 1))()
+    for i, (c, a) in enumerate(zip(params, args, strict=True)):
+        c.lower(ctx, a, cparams[i])
+    cres = ffi.wasmtime_component_val_t()
+    try:
+        err = ffi.wasmtime_component_func_call(byref(func._func), ctx, cparams, n, byref(cres), 1)
+        if err:
+            raise WasmtimeError._from_ptr(err)
+        return result.lift(ctx, cres)
+    finally:
+        for i in range(n):
+            ffi.wasmtime_component_val_delete(byref(cparams[i]))
+
+
+def _shm() -> str | None:
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+
+
+def _flush_file(path: str, emit: wasi_http.LogLine) -> None:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        if data:
+            emit("output", data)
+    finally:
+        os.unlink(path)
+
+
+# ---------------------------------------------------------------- WAGI
+
+
+@dataclass(frozen=True)
+class WagiRequest:
+    method: str
+    path: str  # without query
+    query: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    env: Mapping[str, str]  # CGI variables computed by the server
+
+
+class WagiExecutor:
+    def __init__(self, engine: Engine, module: Module, ctx: GuestContext, entrypoint: str,
+                 argv_template: str, preopens: list[tuple[str, str]]) -> None:
+        self.engine, self.module, self.ctx = engine, module, ctx
+        self.entrypoint, self.argv_template, self.preopens = entrypoint, argv_template, preopens
+        names = {e.name for e in module.exports}
+        if entrypoint not in names:
+            raise ComponentLoadError(ctx.component_id, f"WAGI module has no export {entrypoint!r}")
+        self.linker = Linker(engine)
+        self.linker.define_wasi()
+        self.log = guest_logger(ctx.component_id)
+
+    def serve(self, req: WagiRequest, limits: Limits) -> SimpleResponse:
+        out_fd, out_path = tempfile.mkstemp(prefix="shim-wagi-out-", dir=_shm())
+        err_fd, err_path = tempfile.mkstemp(prefix="shim-wagi-err-", dir=_shm())
+        os.close(out_fd)
+        os.close(err_fd)
+        wc = WasiConfig()
+        args = " ".join(a for a in req.query.split("&") if a)
+        argv = self.argv_template.replace("${SCRIPT_NAME}", req.env.get("SCRIPT_NAME", req.path)) \
+            .replace("${ARGS}", args)
+        wc.argv = argv.split()
+        wc.env = list({**self.ctx.environment, **req.env}.items())
+        vec = ffi.wasm_byte_vec_t()
+        body = req.body
+        ffi.wasm_byte_vec_new(byref(vec), len(body), (ctypes.c_uint8 * len(body)).from_buffer_copy(body))
+        ffi.wasi_config_set_stdin_bytes(wc.ptr(), byref(vec))
+        wc.stdout_file = out_path
+        wc.stderr_file = err_path
+        for host, guest in self.preopens:
+            wc.preopen_dir(host, guest, False)
+        store = _new_store(self.engine, limits)
+        store.set_wasi(wc)
+        try:
+            inst = self.linker.instantiate(store, self.module)
+            start = inst.exports(store)[self.entrypoint]
+            try:
+                start(store)  # type: ignore[operator]
+            except ExitTrap as e:
+                if e.code != 0:
+                    raise GuestError(self.ctx.component_id, f"WAGI module exited with status {e.code}") \
+                        from e
+            with open(out_path, "rb") as f:
+                out = f.read()
+        except (Trap, WasmtimeError) as exc:
+            raise _guest_failure(self.ctx.component_id, exc) from exc
+        finally:
+            store.close()
+            os.unlink(out_path)
+            _flush_file(err_path, self.log)
+        return parse_cgi(self.ctx.component_id, out)
+
+
+def parse_cgi(component_id: str, out: bytes) -> SimpleResponse:
+    sep = min((i for i in (out.find(b"\r\n\r\n"), out.find(b"\n\n")) if i >= 0), default=-1)
+    if sep < 0:
+        raise GuestError(component_id, "WAGI output has no header block (expected headers, a blank "
+                         "line, then the body)")
+    head = out[:sep]
+    body = out[sep:].lstrip(b"\r\n") if out[sep:sep + 4] == b"\r\n\r\n" else out[sep + 2:]
+    status = 200
+    headers: list[tuple[str, bytes]] = []
+    for line in head.decode("latin-1").splitlines():
+        if not line.strip():
+            continue
+        k, sep2, v = line.partition(":")
+        if not sep2:
+            raise GuestError(component_id, f"malformed WAGI header line {line!r}")
+        k, v = k.strip(), v.strip()
+        if k.lower() == "status":
+            try:
+                status = int(v.split()[0])
+            except (ValueError, IndexError):
+                raise GuestError(component_id, f"malformed WAGI status {v!r}") from None
+        else:
+            if k.lower() == "location" and status == 200:
+                status = 302
+            headers.append((k.lower(), v.encode("latin-1")))
+    return SimpleResponse(status, headers, body)
+
+
+def classify(engine: Engine, component_id: str, component: Component) -> str:
+    """The export that decides the executor, or a ComponentLoadError naming what was found."""
+    exports = export_names(engine, component)
+    for name in exports:
+        if name.startswith("wasi:http/incoming-handler@0.2"):
+            return name
+    if INBOUND_HTTP in exports or any(e.startswith(INBOUND_HTTP + "@") for e in exports):
+        return INBOUND_HTTP
+    p3 = [e for e in exports if e.startswith("wasi:http/handler@0.3")]
+    if p3:
+        raise ComponentLoadError(component_id, f"exports {p3[0]} (WASI 0.3), which this runtime cannot "
+                                 f"run; supported: {SUPPORTED_HTTP}")
+    raise ComponentLoadError(component_id, f"exports none of {SUPPORTED_HTTP} "
+                             f"(found: {', '.join(exports) or 'nothing'})")
+
+
+__all__ = ["ComponentLinker", "GuestContext", "InboundHttpExecutor", "Limits", "WagiExecutor",
+           "WasiHttpExecutor", "classify"]

@@ -1,0 +1,125 @@
+"""Running an app in the foreground: load, listen, serve on N processes, drain on SIGTERM.
+
+The first process loads the app (compiling and filling the artifact cache) and serves; extra
+workers are fresh interpreters (`python -m shim.worker`) that inherit the listening socket and
+load from the warm cache. Fresh interpreters, not fork: wasmtime's engine has threads, and
+forking a threaded process is unsafe.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from shim.app import LoadedApp, LoadOptions, load_app
+from shim.engine import default_cache_dir, new_engine
+from shim.server import SpinServer, parse_listen, stop_gracefully
+
+log = logging.getLogger("shim")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    target: Path
+    listen: str
+    runtime_config: Path | None = None
+    state_dir: Path | None = None
+    cache_dir: Path | None = None
+    workers: int = 1
+
+    def to_json(self) -> str:
+        return json.dumps({k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()})
+
+    @classmethod
+    def from_json(cls, text: str) -> RunOptions:
+        d = json.loads(text)
+        for k in ("target", "runtime_config", "state_dir", "cache_dir"):
+            if d.get(k) is not None:
+                d[k] = Path(d[k])
+        return cls(**d)
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s[%(process)d] %(message)s")
+
+
+def default_runtime_config(target: Path, explicit: Path | None) -> Path | None:
+    if explicit is not None:
+        return explicit
+    root_rc = Path("/runtime-config.toml")
+    return root_rc if root_rc.exists() else None
+
+
+def load(opts: RunOptions, env: Mapping[str, str]) -> tuple[LoadedApp, object]:
+    box = new_engine()
+    app = load_app(opts.target, box.engine, LoadOptions(
+        env=env, runtime_config=default_runtime_config(opts.target, opts.runtime_config),
+        state_dir=opts.state_dir, cache_dir=opts.cache_dir or default_cache_dir()))
+    return app, box
+
+
+def bind(listen: str) -> socket.socket:
+    host, port = parse_listen(listen)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(256)
+    return sock
+
+
+def serve(opts: RunOptions, env: Mapping[str, str], *, sock: socket.socket | None = None,
+          on_ready: Callable[[int], None] | None = None, spawn_workers: bool = True) -> int:
+    """Load and serve until SIGTERM/SIGINT; returns after in-flight requests have finished."""
+    app, _engine = load(opts, env)  # raises ShimError subclasses before anything listens
+    sock = sock or bind(opts.listen)
+    server = SpinServer(app, sock.getsockname(), sock=sock)
+    children: list[subprocess.Popen[bytes]] = []
+    if spawn_workers and opts.workers > 1:
+        fd = sock.fileno()
+        os.set_inheritable(fd, True)
+        for _ in range(opts.workers - 1):
+            children.append(subprocess.Popen(
+                [sys.executable, "-m", "shim.worker", str(fd), opts.to_json()],
+                pass_fds=(fd,), env=dict(env)))
+
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            log.info("signal %d: draining in-flight requests", signum)
+            for c in children:
+                c.send_signal(signal.SIGTERM)
+            stop_gracefully(server)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+    host, port = sock.getsockname()[:2]
+    log.info("app %s serving on http://%s:%d (%d process%s)", app.manifest.name, host, port,
+             max(1, opts.workers), "es" if opts.workers > 1 else "")
+    for t in app.manifest.http_triggers:
+        log.info("  route %s -> %s", t.route.raw or "(private)", t.component or "static response")
+    if on_ready is not None:
+        on_ready(port)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()  # joins the request threads: the drain
+        for c in children:
+            c.wait()
+        app.close()
+    log.info("stopped")
+    return 0

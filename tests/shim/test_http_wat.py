@@ -1,0 +1,139 @@
+"""The wasi:http executor end to end over a real socket, with the hand-written WAT guest."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+from shim_testlib import WAT_APP, Serve, make_app
+
+ROUTED = """\
+    spin_manifest_version = 2
+    [application]
+    name = "routed"
+    [[trigger.http]]
+    route = "/..."
+    component = "catchall"
+    [[trigger.http]]
+    route = "/api/..."
+    component = "api"
+    [[trigger.http]]
+    route = "/api/exact"
+    component = "exact"
+    [[trigger.http]]
+    route = { private = true }
+    component = "hidden"
+    [[trigger.http]]
+    route = "/static"
+    static_response = { status_code = 202, headers = { x-static = "1" }, body = "hi" }
+    [component.catchall]
+    source = "handler.wasm"
+    [component.api]
+    source = "handler.wasm"
+    [component.exact]
+    source = "handler.wasm"
+    [component.hidden]
+    source = "handler.wasm"
+"""
+
+
+def headers_of(body: bytes) -> dict[str, str]:
+    lines = body.decode().splitlines()[1:]
+    return dict(line.split(": ", 1) if ": " in line else (line.rstrip(":"), "") for line in lines)
+
+
+@pytest.mark.parametrize(("path", "matched", "component_route", "path_info"), [
+    ("/api/users/1?x=2", "/api/...", "/api", "/users/1"),
+    ("/api", "/api/...", "/api", ""),
+    ("/api/exact", "/api/exact", "/api/exact", ""),
+    ("/other/thing", "/...", "", "/other/thing"),
+])
+def test_routing_and_spin_headers(serve: Serve, tmp_path: Path, path: str, matched: str,
+                                  component_route: str, path_info: str) -> None:
+    srv = serve(make_app(tmp_path / "app", ROUTED))
+    status, _, body = srv.request("GET", path, headers={"x-custom": "abc"})
+    assert status == 200
+    assert body.decode().splitlines()[0] == f"path={path}"
+    h = headers_of(body)
+    assert h["x-custom"] == "abc"
+    assert h["spin-matched-route"] == matched
+    assert h["spin-raw-component-route"] == matched
+    assert h["spin-component-route"] == component_route
+    assert h["spin-path-info"] == path_info
+    assert h["spin-full-url"] == f"http://127.0.0.1:{srv.port}{path}"
+    assert h["spin-base-path"] == "/"
+    assert h["spin-client-addr"].startswith("127.0.0.1:")
+
+
+def test_static_response_and_404(serve: Serve, tmp_path: Path) -> None:
+    srv = serve(make_app(tmp_path / "app", ROUTED.replace('route = "/..."\n    component = "catchall"',
+                                                          'route = "/only"\n    component = "catchall"')))
+    status, headers, body = srv.request("GET", "/static")
+    assert (status, headers["x-static"], body) == (202, "1", b"hi")
+    assert srv.request("GET", "/nothing-here")[0] == 404
+    assert srv.request("GET", "/only")[0] == 200
+
+
+@pytest.mark.parametrize("size", [0, 1, 100_000, 8 << 20])
+def test_echo_bodies(serve: Serve, tmp_path: Path, size: int) -> None:
+    srv = serve(make_app(tmp_path / "app", WAT_APP))
+    data = os.urandom(size)
+    status, headers, body = srv.duplex("POST", "/echo", data)
+    assert status == 200
+    assert headers.get("transfer-encoding") == "chunked"  # streamed back as the guest writes
+    assert hashlib.sha256(body).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_streamed_chunked_request_body(serve: Serve, tmp_path: Path) -> None:
+    srv = serve(make_app(tmp_path / "app", WAT_APP))
+    chunks = [os.urandom(n) for n in (1, 70_000, 3, 200_000)]
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+    conn.request("POST", "/echo", body=iter(chunks), encode_chunked=True,
+                 headers={"transfer-encoding": "chunked"})
+    resp = conn.getresponse()
+    assert resp.status == 200
+    assert resp.read() == b"".join(chunks)
+    # the connection stays usable after a chunked exchange
+    conn.request("GET", "/after")
+    assert conn.getresponse().read().startswith(b"path=/after")
+    conn.close()
+
+
+def test_trap_is_500_logged_and_server_keeps_serving(serve: Serve, tmp_path: Path,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    srv = serve(make_app(tmp_path / "app", WAT_APP))
+    with caplog.at_level(logging.ERROR, logger="shim.http"):
+        assert srv.request("GET", "/trap")[0] == 500
+    assert any("unreachable" in r.getMessage() and "'wat'" in r.getMessage() for r in caplog.records)
+    assert srv.request("GET", "/fine")[0] == 200
+
+
+def test_deadline_interrupts_runaway_guest(serve: Serve, tmp_path: Path,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    srv = serve(make_app(tmp_path / "app", WAT_APP), env={"SPINDLE_SHIM_REQUEST_TIMEOUT_MS": "300"})
+    with caplog.at_level(logging.ERROR, logger="shim.http"):
+        assert srv.request("GET", "/spin")[0] == 500
+    assert any("timed out" in r.getMessage() for r in caplog.records)
+    assert srv.request("GET", "/fine")[0] == 200
+
+
+def test_memory_limit(serve: Serve, tmp_path: Path) -> None:
+    root = make_app(tmp_path / "app", WAT_APP)
+    limited = serve(root, env={"SPIN_MAX_INSTANCE_MEMORY": str(16 << 20)})
+    assert limited.request("GET", "/grow")[0] == 500  # 100 MiB does not fit in 16 MiB
+    unlimited = serve(root)
+    assert unlimited.request("GET", "/grow")[0] == 200
+
+
+def test_head_and_keep_alive(serve: Serve, tmp_path: Path) -> None:
+    srv = serve(make_app(tmp_path / "app", WAT_APP))
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+    for i in range(5):
+        conn.request("GET", f"/k{i}")
+        assert conn.getresponse().read().startswith(f"path=/k{i}".encode())
+    conn.close()
