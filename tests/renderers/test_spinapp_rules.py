@@ -1,0 +1,197 @@
+"""Table tests for the pure pieces behind SpinApp rendering: quantities, go-toml bytes, the
+admission-webhook rules (including the mutating webhook's executor default) and reference
+resolution."""
+
+from __future__ import annotations
+
+import base64
+import zlib
+from fractions import Fraction
+
+import pytest
+from spindle_renderlib import tree_from_yaml
+
+from renderers.errors import UnresolvedReferenceError, WebhookRuleError
+from renderers.quantity import QuantityError, parse_quantity, quantity_value
+from renderers.render import render
+from renderers.settings import RenderSettings
+from renderers.spinapp import gotoml
+
+SETTINGS = RenderSettings(include_crds=False, include_sources=False)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("128Mi", 134217728), ("1Gi", 2**30), ("1G", 10**9), ("1.5Gi", 3 * 2**29), ("500m", 1),
+        ("100k", 100_000), ("1e3", 1000), ("1E-3", 1), ("0.1", 1), (".5Ki", 512), ("+2", 2),
+        ("-1", -1), ("12345", 12345), (64, 64), ("2Ei", 2 * 2**60), ("1n", 1),
+    ],
+)
+def test_quantity_value_rounds_up_like_apimachinery(text: str | int, value: int) -> None:
+    assert quantity_value(text) == value
+
+
+def test_quantities_are_exact() -> None:
+    assert parse_quantity("500m") == Fraction(1, 2)
+    assert parse_quantity("1.1") == Fraction(11, 10)
+
+
+@pytest.mark.parametrize("text", ["", "Mi", "1.2.3", "1 Mi", "12mi", "1KB", "lots", "1e", " 1"])
+def test_bad_quantities(text: str) -> None:
+    with pytest.raises(QuantityError):
+        parse_quantity(text)
+
+
+@pytest.mark.parametrize(
+    ("value", "encoded"),
+    [
+        ("plain", "'plain'"),
+        ("", "''"),
+        ("it's", '"it\'s"'),
+        ("a\nb", '"a\\nb"'),
+        ("tab\there", "'tab\there'"),  # a tab stays in a literal string
+        ("back\\slash", "'back\\slash'"),  # literal: no escaping needed
+        ("quote's and \\", '"quote\'s and \\\\"'),
+        ("bell\x07", '"bell\\u0007"'),
+        ("del\x7f", '"del\\u007F"'),
+        ("ünïcode", "'ünïcode'"),
+        ('dq"', "'dq\"'"),
+    ],
+)
+def test_go_toml_strings(value: str, encoded: str) -> None:
+    assert gotoml.encode_string(value) == encoded
+
+
+@pytest.mark.parametrize(
+    ("key", "encoded"),
+    [("default", "default"), ("my-store_1", "my-store_1"), ("my.store", "'my.store'"), ("", "''"),
+     ("it's", '"it\'s"'), ("a b", "'a b'")],
+)
+def test_go_toml_keys(key: str, encoded: str) -> None:
+    assert gotoml.encode_key(key) == encoded
+
+
+def test_go_toml_tables_and_arrays() -> None:
+    root = gotoml.Table(tables=[
+        ("config_provider", [gotoml.Table(kvs=[("type", "env")]), gotoml.Table(kvs=[("type", "vault")])]),
+        ("key_value_store",
+         gotoml.Table.of_maps({"b": {"type": "spin"}, "a.b": {"url": "u", "type": "redis"}})),
+    ])
+    assert gotoml.marshal(root).decode() == (
+        "[[config_provider]]\ntype = 'env'\n\n[[config_provider]]\ntype = 'vault'\n\n"
+        "[key_value_store]\n[key_value_store.'a.b']\ntype = 'redis'\nurl = 'u'\n\n"
+        "[key_value_store.b]\ntype = 'spin'\n"
+    )
+
+
+EXECUTORS = """
+apiVersion: core.spinkube.dev/v1alpha1
+kind: SpinAppExecutor
+metadata: {name: zeta, namespace: apps}
+spec: {createDeployment: true, deploymentConfig: {runtimeClassName: rc}}
+---
+apiVersion: core.spinkube.dev/v1alpha1
+kind: SpinAppExecutor
+metadata: {name: alpha, namespace: elsewhere}
+spec: {createDeployment: true, deploymentConfig: {runtimeClassName: rc}}
+"""
+
+
+def _app(namespace: str, executor: str = "", extra: str = "") -> str:
+    line = f"  executor: {executor}\n" if executor else ""
+    return f"""
+---
+apiVersion: core.spinkube.dev/v1alpha1
+kind: SpinApp
+metadata: {{name: web, namespace: {namespace}}}
+spec:
+  image: img
+  replicas: 1
+{line}{extra}"""
+
+
+def test_mutating_webhook_defaults_to_smallest_name_across_namespaces_then_validator_rejects() -> None:
+    # `alpha` (namespace elsewhere) sorts first, so an app in `apps` is defaulted to it and rejected.
+    result = render(tree_from_yaml(EXECUTORS + _app("apps")), settings=SETTINGS)
+    (error,) = result.errors
+    assert isinstance(error, WebhookRuleError)
+    assert error.location.field == "spec.executor"
+    assert "apps/alpha" in error.message and "defaulted" in error.message
+
+
+def test_defaulted_executor_in_the_same_namespace_renders() -> None:
+    result = render(tree_from_yaml(EXECUTORS + _app("elsewhere")), settings=SETTINGS)
+    assert result.errors == []
+    deployment = next(o for o in result.objects if o["kind"] == "Deployment")
+    assert deployment["spec"]["template"]["spec"]["runtimeClassName"] == "rc"
+
+
+def test_no_executor_at_all() -> None:
+    result = render(tree_from_yaml(_app("apps")), settings=SETTINGS)
+    (error,) = result.errors
+    assert "executor must be set" in error.message
+
+
+def test_invocation_memory_equal_to_limit_is_allowed() -> None:
+    extra = "  invocationLimits: {memory: 128Mi}\n  resources: {limits: {memory: 134217728}}\n"
+    result = render(tree_from_yaml(EXECUTORS + _app("apps", "zeta", extra)), settings=SETTINGS)
+    assert result.errors == []
+
+
+def test_references_resolve_from_repo_secrets_data_and_string_data() -> None:
+    url = base64.b64encode(b"redis://r").decode()
+    refs = f"""
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: s, namespace: apps}}
+data: {{url: {url}}}
+stringData: {{token: t0k}}
+"""
+    extra = """  runtimeConfig:
+    keyValueStores:
+    - name: default
+      type: redis
+      options:
+      - {name: url, valueFrom: {secretKeyRef: {name: s, key: url}}}
+      - {name: token, valueFrom: {secretKeyRef: {name: s, key: token}}}
+"""
+    result = render(tree_from_yaml(EXECUTORS + refs + _app("apps", "zeta", extra)), settings=SETTINGS)
+    assert result.errors == []
+    toml = ("[[config_provider]]\ntype = 'env'\nprefix = 'SPIN_VARIABLE_'\n\n"
+            "[key_value_store]\n[key_value_store.default]\ntoken = 't0k'\ntype = 'redis'\nurl = 'redis://r'\n")
+    secret = next(o for o in result.objects if o["kind"] == "Secret" and o["metadata"]["name"] != "s")
+    assert secret["metadata"]["name"] == f"web-{zlib.adler32(toml.encode()):x}"
+    assert base64.b64decode(secret["data"]["runtime-config.toml"]).decode() == toml
+
+
+def test_reference_in_another_namespace_is_not_used() -> None:
+    refs = "\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: other}\ndata: {k: v}\n"
+    extra = ("  runtimeConfig:\n    llmCompute:\n      type: remote_http\n      options:\n"
+             "      - {name: url, valueFrom: {configMapKeyRef: {name: c, key: k}}}\n")
+    result = render(tree_from_yaml(EXECUTORS + refs + _app("apps", "zeta", extra)), settings=SETTINGS)
+    (error,) = result.errors
+    assert isinstance(error, UnresolvedReferenceError)
+    assert "ConfigMap apps/c" in error.message
+    assert error.location.field == "spec.runtimeConfig.llmCompute.options[0].valueFrom.configMapKeyRef.name"
+    assert [o["kind"] for o in result.objects] == ["ConfigMap"]  # the app's objects are left out
+
+
+def test_a_committed_spin_ca_wins_over_the_generated_one() -> None:
+    executor = EXECUTORS.replace("rc}}", "rc, installDefaultCACerts: true}}", 1)
+    own_ca = "\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: spin-ca, namespace: apps}\ndata: {}\n"
+    with_own = render(tree_from_yaml(executor + own_ca + _app("apps", "zeta")), settings=SETTINGS)
+    without = render(tree_from_yaml(executor + _app("apps", "zeta")), settings=SETTINGS)
+    cas = [o for o in with_own.objects if o["metadata"]["name"] == "spin-ca"]
+    assert len(cas) == 1 and cas[0]["data"] == {}
+    generated = [o for o in without.objects if o["metadata"]["name"] == "spin-ca"]
+    assert len(generated) == 1 and generated[0]["data"]["ca-certificates.crt"]
+
+
+def test_one_spin_ca_per_namespace_for_many_apps() -> None:
+    executor = EXECUTORS.replace("rc}}", "rc, installDefaultCACerts: true}}", 1)
+    apps = _app("apps", "zeta") + _app("apps", "zeta").replace("name: web", "name: api")
+    result = render(tree_from_yaml(executor + apps), settings=SETTINGS)
+    assert result.errors == []
+    assert sum(o["metadata"]["name"] == "spin-ca" for o in result.objects) == 1
