@@ -69,9 +69,10 @@ def _read_secret(path: Path | None, env: str) -> bytes:
     return secret.encode()
 
 
-def _source_spec(source: str, ref: str | None, subpath: str | None, **kw: Any) -> Any:
+def _source_spec(source: str, kw: dict[str, Any]) -> Any:
     from reconciler.source import Auth, Ref, RefKind, SourceSpec, Verify
 
+    ref, subpath = kw["ref"], kw["subpath"]
     spec_ref = Ref(include_prerelease=kw["include_prerelease"])
     if ref:
         kind, sep, value = ref.partition(":")
@@ -204,7 +205,7 @@ def reconcile(source: str, **kw: Any) -> None:
         name = kw["source_name"] or local.resolve().name
     else:
         try:
-            spec = _source_spec(source, kw["ref"], kw["subpath"], **kw)
+            spec = _source_spec(source, kw)
             fetch = GitSource(spec, state_dir() / "git").fetch
         except SourceConfigError as exc:
             raise click.UsageError(str(exc)) from None
