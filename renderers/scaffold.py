@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -329,9 +329,31 @@ _TYPE_NAMES = {str: "a string", int: "an integer", bool: "a boolean", dict: "a t
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
+class FieldLines(Mapping[str, int]):
+    """SpinApp field path → the line of the tool-table key it came from, looked up only when
+    asked (finding TOML lines means scanning the file, which a valid project never needs)."""
+
+    def __init__(self, lines: TomlLines, keys: Mapping[str, str]) -> None:
+        self._lines = lines
+        self._keys = dict(keys)  # SpinApp field → tool-table key
+
+    def __getitem__(self, field_path: str) -> int:
+        key = self._keys[field_path]
+        line = self._lines.line_of((*TOOL_TABLE, key))
+        if line is None:  # pragma: no cover - the key was read from this very file
+            raise KeyError(field_path)
+        return line
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
 def project_options(
     app: App, rel: str, lines: TomlLines, project_dir: Path, errors: list[RenderError]
-) -> tuple[ScaffoldOptions | None, dict[str, int]]:
+) -> tuple[ScaffoldOptions | None, Mapping[str, int]]:
     """The scaffold options of a project's tool table (None when it has none or is invalid), and
     the line of each SpinApp field that came from a key, for pointing schema errors at the TOML."""
     table = app.spindle
@@ -348,7 +370,7 @@ def project_options(
         errors.append(ManifestError(message, Location(rel, line, field)))
 
     values: dict[str, Any] = {}
-    field_lines: dict[str, int] = {}
+    field_keys: dict[str, str] = {}
     for key, value in table.items():
         spec = _TOOL_KEYS.get(key)
         if spec is None:
@@ -362,9 +384,7 @@ def project_options(
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             fail(key, f"{key} must be {_TYPE_NAMES[kind]}, not {type(value).__name__}")
             continue
-        line = lines.line_of((*TOOL_TABLE, key))
-        if line is not None:
-            field_lines[target] = line
+        field_keys[target] = key
         values[attr] = value
     for key in ("variables",):
         if key in values:
@@ -391,6 +411,7 @@ def project_options(
             values["runtime_config"] = (project_dir / config_path).read_bytes()
         except OSError as exc:
             fail("runtime_config_file", f"cannot read runtime config file {config_path!r}: {exc.strerror}")
+    field_lines = FieldLines(lines, field_keys)
     if "from_image" not in values:
         if "image" not in table:
             fail(None, "[application.tool.spindle] needs an 'image' (the OCI reference of the app)")
@@ -432,7 +453,7 @@ def scaffold_project(
     if opts is None:
         return []
     result = scaffold(opts)
-    table_line = lines.line_of(TOOL_TABLE)
+    table_line = lines.table_line(TOOL_TABLE)
     location = Location(rel, table_line)
     docs = [SourceDoc(result.objects[0], location, field_lines)]
     docs += [SourceDoc(obj, location, {}) for obj in result.objects[1:]]

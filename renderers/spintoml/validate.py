@@ -419,19 +419,20 @@ class Checker:
         return out
 
     def check_routes(self, triggers: list[tuple[Trigger, Path]]) -> None:
-        seen: dict[str, tuple[str, int | None]] = {}
+        seen: dict[str, tuple[str, Path]] = {}
         for trigger, path in triggers:
             if trigger.type != "http" or trigger.route is None or rules.route_problem(trigger.route):
                 continue
             key = rules.route_key(trigger.route)
             rpath = (*path, "route")
             if key in seen:
-                first, line = seen[key]
+                first, first_path = seen[key]
+                line = self.lines.line_of(first_path)
                 self.error(
                     rpath, f"duplicate route {trigger.route!r} (already used by {first!r} at line {line})"
                 )
             else:
-                seen[key] = (trigger.route, self.lines.line_of(rpath))
+                seen[key] = (trigger.route, rpath)
 
 
 def _type_name(value: Any) -> str:

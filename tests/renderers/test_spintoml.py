@@ -628,3 +628,17 @@ def test_line_scanner_handles_strings_comments_and_arrays_of_tables() -> None:
     assert lines.line_of(("t", "x", 1, "sub", "z")) == 12
     assert lines.line_of(("t", "x", 1, "sub", "quoted key", "q")) == 13
     assert lines.line_of(("t", "x", 1, "missing")) == 8
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("a = 1\n\n[application.tool.spindle]\nimage = 'x'\n", 3),
+        ("a = 1\n  [ application . tool . spindle ]  # spaced\n", 2),
+        ("[application]\nname = 'x'\ntool.spindle.image = 'y'\n", 3),  # no header: full scan
+        ("[application.tool.spindle.extra]\n", 1),  # only a sub-table: its parent path's line
+        ("[application]\n", 1),
+    ],
+)
+def test_table_line_finds_headers_cheaply_and_falls_back(text: str, line: int) -> None:
+    assert TomlLines(text).table_line(("application", "tool", "spindle")) == line
