@@ -1,0 +1,201 @@
+"""End-to-end `spindle render` / `spindle validate` through the real command line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from reconciler.cli import cli
+from renderers.render import KIND_ORDER
+
+EXAMPLE_REPO = Path(__file__).resolve().parents[2] / "example-repo"
+
+FILES = {
+    "platform/namespace.yaml": "apiVersion: v1\nkind: Namespace\nmetadata: {name: web}\n",
+    "platform/executor.yaml": """\
+apiVersion: core.spinkube.dev/v1alpha1
+kind: SpinAppExecutor
+metadata: {name: containerd-shim-spin, namespace: web}
+spec:
+  createDeployment: true
+  deploymentConfig: {runtimeClassName: wasmtime-spin-v2, installDefaultCACerts: true}
+""",
+    "platform/shim.yaml": """\
+apiVersion: runtime.spinkube.dev/v1alpha1
+kind: Shim
+metadata: {name: spin-v2}
+spec:
+  nodeSelector: {spin: "true"}
+  fetchStrategy:
+    platforms:
+    - {os: linux, arch: x86_64, location: "https://example.com/x86_64.tgz"}
+  runtimeClass: {name: wasmtime-spin-v2, handler: spin-v2}
+  rolloutStrategy: {type: recreate}
+""",
+    "apps/config.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: web}\n"
+                        "data: {level: info}\n",
+    "apps/hello.yaml": """\
+apiVersion: core.spinkube.dev/v1alpha1
+kind: SpinApp
+metadata: {name: hello, namespace: web}
+spec:
+  image: ghcr.io/example/hello:v1
+  executor: containerd-shim-spin
+  replicas: 2
+  variables:
+  - {name: level, valueFrom: {configMapKeyRef: {name: settings, key: level}}}
+""",
+    "apps/world.yaml": """\
+apiVersion: core.spinkube.dev/v1alpha1
+kind: SpinApp
+metadata: {name: world, namespace: web}
+spec:
+  image: ghcr.io/example/world:v1
+  executor: containerd-shim-spin
+  enableAutoscaling: true
+  runtimeConfig:
+    keyValueStores: [{name: default, type: spin}]
+""",
+}
+NODES = """\
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Node
+  metadata: {name: worker-1, labels: {spin: "true"}}
+  status: {nodeInfo: {operatingSystem: linux, architecture: amd64}}
+"""
+
+
+def make_repo(root: Path, order: list[str] | None = None) -> Path:
+    for rel in order or list(FILES):
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(FILES[rel])
+    return root
+
+
+def spindle(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "reconciler.cli", *args], capture_output=True, text=True)
+
+
+def test_render_prints_every_object_in_apply_order(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    proc = spindle("render", str(repo))
+    assert proc.returncode == 0, proc.stderr
+    objects = list(yaml.safe_load_all(proc.stdout))
+    kinds = [o["kind"] for o in objects]
+    assert kinds[:3] == ["CustomResourceDefinition"] * 3
+    ranks = [KIND_ORDER.index(k) for k in kinds]
+    assert ranks == sorted(ranks), kinds
+    assert kinds.count("Deployment") == 2 and kinds.count("Service") == 2
+    for obj in objects:
+        assert obj["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "spindle"
+        assert obj["metadata"]["annotations"]["spindle.dev/source-path"]
+    world = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "world")
+    assert "replicas" not in world["spec"]
+    assert world["metadata"]["annotations"]["spindle.dev/source-path"] == "apps/world.yaml"
+
+
+def test_output_is_deterministic_whatever_the_file_order(tmp_path: Path) -> None:
+    first = make_repo(tmp_path / "a")
+    second = make_repo(tmp_path / "b", order=list(reversed(FILES)))
+    outputs = {spindle("render", str(first)).stdout, spindle("render", str(first)).stdout,
+               spindle("render", str(second)).stdout}
+    assert len(outputs) == 1
+
+
+def test_json_output_is_a_list(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    result = CliRunner().invoke(cli, ["render", str(repo), "-o", "json"])
+    assert result.exit_code == 0
+    document = json.loads(result.stdout)
+    assert document["kind"] == "List" and len(document["items"]) > 5
+
+
+def test_out_dir_one_file_per_object(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "0999_stale_object.yaml").write_text("stale")
+    (out / "README.md").write_text("kept")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["render", str(repo), "--out", str(out)]).exit_code == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert "README.md" in names and "0999_stale_object.yaml" not in names
+    assert "0001_customresourcedefinition_shims.runtime.spinkube.dev.yaml" in names
+    assert any(n.endswith("_deployment_web_hello.yaml") for n in names)
+    stdout = yaml.safe_load_all(runner.invoke(cli, ["render", str(repo)]).stdout)
+    written = [yaml.safe_load((out / n).read_text()) for n in names if n != "README.md"]
+    assert written == list(stdout)
+
+
+def test_nodes_file_adds_installer_jobs(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    nodes = tmp_path / "nodes.yaml"
+    nodes.write_text(NODES)
+    result = CliRunner().invoke(cli, ["render", str(repo), "--nodes", str(nodes)])
+    assert result.exit_code == 0, result.stderr
+    jobs = [o for o in yaml.safe_load_all(result.stdout) if o["kind"] == "Job"]
+    assert [j["metadata"]["name"] for j in jobs] == ["worker-1-spin-v2-install"]
+
+
+def test_subpath_limits_the_walk(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    result = CliRunner().invoke(cli, ["render", str(repo), "--path", "platform"])
+    assert result.exit_code == 0
+    kinds = {o["kind"] for o in yaml.safe_load_all(result.stdout)}
+    assert "SpinApp" not in kinds and "Namespace" in kinds
+
+
+def test_validate_clean_repo(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    proc = spindle("validate", str(repo), "-o", "json")
+    assert proc.returncode == 0, proc.stdout
+    assert json.loads(proc.stdout)["valid"] is True
+    assert spindle("validate", str(repo)).stdout.startswith("ok:")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["render", "/nonexistent/repo"],
+        ["validate", "/nonexistent/repo"],
+        ["render", "{repo}", "-o", "toml"],
+        ["render", "{repo}", "--nodes", "/nonexistent/nodes.yaml"],
+        ["render", "{repo}", "--nodes", "{bad_nodes}"],
+        ["render", "{repo}", "--path", "no/such/dir"],
+        ["render", "{repo}", "--path", "../.."],
+        ["validate", "{repo}", "--bogus"],
+    ],
+)
+def test_usage_and_io_errors_exit_2(args: list[str], tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    bad_nodes = tmp_path / "nodes.yaml"
+    bad_nodes.write_text("items: [\n")
+    argv = [a.format(repo=repo, bad_nodes=bad_nodes) for a in args]
+    result = CliRunner().invoke(cli, argv)
+    assert result.exit_code == 2, (result.output, result.exception)
+
+
+@pytest.mark.skipif(not EXAMPLE_REPO.is_dir() or not any(EXAMPLE_REPO.iterdir()),
+                    reason="example-repo/ not committed yet")
+def test_example_repo_renders_cleanly_and_deterministically(tmp_path: Path) -> None:
+    copy = tmp_path / "example-repo"
+    shutil.copytree(EXAMPLE_REPO, copy)
+    first = spindle("render", str(EXAMPLE_REPO))
+    assert first.returncode == 0, first.stderr
+    assert spindle("render", str(copy)).stdout == first.stdout
+    objects = list(yaml.safe_load_all(first.stdout))
+    kinds = {o["kind"] for o in objects}
+    assert {"CustomResourceDefinition", "Deployment", "Service", "Secret", "RuntimeClass"} <= kinds
+    validate = spindle("validate", str(EXAMPLE_REPO), "-o", "json")
+    assert validate.returncode == 0 and json.loads(validate.stdout)["valid"] is True
