@@ -58,6 +58,7 @@ td code { word-break:break-all; }
 .muted { color:var(--muted); }
 .owner { white-space:nowrap; }
 details summary { cursor:pointer; color:var(--accent); }
+a { color:var(--accent); text-decoration:none; }
 footer { color:var(--muted); font-size:12px; text-align:center; padding:16px; }
 @media print { body { background:#fff; } section.record { box-shadow:none; break-inside:avoid-page; } }
 """
@@ -74,7 +75,11 @@ def _badge(kind: str, text: str) -> str:
 def render(records: Sequence[ReconcileRecord], *, generated: datetime | None = None) -> str:
     when = (generated or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S UTC")
     sources = sorted({r.source for r in records})
-    body = "".join(_record(r) for r in records) or '<p class="muted">No reconcile records.</p>'
+    body = "".join(_record(r, i) for i, r in enumerate(records))
+    if not body:
+        body = '<p class="muted">No reconcile records.</p>'
+    if len(records) > 1:
+        body = _index(records) + body
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -89,7 +94,23 @@ def render(records: Sequence[ReconcileRecord], *, generated: datetime | None = N
     )
 
 
-def _record(r: ReconcileRecord) -> str:
+def _index(records: Sequence[ReconcileRecord]) -> str:
+    rows = "".join(
+        f'<tr><td><a href="#record-{i}">{_e(r.source)}</a></td>'
+        f"<td><code>{_e(r.revision.sha[:12] if r.revision else '-')}</code></td>"
+        f"<td>{_e(common.fmt_time(r.started))}</td>"
+        f"<td>{_badge('s-' + common.status(r).replace(' ', '-'), common.status(r))}</td>"
+        f"<td>{_e(', '.join(f'{n} {a.value.lower()}' for a, n in common.counts(r)) or '-')}</td></tr>"
+        for i, r in enumerate(records)
+    )
+    return (
+        '<section class="record"><div class="body"><table><thead><tr><th>Source</th><th>Revision</th>'
+        f"<th>Started</th><th>Status</th><th>Objects</th></tr></thead><tbody>{rows}</tbody></table>"
+        "</div></section>"
+    )
+
+
+def _record(r: ReconcileRecord, index: int) -> str:
     state = common.status(r)
     rev = r.revision
     meta = [("Source", _e(r.source))]
@@ -110,7 +131,7 @@ def _record(r: ReconcileRecord) -> str:
          + "</span>"),
     ]
     parts = [
-        '<section class="record"><div class="head">',
+        f'<section class="record" id="record-{index}"><div class="head">',
         f"<h2>{_e(r.source)} <span class=\"muted\">@ {_e(rev.sha[:12] if rev else 'no revision')}"
         "</span></h2>",
         _badge("s-" + state.replace(" ", "-"), state),

@@ -98,7 +98,8 @@ def test_html_is_self_contained_and_escaped() -> None:
 def test_html_lists_every_record() -> None:
     out = render([drift_record(), drift_record(source="other", sha="9" * 40)], "html")
     assert "<title>spindle drift report: example, other</title>" in out
-    assert out.count('<section class="record">') == 2
+    assert out.count('<section class="record" id="record-') == 2
+    assert '<a href="#record-1">other</a>' in out  # the index links inside the page only
     assert "2 reconcile record(s)" in out
 
 
