@@ -195,8 +195,18 @@ def render(
                 out.add(doc.body, doc.location.path, doc.subject, doc.line_of("metadata.name"))
 
     ca_namespaces: set[str] = set()
+    app_paths: dict[tuple[str, str], str] = {}
     for doc in sorted(apps, key=lambda d: (d.location.path, d.location.line or 0)):
         namespace = doc.namespace or settings.default_namespace
+        first = app_paths.get((namespace, doc.name))
+        if first is None:
+            app_paths[(namespace, doc.name)] = doc.location.path
+        else:
+            # Report once for the app, rather than once per colliding child object.
+            errors.append(DuplicateObjectError(
+                f"SpinApp {namespace}/{doc.name} is defined twice: in {first} and in {doc.location.path}",
+                doc.at("metadata.name"), doc.subject))
+            continue
         rendering = render_spinapp(doc, namespace, executors, lookup)
         if rendering.errors:
             errors.extend(rendering.errors)

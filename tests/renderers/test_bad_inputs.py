@@ -140,6 +140,9 @@ CASES: dict[str, tuple[dict[str, str], str, str]] = {
         {"a/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: dup}\n",
          "b/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: dup, namespace: default}\n"},
         "b/cm.yaml", "a/cm.yaml"),
+    "duplicate-spinapp": ({"zz/dup.yaml": app(BASE, name="good-app")}, "zz/dup.yaml", "good.yaml"),
+    "duplicate-spinapp-in-one-file": ({"apps/bad.yaml": app(BASE) + "---\n" + app(BASE)},
+                                      "apps/bad.yaml", "defined twice"),
     "service-clashes-with-app": (
         {"apps/svc.yaml": "apiVersion: v1\nkind: Service\nmetadata: {name: good-app}\nspec: {}\n"},
         "apps/svc.yaml", "good.yaml"),
