@@ -9,7 +9,11 @@
 - `spin.toml` files are Spin projects: parsed and validated (`renderers.spintoml`); those with an
   `[application.tool.spindle]` table are scaffolded (`renderers.scaffold`) into
   `RepoTree.scaffolded`.
-- `.spindleignore` at the root (gitignore syntax) excludes paths; `.git` is always skipped.
+- `.spindleignore` at the root (gitignore syntax) excludes paths. Hidden files and directories
+  (`.git`, `.github/workflows`, `.gitlab-ci.yml`, `.pre-commit-config.yaml`, ...) are never
+  manifests and are always skipped, and so are symlinks that lead out of the checkout (an
+  error: a repo must not make spindle read files elsewhere on the machine). Symlinked
+  directories are not followed.
 
 Errors are collected in `RepoTree.errors`; one broken file never hides the others. Locations are
 repo-relative POSIX paths.
@@ -34,7 +38,6 @@ IGNORE_FILE = ".spindleignore"
 SPINKUBE_CORE = "core.spinkube.dev/v1alpha1"
 SPINKUBE_RUNTIME = "runtime.spinkube.dev/v1alpha1"
 YAML_SUFFIXES = (".yaml", ".yml")
-ALWAYS_SKIPPED_DIRS = frozenset({".git"})
 
 
 def discover(root: Path, subpath: str | None = None) -> RepoTree:
@@ -55,6 +58,9 @@ def discover(root: Path, subpath: str | None = None) -> RepoTree:
     ignore = _load_ignore(root, tree)
     for path in _walk(root, start, ignore):
         rel = path.relative_to(root).as_posix()
+        if path.is_symlink() and not _inside(root, path):
+            tree.errors.append(DocumentError("symlink leads out of the checkout; not read", Location(rel)))
+            continue
         if path.name == "spin.toml":
             _add_project(tree, path, rel)
         elif path.suffix in YAML_SUFFIXES:
@@ -84,16 +90,23 @@ def _walk(root: Path, start: Path, ignore: pathspec.GitIgnoreSpec | None) -> Ite
         prefix = "" if rel_dir == "." else rel_dir + "/"
         kept = []
         for name in sorted(dirnames):
-            if name in ALWAYS_SKIPPED_DIRS:
+            if name.startswith("."):
                 continue
             if ignore is not None and ignore.match_file(prefix + name + "/"):
                 continue
             kept.append(name)
         dirnames[:] = kept
         for name in sorted(filenames):
+            if name.startswith("."):
+                continue
             if ignore is not None and ignore.match_file(prefix + name):
                 continue
             yield here / name
+
+
+def _inside(root: Path, path: Path) -> bool:
+    target = path.resolve()
+    return target == root or root in target.parents
 
 
 def _read(tree: RepoTree, path: Path, rel: str) -> bytes | None:
@@ -200,7 +213,7 @@ def _add_project(tree: RepoTree, path: Path, rel: str) -> None:
     if loaded.app is None or loaded.lines is None:
         return
     problems: list[RenderError] = []
-    docs = scaffold.scaffold_project(loaded.app, rel, loaded.lines, path.parent, problems)
+    docs = scaffold.scaffold_project(loaded.app, rel, loaded.lines, path.parent, problems, tree.root)
     tree.errors.extend(problems)
     tree.projects.append(SpinProject(Location(rel, 1), loaded.app, tuple(docs)))
     for doc in docs:

@@ -352,10 +352,18 @@ class FieldLines(Mapping[str, int]):
 
 
 def project_options(
-    app: App, rel: str, lines: TomlLines, project_dir: Path, errors: list[RenderError]
+    app: App,
+    rel: str,
+    lines: TomlLines,
+    project_dir: Path,
+    errors: list[RenderError],
+    root: Path | None = None,
 ) -> tuple[ScaffoldOptions | None, Mapping[str, int]]:
     """The scaffold options of a project's tool table (None when it has none or is invalid), and
-    the line of each SpinApp field that came from a key, for pointing schema errors at the TOML."""
+    the line of each SpinApp field that came from a key, for pointing schema errors at the TOML.
+
+    When `root` (the checkout) is given, `runtime_config_file` must stay inside it: its content
+    goes into a Secret, so a repo must not be able to pull in files from elsewhere."""
     table = app.spindle
     if table is None:
         return None, {}
@@ -407,10 +415,16 @@ def project_options(
         fail("namespace", f"namespace {namespace!r} is not a valid DNS label")
     config_path = values.get("runtime_config")
     if config_path is not None:
-        try:
-            values["runtime_config"] = (project_dir / config_path).read_bytes()
-        except OSError as exc:
-            fail("runtime_config_file", f"cannot read runtime config file {config_path!r}: {exc.strerror}")
+        config_file = (project_dir / config_path).resolve()
+        if root is not None and root.resolve() not in config_file.parents:
+            fail("runtime_config_file", f"runtime config file {config_path!r} is outside the checkout")
+        else:
+            try:
+                values["runtime_config"] = config_file.read_bytes()
+            except OSError as exc:
+                fail(
+                    "runtime_config_file", f"cannot read runtime config file {config_path!r}: {exc.strerror}"
+                )
     field_lines = FieldLines(lines, field_keys)
     if "from_image" not in values:
         if "image" not in table:
@@ -445,11 +459,16 @@ def _blame(opts: ScaffoldOptions, message: str) -> str | None:
 
 
 def scaffold_project(
-    app: App, rel: str, lines: TomlLines, project_dir: Path, errors: list[RenderError]
+    app: App,
+    rel: str,
+    lines: TomlLines,
+    project_dir: Path,
+    errors: list[RenderError],
+    root: Path | None = None,
 ) -> list[SourceDoc]:
     """The SourceDocs a project's `[application.tool.spindle]` table scaffolds to; problems are
-    appended to `errors` (and then nothing is scaffolded)."""
-    opts, field_lines = project_options(app, rel, lines, project_dir, errors)
+    appended to `errors` (and then nothing is scaffolded). `root`: see `project_options`."""
+    opts, field_lines = project_options(app, rel, lines, project_dir, errors, root)
     if opts is None:
         return []
     result = scaffold(opts)

@@ -1,7 +1,7 @@
 """`spindle scaffold`: print a SpinApp exactly as `spin kube scaffold` (spin-plugin-kube v0.4.0) does.
 
     spindle scaffold --from IMAGE [flags]      the plugin's flags, short forms and defaults
-    spindle scaffold --project DIR/spin.toml   what a Spin project's [application.tool.spindle]
+    spindle scaffold --project DIR[/spin.toml] what a Spin project's [application.tool.spindle]
                                                table scaffolds to (as `spindle render` uses it)
 
 Exit codes: 0 printed, 1 invalid input (the plugin's message, or file:line: key for a project),
@@ -14,6 +14,7 @@ import csv
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -44,6 +45,12 @@ def _variables(values: tuple[str, ...]) -> dict[str, str]:
     return result
 
 
+def _io_error(path: Path, exc: OSError) -> NoReturn:
+    """I/O errors exit 2, like usage errors (click's FileError would exit 1)."""
+    click.echo(f"Error: {path}: {exc.strerror or exc}", err=True)
+    sys.exit(2)
+
+
 def _write(out: Path, text: str) -> None:
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -55,7 +62,7 @@ def _scaffold_project(spin_toml: Path) -> str:
     try:
         data = spin_toml.read_bytes()
     except OSError as exc:
-        raise click.FileError(str(spin_toml), hint=exc.strerror) from exc
+        _io_error(spin_toml, exc)
     rel = spin_toml.as_posix()
     loaded = spintoml.load(data, rel, spin_toml.parent)
     errors: list[RenderError] = list(loaded.errors)
@@ -106,8 +113,9 @@ def _scaffold_project(spin_toml: Path) -> str:
 )
 @click.option(
     "--project",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Scaffold a Spin project's spin.toml from its [application.tool.spindle] table instead.",
+    type=click.Path(exists=True, path_type=Path),
+    help="Scaffold a Spin project (its spin.toml, or the directory holding it) from its "
+    "[application.tool.spindle] table instead.",
 )
 @click.pass_context
 def scaffold(
@@ -143,7 +151,7 @@ def scaffold(
         ]
         if given:
             raise click.UsageError("--project takes its settings from the spin.toml; drop the other flags")
-        text = _scaffold_project(project)
+        text = _scaffold_project(project / "spin.toml" if project.is_dir() else project)
     else:
         if not from_image:
             raise click.UsageError('required flag(s) "from" not set')
@@ -152,7 +160,7 @@ def scaffold(
             try:
                 runtime_config = runtime_config_file.read_bytes()
             except OSError as exc:
-                raise click.FileError(str(runtime_config_file), hint=exc.strerror) from exc
+                _io_error(runtime_config_file, exc)
         opts = scaffolding.ScaffoldOptions(
             from_image=from_image,
             replicas=replicas,
@@ -183,5 +191,5 @@ def scaffold(
     try:
         _write(out, text)
     except OSError as exc:
-        raise click.FileError(str(out), hint=exc.strerror) from exc
+        _io_error(out, exc)
     click.echo(f"Application manifest saved to {out}", err=True)

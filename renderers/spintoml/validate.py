@@ -217,7 +217,7 @@ class Checker:
         if table is None:
             return None
         self.unknown_keys(table, allowed, path, f"component {cid!r}")
-        source = self.source(table.get("source"), (*path, "source"))
+        source = self.source(table.get("source"), (*path, "source"), built="build" in table)
         variables = self.string_map(table.get(variables_key), (*path, variables_key), variables_key)
         for name, value in variables.items():
             vpath = (*path, variables_key, name)
@@ -282,12 +282,13 @@ class Checker:
                 ok = False
         return ok
 
-    def source(self, raw: Any, path: Path) -> Source | None:
+    def source(self, raw: Any, path: Path, built: bool = False) -> Source | None:
         if raw is None:
             self.error(path, "missing required key 'source'")
             return None
         if isinstance(raw, str):
-            self.local_path(raw, path, "source file")
+            hint = "; run its build (`spin build`) and commit the .wasm" if built else ""
+            self.local_path(raw, path, "source file", hint)
             return LocalSource(raw)
         table = self.table(raw, path, "source")
         if table is None:
@@ -308,13 +309,13 @@ class Checker:
         self.error(path, "source must be a local path, { url, digest } or { registry?, package, version }")
         return None
 
-    def local_path(self, rel_path: str, path: Path, what: str) -> None:
+    def local_path(self, rel_path: str, path: Path, what: str, hint: str = "") -> None:
         if self.project_dir is None:
             return
         if FsPath(rel_path).is_absolute():
             self.error(path, f"{what} {rel_path!r} must be relative to the spin.toml")
         elif not (self.project_dir / rel_path).exists():
-            self.error(path, f"{what} {rel_path!r} does not exist (relative to the spin.toml)")
+            self.error(path, f"{what} {rel_path!r} does not exist (relative to the spin.toml){hint}")
 
     def files(self, raw: Any, path: Path) -> tuple[FileMount, ...]:
         if raw is None:

@@ -154,6 +154,28 @@ def test_spindleignore_and_git_are_skipped(tmp_path: Path) -> None:
     assert tree.projects == [] and tree.scaffolded == []
 
 
+def test_hidden_paths_are_never_manifests(tmp_path: Path) -> None:
+    write(tmp_path, ".github/workflows/ci.yml", "on: push\njobs: {}\n")
+    write(tmp_path, ".gitlab-ci.yml", "stages: [test]\n")
+    write(tmp_path, "apps/.draft.yaml", "broken: [\n")
+    write(tmp_path, "apps/a.yaml", SPINAPP.format(name="a"))
+    tree = discover(tmp_path)
+    assert (tree.errors, [d.name for d in tree.spinapps]) == ([], ["a"])
+
+
+def test_symlinks_out_of_the_checkout_are_refused(tmp_path: Path) -> None:
+    repo, outside = tmp_path / "repo", tmp_path / "outside"
+    write(outside, "secret.yaml", SPINAPP.format(name="stolen"))
+    write(repo, "apps/a.yaml", SPINAPP.format(name="a"))
+    (repo / "apps" / "link.yaml").symlink_to(outside / "secret.yaml")
+    (repo / "apps" / "inner.yaml").symlink_to(repo / "apps" / "a.yaml")
+    (repo / "linked-dir").symlink_to(outside, target_is_directory=True)
+    tree = discover(repo)
+    assert [d.location.path for d in tree.spinapps] == ["apps/a.yaml", "apps/inner.yaml"]
+    [error] = tree.errors
+    assert error.location.path == "apps/link.yaml" and "leads out of the checkout" in error.message
+
+
 def test_subpath_limits_the_walk_but_paths_stay_repo_relative(tmp_path: Path) -> None:
     write(tmp_path, "staging/a.yaml", SPINAPP.format(name="a"))
     write(tmp_path, "prod/b.yaml", SPINAPP.format(name="b"))
@@ -212,6 +234,27 @@ def test_a_broken_project_does_not_block_the_others(tmp_path: Path) -> None:
     ]
     assert errors[0].location.field == "component.bad.source"
     assert "missing.wasm" in errors[0].message
+
+
+def test_runtime_config_file_must_stay_inside_the_checkout(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    write(tmp_path, "host-secrets.toml", "[key_value_store.default]\ntype = 'redis'\n")
+    write(repo, "shared/rc.toml", "[key_value_store.default]\ntype = 'spin'\n")
+    inside = SPIN_TOML.replace("replicas = 3", 'replicas = 3\nruntime_config_file = "../../shared/rc.toml"')
+    outside = SPIN_TOML.replace(
+        "replicas = 3", 'replicas = 3\nruntime_config_file = "../../../host-secrets.toml"'
+    )
+    project(repo, "apps/ok", "ok", inside)
+    project(repo, "apps/sneaky", "sneaky", outside)
+    tree = discover(repo)
+    assert sorted(d.subject for d in tree.scaffolded) == [
+        "Secret/spin-apps/ok-runtime-config",
+        "SpinApp/spin-apps/ok",
+    ]
+    [error] = tree.errors
+    assert (error.location.path, error.location.line) == ("apps/sneaky/spin.toml", 10)
+    assert error.location.field == "application.tool.spindle.runtime_config_file"
+    assert "outside the checkout" in error.message
 
 
 def test_unreadable_ignore_file_is_reported(tmp_path: Path) -> None:

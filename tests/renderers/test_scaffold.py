@@ -314,10 +314,18 @@ def test_invalid_image_references(ref: str) -> None:
 # --- Spin projects ----------------------------------------------------------------------------
 
 
-def test_project_scaffolds_like_the_flags_plus_namespace() -> None:
-    code, out, err = run(["--project", str(DATA / "project" / "spin.toml")])
+@pytest.mark.parametrize("target", ["project/spin.toml", "project"])
+def test_project_scaffolds_like_the_flags_plus_namespace(target: str) -> None:
+    code, out, err = run(["--project", str(DATA / target)])
     assert (code, err) == (0, "")
     assert out == (DATA / "project.yml").read_text()
+
+
+def test_project_directory_without_spin_toml_is_an_io_error(tmp_path: Path) -> None:
+    code, _, err = run(["--project", str(tmp_path)])
+    assert code == 2 and "spin.toml" in err
+    code, _, err = run(["-f", IMAGE, "-o", str(tmp_path / "missing-dir" / "out.yaml")])
+    assert code == 2 and "out.yaml" in err
 
 
 def test_project_objects_carry_the_namespace_and_lines() -> None:
