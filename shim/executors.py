@@ -70,7 +70,8 @@ def guest_logger(component_id: str) -> wasi_http.LogLine:
     def emit(stream: str, data: bytes) -> None:
         text = data.decode("utf-8", "replace").rstrip("\n")
         for line in text.split("\n"):
-            log.info("[%s] %s: %s", component_id, stream, line)
+            if line.strip():
+                    log.info("[%s] %s: %s", component_id, stream, line)
     return emit
 
 

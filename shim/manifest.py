@@ -290,6 +290,12 @@ def _parse_v2(doc: dict[str, Any], path: Path) -> AppManifest:
     if unknown:
         raise ManifestError(where, "unknown key", sorted(unknown)[0])
     app = _Reader(where, "application", doc.get("application", {}))
+    unknown_app = set(app.table) - {"name", "version", "description", "authors", "targets", "trigger", "tool"}
+    if unknown_app:
+        raise app.error(sorted(unknown_app)[0], "unknown key")
+    base = app.sub("trigger").sub("http").str_("base")
+    if base not in (None, "/"):
+        raise app.error("trigger.http.base", "a base other than \"/\" is not supported in manifest v2")
     name = app.req_str("name")
     variables = _variables(where, doc.get("variables", {}))
     comps_raw = _Reader(where, "component", doc.get("component", {}))

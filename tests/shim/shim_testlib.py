@@ -90,7 +90,8 @@ def serve(engine_box: EngineBox, artifact_cache: Path, tmp_path: Path) -> Iterat
     """Load an app and serve it on 127.0.0.1:<free port> in this process."""
     running: list[Running] = []
 
-    def start(root: Path, env: Mapping[str, str] | None = None, runtime_config: Path | None = None) -> Running:
+    def start(root: Path, env: Mapping[str, str] | None = None,
+              runtime_config: Path | None = None) -> Running:
         app = load_app(root, engine_box.engine, LoadOptions(
             env=dict(env or {}), runtime_config=runtime_config, state_dir=tmp_path / "state",
             cache_dir=artifact_cache))

@@ -9,7 +9,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from shim_testlib import WAT_APP, Serve, make_app
 
 ROUTED = """\

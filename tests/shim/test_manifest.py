@@ -1,0 +1,185 @@
+"""spin.toml loading (v1 and v2), routing rules and variable resolution: pure logic, table tests."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from shim.errors import ManifestError, VariableError
+from shim.manifest import ExecutorKind, RouteKind, parse_manifest, retain_components
+from shim.routing import Router
+from shim.runtime_config import EnvProvider, load_runtime_config
+from shim.variables import component_variables, resolve_app_variables
+
+V2 = """\
+spin_manifest_version = 2
+[application]
+name = "app"
+[variables]
+greeting = { default = "hi" }
+token = { required = true, secret = true }
+[[trigger.http]]
+route = "/a/..."
+component = "one"
+[[trigger.http]]
+route = "/wagi"
+component = "two"
+executor = { type = "wagi", argv = "${SCRIPT_NAME} x ${ARGS}", entrypoint = "run" }
+[component.one]
+source = "one.wasm"
+allowed_outbound_hosts = ["http://127.0.0.1:*"]
+key_value_stores = ["default"]
+files = ["static/**/*", { source = "assets", destination = "/assets" }]
+environment = { A = "1" }
+[component.one.variables]
+message = "{{ greeting }} there"
+[component.two]
+source = "two.wasm"
+"""
+
+V1 = """\
+spin_manifest_version = "1"
+name = "old"
+trigger = { type = "http", base = "/base" }
+[[component]]
+id = "legacy"
+source = "legacy.wasm"
+[component.trigger]
+route = "/hello/..."
+[component.config]
+who = "world"
+"""
+
+
+def parse(text: str) -> object:
+    return parse_manifest(textwrap.dedent(text), Path("/app/spin.toml"))
+
+
+def test_v2_normalised() -> None:
+    app = parse_manifest(V2, Path("/app/spin.toml"))
+    assert app.name == "app"
+    one, two = app.http_triggers
+    assert (one.route.kind, one.route.prefix, one.component) == (RouteKind.WILDCARD, "/a", "one")
+    assert two.executor is ExecutorKind.WAGI
+    assert (two.wagi.entrypoint, two.wagi.argv) == ("run", "${SCRIPT_NAME} x ${ARGS}")
+    c = app.components["one"]
+    assert c.allowed_outbound_hosts == ("http://127.0.0.1:*",)
+    assert [(f.source, f.destination, f.is_glob) for f in c.files] == [
+        ("static/**/*", "/", True), ("assets", "/assets", False)]
+    assert app.variables["token"].required and app.variables["token"].secret
+
+
+def test_v1_converted() -> None:
+    app = parse_manifest(V1, Path("/app/spin.toml"))
+    (t,) = app.http_triggers
+    assert (t.route.raw, t.component) == ("/base/hello/...", "legacy")
+    assert app.components["legacy"].variables == {"who": "world"}
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ("spin_manifest_version = 3\n", "unsupported manifest version 3"),
+    ("spin_manifest_version = 2\n[application]\nname = 'x'\nbogus = 1\n", "bogus: unknown key"),
+    ("spin_manifest_version = 2\n[application]\n", "application.name: is required"),
+    ("spin_manifest_version = 2\n[application\n", "invalid TOML"),
+    ("spin_manifest_version = 2\n[application]\nname='x'\n[[trigger.http]]\nroute='/'\ncomponent='nope'\n",
+     "trigger.http[0].component: no component 'nope'"),
+    ("spin_manifest_version = 2\n[application]\nname='x'\n[[trigger.http]]\nroute='x'\ncomponent='c'\n"
+     "[component.c]\nsource='c.wasm'\n", "route 'x' must start with '/'"),
+    ("spin_manifest_version = 2\n[application]\nname='x'\n[component.Bad_Id]\nsource='c.wasm'\n",
+     "kebab-case"),
+    ("spin_manifest_version = 2\n[application]\nname='x'\n[[trigger.http]]\nroute='/'\n",
+     "exactly one of component and static_response"),
+    ("spin_manifest_version = 2\n[application]\nname='x'\n[variables]\nv = { required = true, default = 'a' }\n",
+     "a required variable cannot have a default"),
+    ("spin_manifest_version = 2\n[application]\nname='x'\n[[trigger.http]]\nroute='/'\ncomponent='c'\n"
+     "executor = { type = 'cgi' }\n[component.c]\nsource='c.wasm'\n", "unknown executor 'cgi'"),
+])
+def test_malformed_manifests_name_file_and_field(text: str, needle: str) -> None:
+    with pytest.raises(ManifestError) as err:
+        parse_manifest(text, Path("/app/spin.toml"))
+    assert "/app/spin.toml" in str(err.value)
+    assert needle in str(err.value)
+
+
+def test_components_to_retain() -> None:
+    app = parse_manifest(V2, Path("/app/spin.toml"))
+    kept = retain_components(app, "two")
+    assert list(kept.components) == ["two"]
+    assert [t.component for t in kept.http_triggers] == ["two"]
+    with pytest.raises(ManifestError, match="unknown component.*three"):
+        retain_components(app, "two,three")
+
+
+@pytest.mark.parametrize(("path", "expected"), [
+    ("/", "root"), ("/x", "catch"), ("/api", "api"), ("/api/", "api"), ("/api/v1/x", "api-v1"),
+    ("/api/v1", "api-v1"), ("/api/v1x", "api"), ("/exact", "exact"), ("/exact/sub", "catch"),
+])
+def test_most_specific_route_wins(path: str, expected: str) -> None:
+    app = parse_manifest(textwrap.dedent("""\
+        spin_manifest_version = 2
+        [application]
+        name = "r"
+        [[trigger.http]]
+        route = "/..."
+        component = "catch"
+        [[trigger.http]]
+        route = "/"
+        component = "root"
+        [[trigger.http]]
+        route = "/api/..."
+        component = "api"
+        [[trigger.http]]
+        route = "/api/v1/..."
+        component = "api-v1"
+        [[trigger.http]]
+        route = "/exact"
+        component = "exact"
+        [[trigger.http]]
+        route = { private = true }
+        component = "private"
+    """) + "".join(f"[component.{c}]\nsource = 'x.wasm'\n"
+                   for c in ("catch", "root", "api", "api-v1", "exact", "private")),
+        Path("/r/spin.toml"))
+    m = Router(app.http_triggers).match(path)
+    assert m is not None and m.trigger.component == expected
+
+
+def test_private_routes_are_unreachable() -> None:
+    app = parse_manifest("spin_manifest_version = 2\n[application]\nname='p'\n[[trigger.http]]\n"
+                         "route = { private = true }\ncomponent = 'c'\n[component.c]\nsource='c.wasm'\n",
+                         Path("/p/spin.toml"))
+    assert Router(app.http_triggers).match("/") is None
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({}, {"greeting": "hi", "token": "t0"}),
+    ({"SPIN_VARIABLE_GREETING": "hello"}, {"greeting": "hello", "token": "t0"}),
+    ({"GREETING": "from-shim-copy"}, {"greeting": "from-shim-copy", "token": "t0"}),
+    ({"MYAPP_GREETING": "prefixed"}, {"greeting": "prefixed", "token": "t0"}),
+])
+def test_variable_sources(env: dict[str, str], expected: dict[str, str]) -> None:
+    app = parse_manifest(V2, Path("/app/spin.toml"))
+    providers = (EnvProvider(), EnvProvider("MYAPP"))
+    values = resolve_app_variables(app.variables, {"SPIN_VARIABLE_TOKEN": "t0", **env}, providers, Path("/"))
+    assert values == expected
+    assert component_variables(app, "one", values) == {"message": f"{expected['greeting']} there"}
+
+
+def test_required_variable_missing_is_a_load_error() -> None:
+    app = parse_manifest(V2, Path("/app/spin.toml"))
+    with pytest.raises(VariableError, match="'token'.*required"):
+        resolve_app_variables(app.variables, {}, (EnvProvider(),), Path("/"))
+
+
+def test_runtime_config(tmp_path: Path) -> None:
+    rc = tmp_path / "runtime-config.toml"
+    rc.write_text('[[variables_provider]]\ntype = "env"\nprefix = "APP"\n'
+                  '[key_value_store.cache]\ntype = "spin"\npath = "cache.db"\n')
+    cfg = load_runtime_config(rc)
+    assert EnvProvider("APP") in cfg.env_providers
+    assert cfg.kv_stores["cache"].path == "cache.db"
+    rc.write_text("[key_value_store.bad]\n")
+    with pytest.raises(ManifestError, match="key_value_store.bad"):
+        load_runtime_config(rc)
