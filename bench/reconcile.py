@@ -44,6 +44,18 @@ spec:
 """
 
 
+# Start kubesim over a SQLite file, write its kubeconfig, say "ready", serve until stdin closes.
+SERVE = """
+import sys
+from kubesim import server
+running = server.start(sys.argv[1], 0)
+running.kubeconfig(sys.argv[2])
+print("ready", flush=True)
+sys.stdin.read()
+running.stop()
+"""
+
+
 def write_repo(
     root: Path, namespace: str, apps: int, image_tag: str = "v1", changed: int | None = None
 ) -> None:
@@ -75,12 +87,18 @@ def main() -> None:
     parser.add_argument("--apps", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
-    from kubesim import server
-
     tmp = Path(tempfile.mkdtemp(prefix="spindle-bench-"))
-    running = server.start(str(tmp / "kubesim.db"), 0)
     kubeconfig = tmp / "kubeconfig"
-    running.kubeconfig(kubeconfig)
+    # kubesim runs in its own process, as an API server does: neither client shares its GIL.
+    served = subprocess.Popen(
+        [sys.executable, "-c", SERVE, str(tmp / "kubesim.db"), str(kubeconfig)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert served.stdout is not None
+    if served.stdout.readline().strip() != "ready":
+        raise SystemExit("kubesim did not start")
     env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
     try:
         kubectl_repo, spindle_repo = tmp / "kubectl-repo", tmp / "spindle-repo"
@@ -147,7 +165,9 @@ def main() -> None:
         )
         tgt.close()
     finally:
-        running.stop()
+        assert served.stdin is not None
+        served.stdin.close()
+        served.wait(timeout=30)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -74,20 +74,44 @@ def in_cluster(**kwargs: Any) -> Target:
 
 
 def embedded(state_dir: Path, **kwargs: Any) -> Target:
-    """Start kubesim on a free loopback port over `<state>/cluster/kubesim.db`."""
+    """The embedded kubesim cluster under `<state>/cluster`: the one `spindle cluster serve` is
+    running, else one started in this process on a free loopback port (stopped by `close()`)."""
     import importlib
 
-    server: Any = importlib.import_module("kubesim.server")
     state = state_dir / "cluster"
+    served = _served_kubeconfig(state)
+    if served is not None:
+        target = from_kubeconfig(str(served), None, **kwargs)
+        target.description = f"embedded kubesim cluster served by `spindle cluster serve` ({state})"
+        target.embedded = True
+        return target
+    server: Any = importlib.import_module("kubesim.server")
     state.mkdir(parents=True, exist_ok=True)
-    running = server.start(state=str(state / "kubesim.db"), port=0)
+    # Nothing runs workloads in kubesim: its (clearly labelled) simulator marks Deployments
+    # available and Jobs complete, so health checks finish instead of timing out.
+    running = server.start(str(state / "kubesim.db"), 0, simulate_workloads=True, simulate_delay=0.5)
     kubeconfig = state / "kubeconfig.spindle"
     running.kubeconfig(kubeconfig)
-    target = from_kubeconfig(str(kubeconfig), None, **kwargs)
-    target.description = f"embedded kubesim cluster ({state}) at {running.url}"
+    try:
+        target = from_kubeconfig(str(kubeconfig), None, **kwargs)
+    except KubeError:
+        running.stop()
+        raise
+    target.description = f"embedded kubesim cluster ({state}), started for this command"
     target.embedded = True
     target._stop = running.stop
     return target
+
+
+def _served_kubeconfig(state: Path) -> Path | None:
+    """The kubeconfig of a live `spindle cluster serve`, judged by its pid file."""
+    kubeconfig, pid_file = state / "kubeconfig", state / "serve.pid"
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return kubeconfig if kubeconfig.is_file() else None
 
 
 def connect(
