@@ -283,3 +283,40 @@ def test_broken_cache_is_a_source_error_naming_the_url(remote: Remote, tmp_path:
         src.fetch()
     assert remote.url in str(info.value) and info.value.last_good is not None
     assert info.value.last_good.revision == good.revision
+
+
+def test_gpg_signature_verification(remote: Remote, tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    signer_home, trusted_home, other_home = (tmp_path / n for n in ("signer", "trusted", "other"))
+    for home in (signer_home, trusted_home, other_home):
+        home.mkdir(mode=0o700)
+
+    def gpg(home: Path, *args: str, stdin: bytes | None = None) -> bytes:
+        return subprocess.run(
+            ["gpg", "--batch", "--quiet", "--pinentry-mode", "loopback", "--passphrase", "", *args],
+            env={**os.environ, "GNUPGHOME": str(home)}, input=stdin, capture_output=True, check=True,
+        ).stdout
+
+    try:
+        gpg(signer_home, "--quick-gen-key", "Signer <signer@example.com>", "ed25519", "sign", "never")
+        fpr = next(line.split(":")[9] for line in gpg(signer_home, "--list-keys", "--with-colons")
+                   .decode().splitlines() if line.startswith("fpr:"))
+        gpg(trusted_home, "--import", stdin=gpg(signer_home, "--export", "--armor", fpr))
+        signed_env = {"GNUPGHOME": str(signer_home)}
+        git(remote.work, "commit", "--quiet", "--allow-empty", f"-S{fpr}", "-m", "gpg signed", env=signed_env)
+        remote.push()
+        sha = git(remote.work, "rev-parse", "HEAD")
+        good = source(remote.url, tmp_path / "c", verify=Verify(gpg_home=trusted_home)).fetch()
+        assert good.revision.sha == sha
+        with pytest.raises(VerificationFailed, match="not trusted"):
+            source(remote.url, tmp_path / "d", verify=Verify(gpg_home=other_home)).fetch()
+        remote.commit({"README": "unsigned\n"}, "unsigned")
+        remote.push()
+        with pytest.raises(VerificationFailed, match="is not signed"):
+            source(remote.url, tmp_path / "c", verify=Verify(gpg_home=trusted_home)).fetch()
+    finally:
+        for home in (signer_home, trusted_home, other_home):
+            subprocess.run(["gpgconf", "--kill", "gpg-agent"], env={**os.environ, "GNUPGHOME": str(home)},
+                           capture_output=True, check=False)
