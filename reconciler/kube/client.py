@@ -162,7 +162,10 @@ class KubeClient:
         """The resource serving `kind` (one discovery request per group-version, cached)."""
         kinds = self._groups.get(api_version)
         if kinds is None:
-            kinds = self._discover(api_version)
+            try:
+                kinds = self._discover(api_version)
+            except errors.UnknownKind as exc:
+                raise errors.UnknownKind(f"{kind} ({api_version})", exc.message) from exc
         res = kinds.get(kind)
         if res is None:
             raise errors.UnknownKind(f"{kind} ({api_version})", "the server does not serve this kind")

@@ -1,0 +1,150 @@
+"""The cluster client against a real kubesim and against tiny real HTTP servers that misbehave."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from spindle_synclib import Cluster, cluster
+
+from reconciler.kube import errors
+from reconciler.kube.client import KubeClient, RetryPolicy
+from reconciler.kube.target import from_kubeconfig
+
+__all__ = ["cluster"]
+
+CM = {
+    "apiVersion": "v1",
+    "kind": "ConfigMap",
+    "metadata": {"name": "c", "namespace": "default"},
+    "data": {"a": "1"},
+}
+
+
+def test_verbs_and_error_translation(cluster: Cluster) -> None:
+    c = cluster.client
+    assert c.get("v1", "ConfigMap", "c", "default") is None
+    created, was_created = c.apply_status(CM)
+    assert was_created and created["data"] == {"a": "1"}
+    _, again = c.apply_status(CM)
+    assert not again
+    assert [o["metadata"]["name"] for o in c.list("v1", "ConfigMap", namespace="default")] == ["c"]
+    assert c.list("v1", "ConfigMap", label_selector="nope=1") == []
+    patched = c.patch_labels("v1", "Namespace", "default", {"team": "a"})
+    assert patched["metadata"]["labels"]["team"] == "a"
+    assert c.delete("v1", "ConfigMap", "c", "default") is True
+    assert c.delete("v1", "ConfigMap", "c", "default") is False
+
+    with pytest.raises(errors.UnknownKind, match=r"Widget \(example.com/v1\)"):
+        c.get("example.com/v1", "Widget", "w")
+    bad = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "d", "namespace": "default"},
+        "spec": {"replicas": "many"},
+    }
+    with pytest.raises(errors.Invalid) as info:
+        c.apply(bad, dry_run=True)
+    assert str(info.value).startswith("Deployment/default/d: ")
+    assert info.value.status == 422 and info.value.causes
+    with pytest.raises(errors.NotFound, match="Secret/nowhere/s"):
+        c.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "nowhere"}})
+
+
+def test_discovery_is_cached_per_group_version(cluster: Cluster) -> None:
+    c = cluster.client
+    c.get("v1", "ConfigMap", "a", "default")
+    before = c.requests
+    c.get("v1", "Secret", "a", "default")
+    c.list("v1", "Service")
+    assert c.requests - before == 2  # no discovery request the second time
+
+
+def test_bad_token_is_forbidden(cluster: Cluster, tmp_path: Path) -> None:
+    text = cluster.kubeconfig.read_text()
+    token = text.split("token:")[1].split()[0]
+    bad = tmp_path / "bad"
+    bad.write_text(text.replace(token, "wrong-token"))
+    tgt = from_kubeconfig(str(bad))
+    try:
+        with pytest.raises(errors.Forbidden):
+            tgt.client.get("v1", "ConfigMap", "a", "default")
+    finally:
+        tgt.close()
+
+
+class _Flaky(BaseHTTPRequestHandler):
+    """Answers 429 (Retry-After: 1) or 503 `fail_times` times, then a discovery document."""
+
+    def do_GET(self) -> None:
+        server: Any = self.server
+        server.hits += 1
+        if server.hits <= server.fail_times:
+            self.send_response(server.fail_status)
+            self.send_header("Retry-After", "1")
+            body = b'{"kind":"Status","status":"Failure","message":"slow down","reason":"TooManyRequests"}'
+        else:
+            self.send_response(200)
+            body = json.dumps(
+                {"resources": [{"name": "configmaps", "kind": "ConfigMap", "namespaced": True}]}
+            ).encode()
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+
+@pytest.fixture
+def flaky() -> Iterator[Any]:
+    httpd: Any = ThreadingHTTPServer(("127.0.0.1", 0), _Flaky)
+    httpd.hits, httpd.fail_times, httpd.fail_status = 0, 2, 429
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _client(url: str, sleeps: list[float]) -> KubeClient:
+    from kubernetes import client as k8s
+
+    cfg = k8s.Configuration()
+    cfg.host = url
+    return KubeClient(
+        k8s.ApiClient(cfg), timeout=5, retry=RetryPolicy(attempts=3, backoff=0.01), sleep=sleeps.append
+    )
+
+
+def test_retries_honour_retry_after(flaky: Any) -> None:
+    sleeps: list[float] = []
+    c = _client(f"http://127.0.0.1:{flaky.server_address[1]}", sleeps)
+    assert c.resource("v1", "ConfigMap").plural == "configmaps"
+    assert flaky.hits == 3 and sleeps == [1.0, 1.0]
+
+
+def test_retries_are_bounded(flaky: Any) -> None:
+    flaky.fail_times, flaky.fail_status = 99, 503
+    sleeps: list[float] = []
+    c = _client(f"http://127.0.0.1:{flaky.server_address[1]}", sleeps)
+    with pytest.raises(errors.Unavailable, match="apiVersion v1: slow down"):
+        c.resource("v1", "ConfigMap")
+    assert flaky.hits == 3 and len(sleeps) == 2
+
+
+def test_unreachable_server_is_unavailable() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sleeps: list[float] = []
+    c = _client(f"http://127.0.0.1:{port}", sleeps)
+    with pytest.raises(errors.Unavailable, match="GET /api/v1"):
+        c.get("v1", "ConfigMap", "a", "default")
+    assert sleeps == [0.01, 0.02]
