@@ -320,10 +320,12 @@ def update(
         cmp.added = fp.recursive_difference(cmp.added, ignored)
         cmp.modified = fp.recursive_difference(cmp.modified, ignored)
         cmp.removed = fp.recursive_difference(cmp.removed, ignored)
-    if cmp.removed:
+    touched = fp.union(cmp.modified, cmp.added)
+    if touched or cmp.removed:
+        # An update is a forced write: it takes what it changed from everyone else.
         for entry in managed.values():
-            entry.fields = fp.difference(entry.fields, cmp.removed)
-    taken = fp.difference(fp.union(cmp.modified, cmp.added), _STRIP)
+            entry.fields = fp.difference(fp.difference(entry.fields, touched), cmp.removed)
+    taken = fp.difference(touched, _STRIP)
     me = key_for(manager, UPDATE, api_version, subresource)
     if taken:
         prev = managed.get(me)

@@ -22,15 +22,27 @@ FieldSet = dict[str, Any]
 """A trie node: path element → child node; the key ``"."`` marks membership of the node itself."""
 
 MEMBER = "."
+_EMPTY: dict[str, Any] = {}
 
 
 def field_pe(name: str) -> str:
     return "f:" + name
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+_encode_str = json.encoder.encode_basestring
+
+
 def _go_json(value: Any) -> str:
     """JSON exactly as Go's encoding/json (HTML-escaping, compact, sorted map keys) writes it."""
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+    if isinstance(value, str):
+        text: str = _encode_str(value)
+    elif isinstance(value, bool):
+        return "true" if value else "false"
+    elif isinstance(value, int):
+        return str(value)
+    else:
+        text = _ENCODER.encode(value)
     if "<" in text or ">" in text or "&" in text or "\u2028" in text or "\u2029" in text:
         text = (
             text.replace("<", "\\u003c")
@@ -44,7 +56,10 @@ def _go_json(value: Any) -> str:
 
 def key_pe(fields: dict[str, Any]) -> str:
     """``k:{...}`` with the key fields sorted by name, as SMD's ``KeyByFields`` orders them."""
-    return "k:" + _go_json(fields)
+    if len(fields) == 1:
+        for name, v in fields.items():
+            return 'k:{' + _encode_str(name) + ":" + _go_json(v) + "}"
+    return "k:{" + ",".join(_encode_str(n) + ":" + _go_json(fields[n]) for n in sorted(fields)) + "}"
 
 
 def value_pe(value: Any) -> str:
@@ -87,17 +102,18 @@ def copy_set(fs: FieldSet) -> FieldSet:
 
 
 def union(a: FieldSet, b: FieldSet) -> FieldSet:
+    """Sets are persistent: results share unchanged subtrees with the inputs (never mutate them)."""
     if not a:
-        return copy_set(b)
+        return b
     if not b:
-        return copy_set(a)
-    out: FieldSet = {}
-    for k, v in a.items():
-        w = b.get(k)
-        out[k] = copy_set(v) if w is None else union(v, w)
+        return a
+    out: FieldSet = dict(a)
     for k, w in b.items():
-        if k not in a:
-            out[k] = copy_set(w)
+        v = a.get(k)
+        if v is None:
+            out[k] = w
+        elif v is not w:
+            out[k] = union(v, w)
     return out
 
 
@@ -109,9 +125,9 @@ def intersection(a: FieldSet, b: FieldSet) -> FieldSet:
         if w is None:
             continue
         if k == MEMBER:
-            out[k] = {}
+            out[k] = _EMPTY
             continue
-        sub = intersection(v, w)
+        sub = v if v is w else intersection(v, w)
         if sub:
             out[k] = sub
     return out
@@ -119,16 +135,19 @@ def intersection(a: FieldSet, b: FieldSet) -> FieldSet:
 
 def difference(a: FieldSet, b: FieldSet) -> FieldSet:
     """Members of ``a`` that are not members of ``b`` (exact paths, not subtrees)."""
-    if not b:
-        return copy_set(a)
+    if not b or not a:
+        return a
     out: FieldSet = {}
     for k, v in a.items():
         if k == MEMBER:
             if MEMBER not in b:
-                out[k] = {}
+                out[k] = _EMPTY
             continue
         w = b.get(k)
-        sub = copy_set(v) if w is None else difference(v, w)
+        if w is None:
+            out[k] = v
+            continue
+        sub = difference(v, w)
         if sub:
             out[k] = sub
     return out
@@ -136,17 +155,17 @@ def difference(a: FieldSet, b: FieldSet) -> FieldSet:
 
 def recursive_difference(a: FieldSet, b: FieldSet) -> FieldSet:
     """Members of ``a`` that are neither members of ``b`` nor below a member of ``b``."""
-    if not b:
-        return copy_set(a)
+    if not b or not a:
+        return a
     out: FieldSet = {}
     for k, v in a.items():
         if k == MEMBER:
             if MEMBER not in b:
-                out[k] = {}
+                out[k] = _EMPTY
             continue
         w = b.get(k)
         if w is None:
-            out[k] = copy_set(v)
+            out[k] = v
             continue
         if MEMBER in w:
             continue
