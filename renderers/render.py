@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from renderers import crds
 from renderers.errors import DocumentError, DuplicateObjectError, Location, RenderError, SchemaError
@@ -249,3 +250,19 @@ def render(
 def _sorted_errors(errors: Iterable[RenderError]) -> list[RenderError]:
     return sorted(errors, key=lambda e: (e.location.path, e.location.line or 0, e.location.field or "",
                                          e.message))
+
+
+def render_checkout(
+    root: Path,
+    subpath: str | None = None,
+    nodes: Sequence[Obj] = (),
+    settings: RenderSettings = DEFAULT_SETTINGS,
+    lookup: ValueLookup | None = None,
+    retired_shims: Sequence[Obj] = (),
+) -> RenderResult:
+    """Discover and render a checkout in one call (what `spindle render` and the reconciler do).
+
+    Raises FileNotFoundError when `root`/`subpath` is not a directory of the checkout."""
+    from renderers.discovery import discover  # the walk is only needed here
+
+    return render(discover(root, subpath), nodes, settings, lookup, retired_shims)

@@ -19,8 +19,7 @@ import yaml
 
 from renderers.errors import RenderError
 from renderers.model import Obj
-from renderers.render import RenderResult
-from renderers.render import render as render_tree
+from renderers.render import RenderResult, render_checkout
 from renderers.settings import DEFAULT_SETTINGS
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
@@ -57,16 +56,13 @@ def load_nodes(path: Path) -> list[Obj]:
 
 
 def _run(path: Path, subpath: str | None, nodes_file: Path | None) -> RenderResult:
-    from renderers.discovery import discover  # lazy: only these commands need the walk
-
     nodes = load_nodes(nodes_file) if nodes_file else []
     try:
-        tree = discover(path, subpath)
+        return render_checkout(path, subpath, nodes, DEFAULT_SETTINGS)
     except FileNotFoundError as exc:
         raise click.BadParameter(str(exc), param_hint="--path") from exc
     except OSError as exc:
         raise IOFailure(f"cannot read {path}: {exc}") from exc
-    return render_tree(tree, nodes, DEFAULT_SETTINGS)
 
 
 def _dump(objects: list[Obj], output: str) -> str:
