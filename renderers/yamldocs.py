@@ -50,12 +50,18 @@ class _Builder:
         self.constructor = constructor
         self.lines: dict[str, int] = {}
         self.errors: list[DocumentError] = []
+        self.seen: set[int] = set()
 
     def build(self, node: Node, where: str) -> Any:
         if isinstance(node, ScalarNode):
             if node.tag == _STR_TAG:
                 return node.value
             return self.constructor.construct_object(node, deep=True)
+        if id(node) in self.seen:
+            # An alias of a collection already built: PyYAML's constructor shares the object, so
+            # anchors cannot blow up ("billion laughs") or recurse forever.
+            return self.constructor.construct_object(node, deep=True)
+        self.seen.add(id(node))
         if isinstance(node, SequenceNode):
             items = []
             for i, child in enumerate(node.value):
@@ -68,12 +74,12 @@ class _Builder:
         raise AssertionError(f"unknown node {node!r}")  # pragma: no cover
 
     def _mapping(self, node: MappingNode, where: str) -> Any:
-        if any(key.tag == _MERGE_TAG for key, _ in node.value):
-            # Merge keys (`<<: *anchor`) are rare in manifests: let PyYAML resolve them, and
-            # keep only the line of the mapping itself.
-            return self.constructor.construct_object(node, deep=True)
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                # Merge keys (`<<: *anchor`) are rare in manifests: let PyYAML resolve the
+                # mapping; the lines recorded so far stay valid.
+                return self.constructor.construct_object(node, deep=True)
             key = self.build(key_node, where)
             if not isinstance(key, str | int | float | bool) and key is not None:
                 self.errors.append(

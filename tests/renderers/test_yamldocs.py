@@ -109,3 +109,22 @@ def test_merge_keys_are_resolved() -> None:
 def test_bytes_that_are_not_utf8() -> None:
     docs, errors = load_documents(b"a: \xff\xfe\n", "bin.yaml")
     assert docs == [] and len(errors) == 1 and errors[0].location.path == "bin.yaml"
+
+
+def test_aliases_are_shared_not_expanded() -> None:
+    # 9 levels of 9 aliases: 387 million leaves if expanded.
+    rows = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    for i in range(1, 10):
+        prev = f"*a{i - 1}"
+        rows.append(f"a{i}: &a{i} [{', '.join([prev] * 9)}]")
+    [doc], errors = load_documents("\n".join(rows) + "\n", "bomb.yaml")
+    assert errors == []
+    assert doc.body["a9"][0] is doc.body["a9"][1]
+
+
+def test_self_referencing_anchor_is_an_error_not_a_hang() -> None:
+    # Such an object has no JSON form, so it could never be applied.
+    docs, errors = load_documents("a: &x\n  - 1\n  - *x\n", "loop.yaml")
+    assert docs == []
+    [error] = errors
+    assert error.location.path == "loop.yaml" and "recursive" in error.message
