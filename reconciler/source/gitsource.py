@@ -33,6 +33,10 @@ from reconciler.source.semver import SemverError, highest_match
 
 _STATE_FILE = "spindle-source.json"
 _SHA = re.compile(r"^[0-9a-f]{7,40}$")
+# git's advice after a failed remote command; the lines before it say what went wrong.
+_BOILERPLATE = frozenset(
+    {"Please make sure you have the correct access rights", "and the repository exists."}
+)
 
 
 class _GitFailed(Exception):
@@ -248,8 +252,9 @@ class GitSource:
         try:
             return self._run(*args, cwd=cwd or self.repo_dir, env=self._env)
         except _GitFailed as exc:
-            lines = [ln for ln in exc.stderr.strip().splitlines() if ln.strip()]
-            why = lines[-1] if lines else f"git {args[0]} exited {exc.status}"
+            lines = [ln.strip() for ln in exc.stderr.splitlines()]
+            lines = [ln for ln in lines if ln and ln not in _BOILERPLATE]
+            why = "; ".join(lines)[:500] if lines else f"git {args[0]} exited {exc.status}"
             raise SourceUnavailable(self.display_url, f"git {args[0]} failed: {why}") from None
 
     def _run(self, *args: str, cwd: Path, env: dict[str, str] | None = None) -> str:

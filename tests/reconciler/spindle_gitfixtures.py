@@ -153,3 +153,50 @@ def git_http_server(project_root: Path, expected_auth: str) -> Iterator[GitHTTPS
     finally:
         server.shutdown()
         server.server_close()
+
+
+SSHD = "/usr/sbin/sshd"
+
+
+@contextmanager
+def sshd(root: Path, authorized_pub: str) -> Iterator[tuple[int, str]]:
+    """A real sshd on a free loopback port serving git to the current user with one authorized key.
+
+    Yields (port, known_hosts line for `[127.0.0.1]:port`)."""
+    import getpass
+    import socket
+
+    root.mkdir(parents=True, exist_ok=True)
+    host_key = root / "host_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True)
+    authorized = root / "authorized_keys"
+    authorized.write_text(authorized_pub + "\n")
+    authorized.chmod(0o600)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = root / "sshd_config"
+    config.write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nAuthorizedKeysFile {authorized}\n"
+        f"PidFile {root / 'sshd.pid'}\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\n"
+        f"AllowUsers {getpass.getuser()}\nLogLevel ERROR\n"
+    )
+    Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation directory sshd insists on
+    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)
+    try:
+        deadline = 100
+        while deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                deadline -= 1
+                import time
+
+                time.sleep(0.05)
+        pub = (root / "host_ed25519.pub").read_text().split()
+        yield port, f"[127.0.0.1]:{port} {pub[0]} {pub[1]}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

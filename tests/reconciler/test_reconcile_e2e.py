@@ -95,7 +95,8 @@ def test_daemon_follows_a_push_webhook_and_stops_on_sigterm(tmp_path: Path, clus
         repo.write("apps/beta.yaml", spinapp("beta"))
         repo.commit("add beta")
         body = b'{"ref": "refs/heads/main"}'
-        bad = post(url + "/hook", body, {"X-Hub-Signature-256": sign(b"nope", body), "X-GitHub-Event": "push"})
+        forged = {"X-Hub-Signature-256": sign(b"nope", body), "X-GitHub-Event": "push"}
+        bad = post(url + "/hook", body, forged)
         assert bad == 401
         good = post(url + "/hook", body, {"X-Hub-Signature-256": sign(secret.encode(), body),
                                           "X-GitHub-Event": "push"})

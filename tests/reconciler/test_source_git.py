@@ -320,3 +320,40 @@ def test_gpg_signature_verification(remote: Remote, tmp_path: Path) -> None:
         for home in (signer_home, trusted_home, other_home):
             subprocess.run(["gpgconf", "--kill", "gpg-agent"], env={**os.environ, "GNUPGHOME": str(home)},
                            capture_output=True, check=False)
+
+
+@pytest.mark.skipif(not Path("/usr/sbin/sshd").exists(), reason="needs openssh-server (sshd)")
+def test_ssh_with_key_and_strict_known_hosts(remote: Remote, tmp_path: Path) -> None:
+    import getpass
+
+    from spindle_gitfixtures import sshd
+
+    key = tmp_path / "deploy_key"
+    import subprocess
+
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    with sshd(tmp_path / "sshd", (tmp_path / "deploy_key.pub").read_text().strip()) as (port, host_line):
+        url = f"ssh://{getpass.getuser()}@127.0.0.1:{port}{remote.bare}"
+        known = tmp_path / "known_hosts"
+        known.write_text(host_line + "\n")
+        result = source(url, tmp_path / "c", auth=Auth(ssh_key=key, known_hosts=known)).fetch()
+        assert result.revision.sha == git(remote.work, "rev-parse", "HEAD")
+
+        # An unknown host key is refused, never added.
+        empty = tmp_path / "empty_known_hosts"
+        empty.write_text("")
+        with pytest.raises(SourceUnavailable, match="Host key verification failed"):
+            source(url, tmp_path / "d", auth=Auth(ssh_key=key, known_hosts=empty)).fetch()
+        assert empty.read_text() == ""
+
+        # A different host key for the same address is refused too.
+        other, _ = ssh_signing_key(tmp_path, "not-the-host")
+        wrong = tmp_path / "wrong_known_hosts"
+        wrong.write_text(f"[127.0.0.1]:{port} " + " ".join(
+            (tmp_path / "not-the-host.pub").read_text().split()[:2]) + "\n")
+        with pytest.raises(SourceUnavailable):
+            source(url, tmp_path / "e", auth=Auth(ssh_key=key, known_hosts=wrong)).fetch()
+
+        # A key the server does not know is refused.
+        with pytest.raises(SourceUnavailable, match=r"127\.0\.0\.1"):
+            source(url, tmp_path / "f", auth=Auth(ssh_key=other, known_hosts=known)).fetch()
