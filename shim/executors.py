@@ -71,7 +71,7 @@ def guest_logger(component_id: str) -> wasi_http.LogLine:
         text = data.decode("utf-8", "replace").rstrip("\n")
         for line in text.split("\n"):
             if line.strip():
-                    log.info("[%s] %s: %s", component_id, stream, line)
+                log.info("[%s] %s: %s", component_id, stream, line)
     return emit
 
 

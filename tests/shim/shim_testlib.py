@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import http.client
+import os
 import shutil
 import socket
+import subprocess
+import sys
+import tempfile
 import textwrap
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -90,11 +95,11 @@ def serve(engine_box: EngineBox, artifact_cache: Path, tmp_path: Path) -> Iterat
     """Load an app and serve it on 127.0.0.1:<free port> in this process."""
     running: list[Running] = []
 
-    def start(root: Path, env: Mapping[str, str] | None = None,
-              runtime_config: Path | None = None) -> Running:
+    def start(root: Path, env: Mapping[str, str] | None = None, runtime_config: Path | None = None,
+              cache_dir: Path | None = None, state_dir: Path | None = None) -> Running:
         app = load_app(root, engine_box.engine, LoadOptions(
-            env=dict(env or {}), runtime_config=runtime_config, state_dir=tmp_path / "state",
-            cache_dir=artifact_cache))
+            env=dict(env or {}), runtime_config=runtime_config, state_dir=state_dir or tmp_path / "state",
+            cache_dir=cache_dir or artifact_cache))
         server = SpinServer(app, ("127.0.0.1", 0))
         t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         t.start()
@@ -119,3 +124,74 @@ WAT_APP = """\
     [component.wat]
     source = "handler.wasm"
 """
+
+
+# ---------------------------------------------------------------- guests built at test time
+
+GUEST_CACHE = Path(os.environ.get("SPINDLE_SHIM_GUEST_CACHE")
+                   or Path.home() / ".cache" / "spindle-shim" / "test-guests")
+PY_TOOLCHAIN = ("componentize-py==0.17.2", "spin-sdk==3.4.1")
+JS_TOOLCHAIN = ("@spinframework/build-tools@1.0.7", "@spinframework/wasi-http-proxy@1.0.1")
+
+
+def _run(cmd: list[str], cwd: Path, what: str, timeout: int = 600, venv: Path | None = None) -> None:
+    env = dict(os.environ)
+    if venv is not None:  # componentize-py finds spin_sdk through the active environment
+        env["VIRTUAL_ENV"] = str(venv)
+        env["PATH"] = f"{venv / 'bin'}:{env.get('PATH', '')}"
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    if proc.returncode != 0:
+        text = (proc.stderr or proc.stdout).split("Stack backtrace")[0].strip().splitlines()
+        pytest.skip(f"{what} unavailable here: {' / '.join(text[-4:])}")
+
+
+def _key(*parts: bytes | str) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode() if isinstance(p, str) else p)
+    return h.hexdigest()[:16]
+
+
+def build_python_app() -> Path:
+    """guests/pyapp/app.py built with spin-sdk 3.4.1 + componentize-py 0.17.2 (from PyPI), cached
+    outside the repo by the source digest. Skips with the reason when the toolchain is unavailable."""
+    src = GUESTS / "pyapp" / "app.py"
+    out = GUEST_CACHE / f"pyapp-{_key(src.read_bytes(), *PY_TOOLCHAIN)}.wasm"
+    if out.exists():
+        return out
+    GUEST_CACHE.mkdir(parents=True, exist_ok=True)
+    venv = GUEST_CACHE / "venv-py"
+    py = venv / "bin" / "python"
+    if not (venv / "bin" / "componentize-py").exists():
+        _run([sys.executable, "-m", "venv", str(venv)], GUEST_CACHE, "python venv")
+        _run([str(py), "-m", "pip", "install", "-q", *PY_TOOLCHAIN], GUEST_CACHE, "componentize-py/spin-sdk")
+    wit = next((venv / "lib").glob("python3*/site-packages/spin_sdk/wit"))
+    work = Path(tempfile.mkdtemp(prefix="pyapp-", dir=GUEST_CACHE))
+    shutil.copy(src, work / "app.py")
+    _run([str(venv / "bin" / "componentize-py"), "-d", str(wit), "-w", "spin-http", "componentize", "app",
+          "-o", str(work / "app.wasm")], work, "componentize-py build", venv=venv)
+    os.replace(work / "app.wasm", out)
+    shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def build_js_app() -> Path:
+    """guests/jsapp/index.js built with @spinframework/build-tools 1.0.7 (from npm), cached outside
+    the repo. Skips with the reason when npm or the packages are unavailable."""
+    src = GUESTS / "jsapp" / "index.js"
+    out = GUEST_CACHE / f"jsapp-{_key(src.read_bytes(), *JS_TOOLCHAIN)}.wasm"
+    if out.exists():
+        return out
+    if shutil.which("npm") is None:
+        pytest.skip("npm is not installed here; the JS guest cannot be built")
+    proj = GUEST_CACHE / "jsbuild"
+    (proj / "src").mkdir(parents=True, exist_ok=True)
+    if not (proj / "node_modules" / ".bin" / "j2w").exists():
+        (proj / "package.json").write_text('{"name": "shim-js-guest", "version": "1.0.0", "private": true, '
+                                           '"type": "module"}\n')
+        _run(["npm", "install", "--no-audit", "--no-fund", "--save-dev", *JS_TOOLCHAIN], proj,
+             "npm install of @spinframework/build-tools", timeout=900)
+    shutil.copy(src, proj / "src" / "index.js")
+    _run(["npx", "j2w", "-i", "src/index.js", "-o", "dist/app.wasm"], proj, "j2w (componentize-js) build")
+    os.replace(proj / "dist" / "app.wasm", out)
+    return out

@@ -91,7 +91,8 @@ def test_v1_converted() -> None:
      "kebab-case"),
     ("spin_manifest_version = 2\n[application]\nname='x'\n[[trigger.http]]\nroute='/'\n",
      "exactly one of component and static_response"),
-    ("spin_manifest_version = 2\n[application]\nname='x'\n[variables]\nv = { required = true, default = 'a' }\n",
+    ("spin_manifest_version = 2\n[application]\nname='x'\n[variables]\n"
+     "v = { required = true, default = 'a' }\n",
      "a required variable cannot have a default"),
     ("spin_manifest_version = 2\n[application]\nname='x'\n[[trigger.http]]\nroute='/'\ncomponent='c'\n"
      "executor = { type = 'cgi' }\n[component.c]\nsource='c.wasm'\n", "unknown executor 'cgi'"),
@@ -108,7 +109,7 @@ def test_components_to_retain() -> None:
     kept = retain_components(app, "two")
     assert list(kept.components) == ["two"]
     assert [t.component for t in kept.http_triggers] == ["two"]
-    with pytest.raises(ManifestError, match="unknown component.*three"):
+    with pytest.raises(ManifestError, match=r"unknown component.*three"):
         retain_components(app, "two,three")
 
 
@@ -169,7 +170,7 @@ def test_variable_sources(env: dict[str, str], expected: dict[str, str]) -> None
 
 def test_required_variable_missing_is_a_load_error() -> None:
     app = parse_manifest(V2, Path("/app/spin.toml"))
-    with pytest.raises(VariableError, match="'token'.*required"):
+    with pytest.raises(VariableError, match=r"'token'.*required"):
         resolve_app_variables(app.variables, {}, (EnvProvider(),), Path("/"))
 
 
@@ -181,5 +182,5 @@ def test_runtime_config(tmp_path: Path) -> None:
     assert EnvProvider("APP") in cfg.env_providers
     assert cfg.kv_stores["cache"].path == "cache.db"
     rc.write_text("[key_value_store.bad]\n")
-    with pytest.raises(ManifestError, match="key_value_store.bad"):
+    with pytest.raises(ManifestError, match=r"key_value_store.bad"):
         load_runtime_config(rc)

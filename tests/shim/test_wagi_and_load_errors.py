@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from shim_testlib import WAT_APP, GUESTS, Serve, make_app
+from shim_testlib import GUESTS, WAT_APP, Serve, make_app
 
 from shim.app import LoadOptions, load_app
 from shim.engine import EngineBox
@@ -62,7 +62,8 @@ def _load(engine_box: EngineBox, root: Path, env: dict[str, str] | None = None) 
 
 @pytest.mark.parametrize(("guest", "content", "needle"), [
     ("handler.wasm", b"not wasm at all", "component 'wat': handler.wasm is not a valid component"),
-    ("handler.wasm", b"\0asm\x0d\x00\x01\x00\x01\x02", "component 'wat': handler.wasm is not a valid component"),
+    ("handler.wasm", b"\0asm\x0d\x00\x01\x00\x01\x02",
+     "component 'wat': handler.wasm is not a valid component"),
     ("handler.wasm", (GUESTS / "wagi.wasm").read_bytes(), "is a core wasm module, not a component"),
     ("handler.wasm", (GUESTS / "p3.wasm").read_bytes(),
      "exports wasi:http/handler@0.3.0 (WASI 0.3), which this runtime cannot run; supported: "
@@ -79,7 +80,7 @@ def test_bad_modules_fail_at_load_with_a_named_error(engine_box: EngineBox, tmp_
 
 def test_missing_source_and_manifest(engine_box: EngineBox, tmp_path: Path) -> None:
     root = make_app(tmp_path / "app", WAT_APP, guests=())
-    with pytest.raises(ComponentLoadError, match="component 'wat': cannot read source .*handler.wasm"):
+    with pytest.raises(ComponentLoadError, match=r"component 'wat': cannot read source .*handler.wasm"):
         _load(engine_box, root)
     with pytest.raises(ManifestError, match="nowhere: no such file"):
         _load(engine_box, tmp_path / "nowhere")
