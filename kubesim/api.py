@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -108,6 +109,16 @@ class Reply:
     warnings: list[str] = field(default_factory=list)
 
 
+BODY_TYPES = ["application/json", "application/yaml"]
+
+
+def check_body_type(call: Call) -> None:
+    """create/update bodies: JSON or YAML. Protobuf (which typed Go clients try first) is a 415,
+    after which client-go retries the request as JSON."""
+    if call.content_type not in ("", *BODY_TYPES, "text/plain"):
+        raise unsupported_media_type(call.content_type, BODY_TYPES)
+
+
 def decode(body: bytes, *, allow_yaml: bool) -> dict[str, Any]:
     """Parse a request body; a client's malformed document is a 400, never a 500."""
     if not body.strip():
@@ -196,6 +207,7 @@ class Cluster:
 
     def create(self, call: Call) -> Reply:
         rtype = call.rtype
+        check_body_type(call)
         obj = decode(call.body, allow_yaml=True)
         _check_gvk(rtype, obj)
         obj.setdefault("apiVersion", rtype.api_version)
@@ -214,8 +226,11 @@ class Cluster:
                 )
         dry = call.dry_run
         manager = call.manager()
+        warnings = _field_validation(call, obj)
         with self.store.lock:
-            return self._create(rtype, obj, manager, dry_run=dry)
+            reply = self._create(rtype, obj, manager, dry_run=dry)
+        reply.warnings = warnings
+        return reply
 
     def _create(
         self,
@@ -234,26 +249,39 @@ class Cluster:
             raise already_exists(rtype.plural, rtype.group, name)
         if rtype.namespaced:
             self._namespace_open(ns, rtype)
-        m.pop("resourceVersion", None)
-        m.pop("deletionTimestamp", None)
-        m.pop("deletionGracePeriodSeconds", None)
-        m["uid"] = str(uuid.uuid4())
-        m["creationTimestamp"] = meta.now()
-        if rtype.generation:
-            m["generation"] = 1
-        else:
-            m.pop("generation", None)
+        for key in (
+            "resourceVersion",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+            "uid",
+            "creationTimestamp",
+            "selfLink",
+        ):
+            m.pop(key, None)
         if rtype.status and rtype.kind != "Namespace":
             obj.pop("status", None)
-        if rtype.kind == "Namespace":
+        now = meta.now()
+        if apply_config is not None:
+            obj = fields.apply(
+                rtype, None, apply_config, manager, force=force, subresource="", now=now
+            ).object
+        else:
+            obj = fields.update(rtype, None, obj, manager, subresource="", now=now).object
+        m = obj.setdefault("metadata", {})
+        m["name"] = name
+        if rtype.namespaced:
+            m["namespace"] = ns
+        m["uid"] = str(uuid.uuid4())
+        m["creationTimestamp"] = now
+        if rtype.generation:
+            m["generation"] = 1
+        if rtype.status and rtype.kind != "Namespace":
+            obj.pop("status", None)
+        if rtype.kind == "Namespace" and not rtype.group:
             obj["spec"] = {"finalizers": [NS_FINALIZER]}
             obj["status"] = {"phase": "Active"}
             m.setdefault("labels", {})["kubernetes.io/metadata.name"] = name
-        now = meta.now()
-        if apply_config is not None:
-            obj = self._run_apply(rtype, None, apply_config, manager, force, "", now, base=obj)
-        else:
-            obj = self._run_update(rtype, None, obj, manager, "", now)
         self._admit(rtype, None, obj)
         if dry_run:
             return Reply(201, obj)
@@ -276,6 +304,7 @@ class Cluster:
 
     def update(self, call: Call) -> Reply:
         rtype = call.rtype
+        check_body_type(call)
         if call.subresource == "scale":
             return self._update_scale(call, decode(call.body, allow_yaml=True))
         obj = decode(call.body, allow_yaml=True)
@@ -303,7 +332,10 @@ class Cluster:
                 )
             if rv and str(rv) != str(entry.rv):
                 raise stale(rtype.plural, rtype.group, call.name)
-            return self._replace(rtype, entry, obj, manager, call.subresource, dry_run=dry)
+            warnings = _field_validation(call, obj)
+            reply = self._replace(rtype, entry, obj, manager, call.subresource, dry_run=dry)
+            reply.warnings = warnings
+            return reply
 
     def patch(self, call: Call) -> Reply:
         rtype = call.rtype
@@ -376,7 +408,10 @@ class Cluster:
             rv = pm.get("resourceVersion")
             if rv and str(rv) != str(entry.rv):
                 raise stale(rtype.plural, rtype.group, call.name)
-            return self._replace(rtype, entry, patched, manager, call.subresource, dry_run=dry)
+            warnings = _field_validation(call, patched)
+            reply = self._replace(rtype, entry, patched, manager, call.subresource, dry_run=dry)
+            reply.warnings = warnings
+            return reply
 
     def _apply(self, call: Call, force: bool, dry_run: bool) -> Reply:
         rtype = call.rtype
@@ -421,9 +456,12 @@ class Cluster:
             if rv and str(rv) != str(entry.rv):
                 raise stale(rtype.plural, rtype.group, call.name)
             live = self._present(rtype, entry)
-            now = meta.now()
-            new = self._run_apply(rtype, live, config, manager, force, call.subresource, now)
-            return self._finish(rtype, entry, new, call.subresource, dry_run=dry_run)
+            result = fields.apply(
+                rtype, live, config, manager, force=force, subresource=call.subresource, now=meta.now()
+            )
+            if not result.write_needed:
+                return Reply(200, live)
+            return self._finish(rtype, entry, result.object, call.subresource, dry_run=dry_run)
 
     def _replace(
         self,
@@ -437,8 +475,10 @@ class Cluster:
     ) -> Reply:
         live = self._present(rtype, entry)
         new = self._carry_over(rtype, live, new, subresource)
-        new = self._run_update(rtype, live, new, manager, subresource, meta.now())
-        return self._finish(rtype, entry, new, subresource, dry_run=dry_run)
+        result = fields.update(rtype, live, new, manager, subresource=subresource, now=meta.now())
+        if not result.write_needed:
+            return Reply(200, live)
+        return self._finish(rtype, entry, result.object, subresource, dry_run=dry_run)
 
     def _finish(
         self, rtype: ResourceType, entry: Entry, new: dict[str, Any], subresource: str, *, dry_run: bool
@@ -500,53 +540,6 @@ class Cluster:
                 new.pop("status", None)
         return new
 
-    def _run_apply(
-        self,
-        rtype: ResourceType,
-        live: dict[str, Any] | None,
-        config: dict[str, Any],
-        manager: str,
-        force: bool,
-        subresource: str,
-        now: str,
-        base: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        try:
-            out = fields.apply(
-                rtype,
-                live if live is not None else base,
-                config,
-                manager,
-                force=force,
-                subresource=subresource,
-                now=now,
-            )
-        except Exception as exc:
-            mapped = fields.conflict_error(exc)
-            if mapped is None:
-                raise
-            raise mapped from None
-        fields.default(rtype, out)
-        return out
-
-    def _run_update(
-        self,
-        rtype: ResourceType,
-        live: dict[str, Any] | None,
-        new: dict[str, Any],
-        manager: str,
-        subresource: str,
-        now: str,
-    ) -> dict[str, Any]:
-        fields.default(rtype, new)
-        try:
-            return fields.update(rtype, live, new, manager, subresource=subresource, now=now)
-        except Exception as exc:
-            mapped = fields.conflict_error(exc)
-            if mapped is None:
-                raise
-            raise mapped from None
-
     def _admit(self, rtype: ResourceType, live: dict[str, Any] | None, obj: dict[str, Any]) -> None:
         """Validation: metadata, CRDs, custom objects against their schema, a few built-in rules."""
         m = obj["metadata"]
@@ -591,7 +584,9 @@ class Cluster:
         if crd.get("status") == status:
             return
         crd["status"] = status
-        new = self._run_update(CRD_TYPE, entry.obj, crd, "kube-apiserver", "status", meta.now())
+        new = fields.update(
+            CRD_TYPE, entry.obj, crd, "kube-apiserver", subresource="status", now=meta.now()
+        ).object
         new["metadata"]["resourceVersion"] = str(self.store.next_rv())
         self.store.put(CRD_TYPE.storage_key, "", crd["metadata"]["name"], new, "MODIFIED")
         self.registry.invalidate()
@@ -809,9 +804,10 @@ class Cluster:
     def watch(
         self, call: Call, stop: Callable[[], bool], timeout: float
     ) -> Iterator[tuple[str, dict[str, Any]]]:
-        """(type, object) events: the current objects first unless resuming, then changes."""
-        import time
+        """(type, object) events: the current objects first unless resuming, then changes.
 
+        Client errors (bad selector, bad resourceVersion) are raised here, before the stream starts.
+        """
         rtype = call.rtype
         q = call.query
         ns = call.namespace if rtype.namespaced and call.namespace else None
@@ -833,14 +829,23 @@ class Cluster:
                 except ValueError:
                     raise bad_request(f'invalid resource version "{rv_param}"') from None
                 initial = []
-                if since < self.store.oldest_event_rv() - 1:
-                    yield (
-                        "ERROR",
-                        gone(
-                            f"too old resource version: {since} ({self.store.oldest_event_rv() - 1})"
-                        ).status(),
-                    )
-                    return
+                oldest = self.store.oldest_event_rv() - 1
+                if since < oldest:
+                    expired = gone(f"too old resource version: {since} ({oldest})").status()
+                    return iter([("ERROR", expired)])
+        return self._stream(rtype, ns, initial, since, matches, bookmarks, stop, timeout)
+
+    def _stream(
+        self,
+        rtype: ResourceType,
+        ns: str | None,
+        initial: list[Entry],
+        since: int,
+        matches: Callable[[Entry], bool],
+        bookmarks: bool,
+        stop: Callable[[], bool],
+        timeout: float,
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
         for e in initial:
             yield "ADDED", self._present(rtype, e)
         deadline = time.monotonic() + timeout
@@ -955,6 +960,21 @@ class Cluster:
             reply = self._replace(rtype, entry, obj, manager, "scale", dry_run=dry)
             assert reply.body is not None
             return Reply(reply.code, self._scale_of(rtype, reply.body))
+
+
+def _field_validation(call: Call, obj: dict[str, Any]) -> list[str]:
+    """fieldValidation=Strict rejects undeclared fields (400); Warn (the default) reports them."""
+    mode = call.query.get("fieldValidation") or "Warn"
+    if mode not in ("Strict", "Warn", "Ignore"):
+        raise bad_request(
+            f'fieldValidation: Unsupported value: "{mode}": supported values: "Ignore", "Strict", "Warn"'
+        )
+    if mode == "Ignore":
+        return []
+    unknown = fields.unknown_fields(call.rtype, obj)
+    if unknown and mode == "Strict":
+        raise bad_request("strict decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown))
+    return [f'unknown field "{u}"' for u in unknown]
 
 
 def _same(new: dict[str, Any], live: dict[str, Any]) -> bool:

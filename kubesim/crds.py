@@ -9,6 +9,7 @@ from typing import Any
 
 import jsonschema
 
+from kubesim import schema as kschema
 from kubesim.errors import Cause, bad_value, required
 from kubesim.resources import ResourceType
 
@@ -69,6 +70,11 @@ def validate_crd(crd: dict[str, Any]) -> list[Cause]:
         causes.append(
             bad_value("spec.versions", "...", "must have exactly one version marked as storage version")
         )
+    if not causes:
+        try:
+            kschema.crd_schemas(crd)
+        except kschema.CRDSchemaError as exc:
+            causes.append(Cause("FieldValueInvalid", f"Invalid value: {exc}", "spec.versions"))
     return causes
 
 
@@ -76,6 +82,7 @@ def types_for(crd: dict[str, Any]) -> list[ResourceType]:
     """The resource types a (valid) CRD serves: one per served version."""
     spec = crd["spec"]
     names = spec["names"]
+    by_version = {s.gvk.version: s for s in kschema.crd_schemas(crd)}
     out = []
     for v in spec["versions"]:
         if not v.get("served", True):
@@ -98,6 +105,7 @@ def types_for(crd: dict[str, Any]) -> list[ResourceType]:
                 crd=True,
                 schema=schema,
                 printer_columns=tuple(v.get("additionalPrinterColumns") or ()),
+                ssa_schema=by_version.get(v["name"]),
             )
         )
     return out

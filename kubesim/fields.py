@@ -1,16 +1,31 @@
-"""The one seam between the API server and the server-side-apply engine (kubesim.ssa).
-
-Placeholder until the engine lands: merges without field ownership.
-"""
+"""The one seam between the API server and the server-side-apply engine (`kubesim.ssa`) and the
+type schemas (`kubesim.schema`): managed fields, merges, defaults, and their errors as Statuses."""
 
 from __future__ import annotations
 
-import copy
+import functools
 from typing import Any
 
-from kubesim.errors import ApiError
-from kubesim.meta import merge_patch
+from kubesim import schema as kschema
+from kubesim import ssa
+from kubesim.errors import ApiError, Cause
 from kubesim.resources import ResourceType
+
+
+@functools.lru_cache(maxsize=256)
+def _builtin(api_version: str, kind: str) -> kschema.ResourceSchema:
+    found = kschema.schema_for(api_version, kind)
+    if found is not None:
+        return found
+    group, _, version = api_version.rpartition("/")
+    return kschema.unstructured_schema(kschema.GroupVersionKind(group, version, kind))
+
+
+def schema_of(rtype: ResourceType) -> kschema.ResourceSchema:
+    if rtype.ssa_schema is not None:
+        found: kschema.ResourceSchema = rtype.ssa_schema
+        return found
+    return _builtin(rtype.api_version, rtype.kind)
 
 
 def apply(
@@ -22,10 +37,20 @@ def apply(
     force: bool,
     subresource: str,
     now: str,
-) -> dict[str, Any]:
-    base = copy.deepcopy(live) if live else {}
-    out: dict[str, Any] = merge_patch(base, config)
-    return out
+) -> ssa.ApplyResult:
+    try:
+        return ssa.apply(
+            live,
+            config,
+            manager=manager,
+            api_version=rtype.api_version,
+            force=force,
+            schema=schema_of(rtype),
+            now=now,
+            subresource=subresource or None,
+        )
+    except ssa.SSAError as exc:
+        raise to_api_error(exc, rtype, _name(live or config)) from None
 
 
 def update(
@@ -36,18 +61,58 @@ def update(
     *,
     subresource: str,
     now: str,
-) -> dict[str, Any]:
-    return new
-
-
-def default(rtype: ResourceType, obj: dict[str, Any]) -> None:
-    return None
+) -> ssa.UpdateResult:
+    try:
+        return ssa.update(
+            live,
+            new,
+            manager=manager,
+            api_version=rtype.api_version,
+            schema=schema_of(rtype),
+            now=now,
+            subresource=subresource or None,
+        )
+    except ssa.SSAError as exc:
+        raise to_api_error(exc, rtype, _name(live or new)) from None
 
 
 def strategic_merge(rtype: ResourceType, live: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = merge_patch(live, patch)
+    try:
+        return ssa.apply_strategic_merge_patch(live, patch, schema_of(rtype))
+    except ssa.SSAError as exc:
+        raise to_api_error(exc, rtype, _name(live)) from None
+
+
+def unknown_fields(rtype: ResourceType, obj: dict[str, Any]) -> list[str]:
+    """Dotted paths of the fields the type does not declare (what strict field validation reports)."""
+    kept = kschema.drop_unknown(obj, schema_of(rtype).root)
+    out: list[str] = []
+    _diff(obj, kept, "", out)
     return out
 
 
-def conflict_error(exc: Exception) -> ApiError | None:
-    return None
+def _diff(full: Any, kept: Any, path: str, out: list[str]) -> None:
+    if isinstance(full, dict) and isinstance(kept, dict):
+        for k, v in full.items():
+            sub = f"{path}.{k}" if path else k
+            if k not in kept:
+                out.append(sub)
+            else:
+                _diff(v, kept[k], sub, out)
+    elif isinstance(full, list) and isinstance(kept, list) and len(full) == len(kept):
+        for i, (a, b) in enumerate(zip(full, kept, strict=True)):
+            _diff(a, b, f"{path}[{i}]", out)
+
+
+def to_api_error(exc: ssa.SSAError, rtype: ResourceType, name: str) -> ApiError:
+    causes = [Cause(c.type, c.message, c.field) for c in exc.causes]
+    if isinstance(exc, ssa.ConflictError):
+        return ApiError(exc.code, exc.reason, exc.message, causes=causes)
+    if exc.code == 422:
+        return ApiError(422, "Invalid", exc.message, name, rtype.group, rtype.kind, causes)
+    return ApiError(exc.code, exc.reason, exc.message, causes=causes)
+
+
+def _name(obj: dict[str, Any]) -> str:
+    m = obj.get("metadata")
+    return str(m.get("name", "")) if isinstance(m, dict) else ""

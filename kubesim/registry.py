@@ -39,6 +39,12 @@ class Registry:
             self._by_path = {(t.group, t.version, t.plural): t for t in types}
             self._stamp = stamp
 
+    @property
+    def stamp(self) -> int:
+        """Changes whenever the set of served types (or a CRD's schema) does."""
+        self._refresh()
+        return self._stamp
+
     def invalidate(self) -> None:
         self._stamp = -1
 

@@ -311,29 +311,18 @@ class Handler(BaseHTTPRequestHandler):
                 raise bad_request(f'invalid value for timeoutSeconds: "{raw}"') from None
         include = call.query.get("includeObject", "Metadata")
         events = self.server.cluster.watch(call, self.server.stopping.is_set, timeout)
-        first = next(events, None)  # raises a client error before the 200 is sent
         self.wfile.write(
             b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
             b"Cache-Control: no-cache, private\r\n\r\n"
         )
         self.close_connection = True
         try:
-            pending = [first] if first is not None else []
-            while True:
-                for kind, obj in pending:
-                    if as_table and kind not in ("ERROR", "BOOKMARK"):
-                        obj = tables.table(
-                            call.rtype,
-                            [obj],
-                            {"resourceVersion": obj["metadata"].get("resourceVersion", "")},
-                            include,
-                        )
-                    data = (dumps({"type": kind, "object": obj}) + "\n").encode()
-                    self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-                nxt = next(events, None)
-                if nxt is None:
-                    break
-                pending = [nxt]
+            for kind, obj in events:
+                if as_table and kind not in ("ERROR", "BOOKMARK"):
+                    meta = {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
+                    obj = tables.table(call.rtype, [obj], meta, include)
+                data = (dumps({"type": kind, "object": obj}) + "\n").encode()
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
             self.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError, OSError):
             pass

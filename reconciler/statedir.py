@@ -17,3 +17,8 @@ def state_dir() -> Path:
     if xdg:
         return Path(xdg).expanduser() / "spindle"
     return Path.home() / ".local" / "state" / "spindle"
+
+
+def cluster_dir() -> Path:
+    """The embedded kubesim cluster: its SQLite database, TLS key pair and kubeconfig."""
+    return state_dir() / "cluster"

@@ -1,0 +1,142 @@
+"""Shared helpers for kubesim's tests: a running server, a raw HTTPS client, and kubectl."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubesim import server as kserver
+
+
+class Raw:
+    """A keep-alive HTTPS client speaking raw requests, for status-code level assertions."""
+
+    def __init__(self, running: kserver.RunningServer, token: str | None = "") -> None:
+        self.running = running
+        self.token = running.token if token == "" else token
+        self._ctx = ssl.create_default_context(cadata=running.ca_pem.decode())
+        self._conn: http.client.HTTPSConnection | None = None
+
+    def _connection(self) -> http.client.HTTPSConnection:
+        if self._conn is None:
+            self._conn = http.client.HTTPSConnection(
+                "127.0.0.1", self.running.port, context=self._ctx, timeout=30
+            )
+        return self._conn
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        data: bytes | None
+        if body is None:
+            data = None
+        elif isinstance(body, bytes):
+            data = body
+        elif isinstance(body, str):
+            data = body.encode()
+        else:
+            data = json.dumps(body).encode()
+        hdrs = {"Content-Type": content_type, **(headers or {})}
+        if self.token is not None:
+            hdrs["Authorization"] = f"Bearer {self.token}"
+        for attempt in range(2):
+            conn = self._connection()
+            try:
+                conn.request(method, path, body=data, headers=hdrs)
+                resp = conn.getresponse()
+                raw = resp.read()
+                break
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                conn.close()
+                self._conn = None
+                if attempt:
+                    raise
+        if resp.getheader("Connection", "").lower() == "close":
+            conn.close()
+            self._conn = None
+        try:
+            return resp.status, json.loads(raw) if raw else None
+        except ValueError:
+            return resp.status, raw.decode(errors="replace")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+
+@pytest.fixture(scope="module")
+def running() -> Iterator[kserver.RunningServer]:
+    srv = kserver.start(":memory:")
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture()
+def raw(running: kserver.RunningServer) -> Iterator[Raw]:
+    client = Raw(running)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def kubeconfig(running: kserver.RunningServer) -> Iterator[Path]:
+    directory = Path(tempfile.mkdtemp(prefix="kubesim-kc-"))
+    path = directory / "kubeconfig"
+    running.kubeconfig(path)
+    yield path
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def kubectl(
+    kubeconfig: Path,
+    *args: str,
+    stdin: str | None = None,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("kubectl")
+    if exe is None:
+        pytest.skip("kubectl is not installed (scripts/test installs Debian's kubernetes-client)")
+    full_env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HOME": str(kubeconfig.parent), **(env or {})}
+    proc = subprocess.run([exe, *args], input=stdin, capture_output=True, text=True, env=full_env, timeout=60)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+def deployment(
+    name: str, replicas: int = 2, image: str = "nginx:1.25", **extra_labels: str
+) -> dict[str, Any]:
+    labels = {"app": name, **extra_labels}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "web", "image": image, "ports": [{"containerPort": 80}]}]},
+            },
+        },
+    }
