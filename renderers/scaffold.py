@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import base64
 import enum
+import posixpath
 import re
+import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -425,6 +427,9 @@ def project_options(
                 fail(
                     "runtime_config_file", f"cannot read runtime config file {config_path!r}: {exc.strerror}"
                 )
+    runtime_config = _runtime_config_tables(values.get("runtime_config"), rel, config_path, errors)
+    if config_path is None or runtime_config is not None:  # else: the file's problem is reported
+        _check_store_labels(app, values.get("components", ()), runtime_config or {}, rel, lines, errors)
     field_lines = FieldLines(lines, field_keys)
     if "from_image" not in values:
         if "image" not in table:
@@ -439,6 +444,60 @@ def project_options(
         fail(_blame(opts, str(exc)), str(exc))
         return None, field_lines
     return opts, field_lines
+
+
+def _runtime_config_tables(
+    data: Any, rel: str, config_path: str | None, errors: list[RenderError]
+) -> dict[str, Any] | None:
+    """The parsed runtime config file, or None (no file, or malformed: reported at its line)."""
+    if not isinstance(data, bytes) or config_path is None:
+        return None
+    where = posixpath.normpath(posixpath.join(posixpath.dirname(rel), config_path))
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        errors.append(ManifestError(f"runtime config is not UTF-8 text: {exc.reason}", Location(where)))
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+        line = int(match.group(1)) if match else None
+        reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+        errors.append(ManifestError(f"malformed TOML in the runtime config: {reason}", Location(where, line)))
+    return None
+
+
+# component key → runtime config table that must define its non-default labels
+_STORE_TABLES = {"key_value_stores": "key_value_store", "sqlite_databases": "sqlite_database"}
+
+
+def _check_store_labels(
+    app: App,
+    components: tuple[str, ...],
+    runtime_config: Mapping[str, Any],
+    rel: str,
+    lines: TomlLines,
+    errors: list[RenderError],
+) -> None:
+    """Stores other than `default` exist only when the runtime config defines them; a scaffolded
+    app's only runtime config is its `runtime_config_file`, so check the labels against it."""
+    for cid, component in app.components.items():
+        if components and cid not in components:
+            continue  # not deployed (selective deployment)
+        for key, section in _STORE_TABLES.items():
+            defined = runtime_config.get(section) or {}
+            for i, label in enumerate(getattr(component, key)):
+                if label == "default" or label in defined:
+                    continue
+                path = ("component", cid, key, i)
+                line = lines.line_of(path) or lines.table_line(TOOL_TABLE)
+                field = f"component.{cid}.{key}[{i}]"
+                errors.append(
+                    ManifestError(
+                        f"{section.replace('_', ' ')} {label!r} is not 'default', so the runtime config "
+                        f"must define [{section}.{label}] (runtime_config_file in "
+                        "[application.tool.spindle])",
+                        Location(rel, line, field),
+                    )
+                )
 
 
 def _blame(opts: ScaffoldOptions, message: str) -> str | None:

@@ -445,3 +445,78 @@ def test_project_without_tool_table_or_invalid_exits_1(tmp_path: Path) -> None:
     code, out, err = run(["--project", str(plain)])
     assert (code, out) == (1, "")
     assert f"{plain.as_posix()}:8: application.tool.spindle.replicas: replicas must be an integer" in err
+
+
+STORES = """\
+spin_manifest_version = 2
+
+[application]
+name = "app"
+
+[application.tool.spindle]
+image = "x/app:1"
+{tool}
+
+[[trigger.http]]
+route = "/..."
+component = "app"
+
+[[trigger.http]]
+route = "/admin/..."
+component = "admin"
+
+[component.app]
+source = "app.wasm"
+key_value_stores = ["default", "sessions"]
+sqlite_databases = ["default"]
+
+[component.admin]
+source = "app.wasm"
+sqlite_databases = ["audit"]
+"""
+
+
+@pytest.mark.parametrize(
+    ("tool", "runtime_config", "expected"),
+    [
+        ("", None, [(20, "component.app.key_value_stores[1]"), (25, "component.admin.sqlite_databases[0]")]),
+        (
+            'runtime_config_file = "rc.toml"',
+            "[key_value_store.sessions]\ntype = 'spin'\n",
+            [(25, "component.admin.sqlite_databases[0]")],
+        ),
+        (
+            'runtime_config_file = "rc.toml"',
+            "[key_value_store.sessions]\ntype = 'spin'\n[sqlite_database.audit]\ntype = 'libsql'\n",
+            [],
+        ),
+        ('components = ["app"]', None, [(20, "component.app.key_value_stores[1]")]),
+    ],
+)
+def test_non_default_stores_need_the_runtime_config(
+    tmp_path: Path, tool: str, runtime_config: str | None, expected: list[tuple[int, str]]
+) -> None:
+    (tmp_path / "app.wasm").write_bytes(b"\0asm")
+    if runtime_config is not None:
+        (tmp_path / "rc.toml").write_text(runtime_config)
+    loaded = spintoml.load(STORES.format(tool=tool), "p/spin.toml", tmp_path)
+    assert loaded.errors == [] and loaded.app is not None and loaded.lines is not None
+    errors: list[RenderError] = []
+    docs = scaffold.scaffold_project(loaded.app, "p/spin.toml", loaded.lines, tmp_path, errors)
+    assert [(e.location.line, e.location.field) for e in errors] == expected
+    assert all(e.location.path == "p/spin.toml" and "must define [" in e.message for e in errors)
+    assert bool(docs) == (not expected)
+
+
+def test_malformed_runtime_config_is_reported_at_its_own_line(tmp_path: Path) -> None:
+    (tmp_path / "app.wasm").write_bytes(b"\0asm")
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "rc.toml").write_text("[key_value_store.sessions]\ntype = spin\n")
+    text = STORES.format(tool='runtime_config_file = "config/rc.toml"')
+    loaded = spintoml.load(text, "apps/p/spin.toml", tmp_path)
+    assert loaded.app is not None and loaded.lines is not None
+    errors: list[RenderError] = []
+    assert scaffold.scaffold_project(loaded.app, "apps/p/spin.toml", loaded.lines, tmp_path, errors) == []
+    [error] = errors
+    assert (error.location.path, error.location.line) == ("apps/p/config/rc.toml", 2)
+    assert "malformed TOML in the runtime config" in error.message
