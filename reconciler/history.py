@@ -1,7 +1,8 @@
 """The reconcile history: every ReconcileRecord, in SQLite under spindle's state directory.
 
-One table of records (the full record as JSON plus the columns the queries filter on), WAL mode so
-the loop can write while `spindle report` reads, and a schema version in `PRAGMA user_version`.
+One table of records (the full record as compressed JSON plus the columns the queries filter on),
+WAL mode so the loop can write while `spindle report` reads, and a schema version in
+`PRAGMA user_version`. Each source keeps its newest `keep` records; older ones are deleted.
 Secret values are masked again before a record is written (see `reports.records.mask_secrets`).
 
 Errors: `HistoryError` (names the database file) for a database that cannot be opened, is corrupt
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import zlib
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -22,6 +24,7 @@ from reconciler.reports.records import mask_secrets, record_from_dict, record_to
 from reconciler.statedir import state_dir
 
 SCHEMA_VERSION = 1
+DEFAULT_KEEP = 10_000  # records kept per source: about a month at a 5-minute interval
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -33,7 +36,7 @@ _MIGRATIONS: dict[int, str] = {
         finished_utc TEXT,
         mode TEXT NOT NULL,
         ok INTEGER NOT NULL,
-        body TEXT NOT NULL
+        body BLOB NOT NULL  -- zlib-compressed JSON of the whole record
     );
     CREATE INDEX records_source_started ON records (source, started_utc);
     CREATE INDEX records_sha ON records (sha);
@@ -60,8 +63,9 @@ def to_utc(text: str) -> str:
 
 
 class History:
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None, *, keep: int = DEFAULT_KEEP) -> None:
         self.path = path or default_path()
+        self.keep = keep
         self._lock = threading.Lock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -88,7 +92,7 @@ class History:
 
     def add(self, record: ReconcileRecord) -> int:
         record = mask_secrets(record)
-        body = json.dumps(record_to_dict(record), sort_keys=True, default=str)
+        body = zlib.compress(json.dumps(record_to_dict(record), sort_keys=True, default=str).encode(), 6)
         row = (
             record.source,
             record.revision.sha if record.revision else None,
@@ -105,6 +109,12 @@ class History:
                         "INSERT INTO records (source, sha, started_utc, finished_utc, mode, ok, body)"
                         " VALUES (?, ?, ?, ?, ?, ?, ?)",
                         row,
+                    )
+                    # Retention: the newest `keep` records of each source.
+                    self._db.execute(
+                        "DELETE FROM records WHERE source = ? AND id NOT IN (SELECT id FROM records"
+                        " WHERE source = ? ORDER BY started_utc DESC, id DESC LIMIT ?)",
+                        (record.source, record.source, self.keep),
                     )
             except sqlite3.Error as exc:
                 raise HistoryError(self.path, f"cannot store record of {record.source}: {exc}") from exc
@@ -144,8 +154,9 @@ class History:
         out: list[ReconcileRecord] = []
         for (body,) in rows:
             try:
-                out.append(record_from_dict(json.loads(body)))
-            except (ValueError, KeyError, TypeError) as exc:
+                text = body if isinstance(body, str) else zlib.decompress(body)  # early rows: plain JSON
+                out.append(record_from_dict(json.loads(text)))
+            except (ValueError, KeyError, TypeError, zlib.error) as exc:
                 raise HistoryError(self.path, f"unreadable record: {exc}") from exc
         return out
 

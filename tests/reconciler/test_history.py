@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import zlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -64,8 +65,11 @@ def test_secret_values_never_stored(tmp_path: Path) -> None:
     with History(path) as h:
         h.add(drift_record())
         (back,) = h.last(1)
-    raw = path.read_bytes() + b"".join(p.read_bytes() for p in tmp_path.glob("h.sqlite*"))
-    assert SECRET_VALUE.encode() not in raw
+    db = sqlite3.connect(path)
+    bodies = [zlib.decompress(body) for (body,) in db.execute("SELECT body FROM records")]
+    db.close()
+    assert len(bodies) == 1 and b"hello-creds" in bodies[0]
+    assert SECRET_VALUE.encode() not in bodies[0]
     secret = next(e for e in back.entries if e.ref.kind == "Secret")
     assert secret.fields[0].live == "***" and secret.fields[0].desired == "***"
     assert secret.patch[0]["value"] == "***" and secret.patch[1]["value"] == {"token": "***"}
@@ -103,3 +107,12 @@ def test_unopenable_database_names_the_file(tmp_path: Path) -> None:
     bad.write_bytes(b"this is not a database at all" * 100)
     with pytest.raises(HistoryError, match=r"h\.sqlite"):
         History(bad)
+
+
+def test_retention_keeps_the_newest_records_per_source(tmp_path: Path) -> None:
+    with History(tmp_path / "h.sqlite", keep=3) as h:
+        for i in range(6):
+            h.add(drift_record(source="a", sha=f"{i:040x}", started=f"2026-05-0{i + 1}T00:00:00Z"))
+        h.add(drift_record(source="b", sha="f" * 40))
+        assert [r.revision.sha[-1] for r in h.last(10, source="a") if r.revision] == ["5", "4", "3"]
+        assert len(h.last(10, source="b")) == 1
