@@ -58,3 +58,58 @@ def quantity_value(text: str | int | float) -> int:
     """`Quantity.Value()`: the integer value, rounded up (away from zero)."""
     value = parse_quantity(text)
     return math.ceil(value) if value >= 0 else -math.ceil(-value)
+
+
+# --- canonical form (resource.Quantity.String()) -------------------------------------------
+
+_DECIMAL_SUFFIX = {-9: "n", -6: "u", -3: "m", 0: "", 3: "k", 6: "M", 9: "G", 12: "T", 15: "P", 18: "E"}
+_BINARY_SUFFIX = {0: "", 1: "Ki", 2: "Mi", 3: "Gi", 4: "Ti", 5: "Pi", 6: "Ei"}
+
+
+def _format_of(text: str) -> str:
+    match = _QUANTITY.match(text)
+    if match is None:
+        raise QuantityError(f"{text!r} is not a valid quantity")
+    if match["exp"] is not None:
+        return "DecimalExponent"
+    return "BinarySI" if (match["suffix"] or "") in _BINARY else "DecimalSI"
+
+
+def _decimal(value: Fraction) -> tuple[int, int]:
+    """(mantissa, exponent) with the exponent a multiple of 3 and no removable zeros, at nano
+    precision (finer values round up, as the API server does)."""
+    nanos = math.ceil(value * 10**9) if value >= 0 else -math.ceil(-value * 10**9)
+    if nanos == 0:
+        return 0, 0
+    exponent = -9
+    while nanos % 10 == 0:
+        nanos //= 10
+        exponent += 1
+    while exponent % 3:
+        nanos *= 10
+        exponent -= 1
+    return nanos, exponent
+
+
+def canonical_quantity(text: str | int | float) -> str:
+    """What the API server (and a Go client re-serialising a Quantity) writes for `text`:
+    `0.5` → `500m`, `1000` → `1k`, `1.5Gi` → `1536Mi`, `1536` → `1536`."""
+    value = parse_quantity(text)
+    if value == 0:
+        return "0"
+    fmt = "DecimalSI" if isinstance(text, (int, float)) else _format_of(text.strip())
+    if fmt == "BinarySI":
+        if -1024 < value < 1024 or value.denominator != 1:
+            fmt = "DecimalSI"
+        else:
+            amount, power = int(value), 0
+            while amount % 1024 == 0 and power < 6:
+                amount //= 1024
+                power += 1
+            return f"{amount}{_BINARY_SUFFIX[power]}"
+    mantissa, exponent = _decimal(value)
+    if fmt == "DecimalExponent":
+        return f"{mantissa}e{exponent}" if exponent else str(mantissa)
+    if exponent in _DECIMAL_SUFFIX:
+        return f"{mantissa}{_DECIMAL_SUFFIX[exponent]}"
+    return f"{mantissa}e{exponent}"

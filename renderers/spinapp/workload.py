@@ -21,6 +21,7 @@ from renderers.meta import (
 )
 from renderers.model import Obj
 from renderers.quantity import quantity_value
+from renderers.spinapp import gotypes
 from renderers.spinapp.runtimeconfig import RUNTIME_CONFIG_KEY
 
 HTTP_PORT = 80
@@ -64,7 +65,7 @@ def env_vars(spec: Mapping[str, Any], deployment_config: Mapping[str, Any]) -> l
         if variable.get("value"):
             entry["value"] = variable["value"]
         if variable.get("valueFrom"):
-            entry["valueFrom"] = variable["valueFrom"]
+            entry["valueFrom"] = gotypes.env_var_source(variable["valueFrom"])
         env.append(entry)
     env.append({"name": "SPIN_HTTP_LISTEN_ADDR", "value": LISTEN_ADDR})
     otel = deployment_config.get("otel") or {}
@@ -102,8 +103,8 @@ def volumes(
                                     RUNTIME_CONFIG_PATH)
         vols.append(vol)
         mounts.append(mount)
-    vols.extend(spec.get("volumes") or [])
-    mounts.extend(spec.get("volumeMounts") or [])
+    vols.extend(gotypes.volume(v) for v in spec.get("volumes") or [])
+    mounts.extend(gotypes.volume_mount(m) for m in spec.get("volumeMounts") or [])
     if ca_secret:
         vol, mount = _secret_volume(CA_SECRET_NAME, ca_secret, CA_KEY, CA_MOUNT_PATH)
         vols.append(vol)
@@ -136,8 +137,7 @@ def deployment(
     vols, mounts = volumes(spec, runtime_secret, ca_secret)
     if mounts:
         container["volumeMounts"] = mounts
-    resources = spec.get("resources") or {}
-    container["resources"] = {k: resources[k] for k in ("limits", "requests") if resources.get(k)}
+    container["resources"] = gotypes.resources(spec.get("resources") or {})
     checks = spec.get("checks") or {}
     liveness, readiness = probe(checks.get("liveness")), probe(checks.get("readiness"))
     if liveness:
@@ -151,7 +151,7 @@ def deployment(
     pod_spec["serviceAccountName"] = spec.get("serviceAccountName") or "default"
     pod_spec["containers"] = [container]
     if spec.get("imagePullSecrets"):
-        pod_spec["imagePullSecrets"] = spec["imagePullSecrets"]
+        pod_spec["imagePullSecrets"] = [gotypes.local_object_reference(r) for r in spec["imagePullSecrets"]]
     if vols:
         pod_spec["volumes"] = vols
 

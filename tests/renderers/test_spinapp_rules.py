@@ -12,7 +12,7 @@ import pytest
 from spindle_renderlib import tree_from_yaml
 
 from renderers.errors import UnresolvedReferenceError, WebhookRuleError
-from renderers.quantity import QuantityError, parse_quantity, quantity_value
+from renderers.quantity import QuantityError, canonical_quantity, parse_quantity, quantity_value
 from renderers.render import render
 from renderers.settings import RenderSettings
 from renderers.spinapp import gotoml
@@ -195,3 +195,15 @@ def test_one_spin_ca_per_namespace_for_many_apps() -> None:
     result = render(tree_from_yaml(executor + apps), settings=SETTINGS)
     assert result.errors == []
     assert sum(o["metadata"]["name"] == "spin-ca" for o in result.objects) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [
+        ("0.5", "500m"), ("1000", "1k"), ("1.5Gi", "1536Mi"), ("1536", "1536"), ("128Mi", "128Mi"),
+        ("1024Mi", "1Gi"), ("0.5Ki", "512"), ("1000M", "1G"), ("1.5e3", "1500"), ("12e6", "12e6"),
+        ("500000m", "500"), ("0.1n", "1n"), ("0", "0"), ("0Mi", "0"), (2, "2"), ("-1k", "-1k"),
+    ],
+)
+def test_canonical_quantities_like_the_api_server(text: str | int, canonical: str) -> None:
+    assert canonical_quantity(text) == canonical

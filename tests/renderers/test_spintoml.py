@@ -642,3 +642,46 @@ def test_line_scanner_handles_strings_comments_and_arrays_of_tables() -> None:
 )
 def test_table_line_finds_headers_cheaply_and_falls_back(text: str, line: int) -> None:
     assert TomlLines(text).table_line(("application", "tool", "spindle")) == line
+
+
+def test_trigger_ids_and_inline_components_are_named_like_spin(tmp_path: Path) -> None:
+    text = manifest(
+        append="\n".join(
+            [
+                "",
+                "[[trigger.http]]",  # 16: same component again → counter id
+                'route = "/two"',
+                'component = "web"',
+                "",
+                "[[trigger.http]]",  # 20: inline component, no id
+                'route = "/three"',
+                'component = { source = "web.wasm" }',
+                "",
+                "[[trigger.cron]]",  # 24: several specs → counter-based inline ids
+                'component = { source = "web.wasm" }',
+                'components = { extra = [{ source = "web.wasm" }, "web"] }',
+                "",
+                "[[trigger.http]]",  # 28: an explicit id that a generated one must avoid
+                'id = "http-trigger3"',
+                'route = "/four"',
+                'component = "web"',
+            ]
+        )
+    )
+    loaded = load(text, tmp_path)
+    assert loaded.errors == []
+    app = loaded.app
+    assert app is not None
+    assert [(t.type, t.id, t.component) for t in app.triggers] == [
+        ("http", "web-http-trigger", "web"),
+        ("http", "http-trigger1", "web"),
+        ("http", "http-trigger2", "http-trigger2-component"),
+        ("http", "http-trigger3", "web"),
+        ("cron", "cron-trigger1", "inline-component1"),
+    ]
+    assert sorted(app.components) == [
+        "http-trigger2-component",
+        "inline-component1",
+        "inline-component2",
+        "web",
+    ]
