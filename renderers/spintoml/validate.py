@@ -470,16 +470,18 @@ def check_v2(doc: dict[str, Any], checker: Checker) -> App | None:
     if not raw_triggers:
         checker.error(("trigger",), "the application has no triggers ([[trigger.<type>]])")
     for ttype, entries in raw_triggers.items():
-        tpath: Path = ("trigger", ttype)
         if not isinstance(entries, list):
-            checker.error(tpath, f"trigger.{ttype} must be an array of tables ([[trigger.{ttype}]])")
-            continue
-        for i, entry in enumerate(entries):
-            trigger = _trigger_v2(
-                checker, ttype, entry, (*tpath, i), i, variables, raw_components, components
+            checker.error(
+                ("trigger", ttype), f"trigger.{ttype} must be an array of tables ([[trigger.{ttype}]])"
             )
-            if trigger is not None:
-                triggers.append((trigger, (*tpath, i)))
+    trigger_ids = _trigger_ids(raw_triggers)
+    taken = set(raw_components)
+    for (ttype, i), tid in trigger_ids.items():
+        tpath: Path = ("trigger", ttype, i)
+        entry = raw_triggers[ttype][i]
+        trigger = _trigger_v2(checker, ttype, entry, tpath, tid, variables, raw_components, components, taken)
+        if trigger is not None:
+            triggers.append((trigger, tpath))
     checker.check_routes(triggers)
 
     if name is None or checker.errors:
@@ -499,15 +501,50 @@ def check_v2(doc: dict[str, Any], checker: Checker) -> App | None:
     )
 
 
+def _trigger_ids(raw_triggers: Mapping[str, Any]) -> dict[tuple[str, int], str]:
+    """Every trigger's id, generated as Spin's normalize step does when the manifest gives none:
+    `<component>-<type>-trigger` for a component reference, else `<type>-trigger<n>`."""
+    entries = {
+        (ttype, i): entry
+        for ttype, items in raw_triggers.items()
+        if isinstance(items, list)
+        for i, entry in enumerate(items)
+    }
+    given = {entry.get("id") for entry in entries.values() if isinstance(entry, dict) and entry.get("id")}
+    taken: set[Any] = set(given)
+    ids: dict[tuple[str, int], str] = {}
+    counters: dict[str, int] = {}
+    for (ttype, i), entry in entries.items():
+        table = entry if isinstance(entry, dict) else {}
+        tid = table.get("id")
+        if isinstance(tid, str) and tid:
+            ids[(ttype, i)] = tid
+            continue
+        component = table.get("component")
+        candidate = f"{component}-{ttype}-trigger"
+        if isinstance(component, str) and candidate not in taken:
+            ids[(ttype, i)] = candidate
+        else:
+            counter = counters.get(ttype, 1)
+            while f"{ttype}-trigger{counter}" in taken:
+                counter += 1
+            candidate = f"{ttype}-trigger{counter}"
+            counters[ttype] = counter
+            ids[(ttype, i)] = candidate
+        taken.add(candidate)
+    return ids
+
+
 def _trigger_v2(
     checker: Checker,
     ttype: str,
     entry: Any,
     path: Path,
-    index: int,
+    tid: str,
     variables: Mapping[str, Variable],
     declared: Mapping[str, Any],
     components: dict[str, Component],
+    taken: set[str],
 ) -> Trigger | None:
     table = checker.table(entry, path, f"a [[trigger.{ttype}]] entry")
     if table is None:
@@ -515,35 +552,25 @@ def _trigger_v2(
     allowed = TRIGGER_KEYS.get(ttype)
     if allowed is not None:
         checker.unknown_keys(table, allowed, path, f"a [[trigger.{ttype}]] entry")
-    tid = checker.string(table.get("id"), (*path, "id")) or ""
-    component_id = _component_ref(
-        checker,
-        table.get("component"),
-        (*path, "component"),
-        ttype,
-        index,
-        tid,
-        variables,
-        declared,
-        components,
-    )
-    for name, specs in (
-        checker.table(table.get("components"), (*path, "components"), "components") or {}
-    ).items():
-        many = specs if isinstance(specs, list) else [specs]
-        for j, spec in enumerate(many):
-            spath = (*path, "components", name, j) if isinstance(specs, list) else (*path, "components", name)
-            _component_ref(
-                checker,
-                spec,
-                spath,
-                ttype,
-                index,
-                f"{tid or ttype}-{name}-{j}",
-                variables,
-                declared,
-                components,
-            )
+    checker.string(table.get("id"), (*path, "id"))
+    # Every component spec of the trigger: `component`, then each of `components`.
+    specs: list[tuple[Any, Path]] = []
+    if "component" in table:
+        specs.append((table["component"], (*path, "component")))
+    extra = checker.table(table.get("components"), (*path, "components"), "components") or {}
+    for name, value in extra.items():
+        if isinstance(value, list):
+            specs += [(spec, (*path, "components", name, j)) for j, spec in enumerate(value)]
+        else:
+            specs.append((value, (*path, "components", name)))
+    counter = [1]
+    resolved = [
+        _component_ref(
+            checker, spec, spath, tid, len(specs) > 1, counter, variables, declared, components, taken
+        )
+        for spec, spath in specs
+    ]
+    component_id = resolved[0] if "component" in table else None
     settings: dict[str, Any] = {}
     if ttype == "http":
         settings = checker.http_settings(table, path)
@@ -568,16 +595,18 @@ def _component_ref(
     checker: Checker,
     spec: Any,
     path: Path,
-    ttype: str,
-    index: int,
     tid: str,
+    several: bool,
+    counter: list[int],
     variables: Mapping[str, Variable],
     declared: Mapping[str, Any],
     components: dict[str, Component],
+    taken: set[str],
 ) -> str | None:
-    """Resolve a trigger's `component` (an id string or an inline table) to a component id."""
-    if spec is None:
-        return None
+    """Resolve a trigger's component spec (an id string or an inline table) to a component id.
+    Inline components are lifted into `components` under the id Spin gives them:
+    `<trigger id>-component`, or `inline-component<n>` when the trigger has several specs or
+    that id is not kebab-case or already used."""
     if isinstance(spec, str):
         problem = rules.kebab_problem(spec)
         if problem:
@@ -588,7 +617,12 @@ def _component_ref(
             )
         return spec
     if isinstance(spec, dict):
-        inline_id = f"{tid}-component" if tid else f"inline-component-{ttype}-{index}"
+        inline_id = f"{tid}-component"
+        if several or rules.kebab_problem(inline_id) or inline_id in taken:
+            while f"inline-component{counter[0]}" in taken:
+                counter[0] += 1
+            inline_id = f"inline-component{counter[0]}"
+        taken.add(inline_id)
         component = checker.component(inline_id, spec, path, variables)
         if component is not None:
             components[inline_id] = component
