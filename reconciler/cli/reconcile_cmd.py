@@ -257,8 +257,12 @@ def reconcile(source: str, **kw: Any) -> None:
         jitter = kw["jitter"] if kw["jitter"] is not None else interval * 0.1
         click.echo(f"reconciling {name} every {interval:g}s (+ up to {jitter:g}s jitter) into "
                    f"{tgt.description}", err=True)
-        code = serve(loop, interval=interval, jitter=jitter, backoff=backoff, webhook=webhook,
-                     announce=lambda m: click.echo(m, err=True))
+        try:
+            code = serve(loop, interval=interval, jitter=jitter, backoff=backoff, webhook=webhook,
+                         announce=lambda m: click.echo(m, err=True))
+        except OSError as exc:  # runs never raise (the scheduler catches); this is the listener
+            click.echo(f"Error: cannot listen on {kw['webhook_addr']}: {exc.strerror or exc}", err=True)
+            sys.exit(EXIT_ERROR)
         sys.exit(code)
     finally:
         history.close()

@@ -112,3 +112,36 @@ def test_daemon_follows_a_push_webhook_and_stops_on_sigterm(tmp_path: Path, clus
             proc.wait()
     err = proc.stderr.read() if proc.stderr else ""
     assert "stopping" in err
+
+
+def test_busy_webhook_port_is_a_clear_error(tmp_path: Path, cluster: Cluster) -> None:
+    repo = example_repo(tmp_path / "repo", apps=("alpha",))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        run = spindle("reconcile", repo.root.as_uri(), "--webhook-addr", f"127.0.0.1:{port}",
+                      "--kubeconfig", str(cluster.kubeconfig), "--history", str(tmp_path / "h.sqlite"),
+                      env={"SPINDLE_WEBHOOK_SECRET": "s", "SPINDLE_STATE_DIR": str(tmp_path / "state")})
+    assert run.exit_code == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in run.stderr
+
+
+def test_local_directory_and_semver_ref(tmp_path: Path, cluster: Cluster) -> None:
+    repo = example_repo(tmp_path / "repo", apps=("alpha",))
+    repo.git.create_tag("v1.0.0")
+    repo.write("apps/beta.yaml", spinapp("beta"))
+    repo.commit("beta, not released yet")
+    env = {"SPINDLE_STATE_DIR": str(tmp_path / "state")}
+    common = ["--once", "--kubeconfig", str(cluster.kubeconfig), "--history", str(tmp_path / "h.sqlite"),
+              "--timeout", "5"]
+
+    released = spindle("reconcile", str(repo.root), "--name", "rel", "--ref", "semver:^1", *common, env=env)
+    assert released.exit_code == 0, released.stdout + released.stderr
+    assert repo.git.tags["v1.0.0"].commit.hexsha[:12] in released.stdout
+    assert "Deployment/apps/alpha" in released.stdout and "Deployment/apps/beta" not in released.stdout
+
+    as_is = spindle("reconcile", str(repo.root), "--name", "rel", *common, env=env)
+    assert as_is.exit_code == 0, as_is.stdout + as_is.stderr
+    assert repo.git.head.commit.hexsha[:12] in as_is.stdout
+    assert cluster.get("apps/v1", "Deployment", "beta") is not None
