@@ -53,6 +53,13 @@ def test_reconcile_once_records_history_and_reverts_kubectl_drift(tmp_path: Path
     html = spindle("report", "--history", str(history), "--revision", sha[:8], "-o", "html")
     assert html.exit_code == 0 and "Deployment/apps/alpha" in html.stdout and "kubectl" in html.stdout
 
+    cluster.kubectl("scale", "deployment/alpha", "-n", "apps", "--replicas=3")
+    detect = spindle(*args, "--detect-only", env=env)
+    assert detect.exit_code == 1, detect.stdout + detect.stderr  # drift found, nothing changed
+    assert "drift detected" in detect.stdout and ".spec.replicas: 3 -> 1" in detect.stdout
+    live = cluster.get("apps/v1", "Deployment", "alpha")
+    assert live is not None and live["spec"]["replicas"] == 3
+
 
 def test_reconcile_once_with_unreachable_source_exits_2(tmp_path: Path, cluster: Cluster) -> None:
     run = spindle("reconcile", (tmp_path / "nowhere.git").as_uri(), "--once", "--kubeconfig",
