@@ -189,9 +189,10 @@ def build_js_app() -> Path:
     if not (proj / "node_modules" / ".bin" / "j2w").exists():
         (proj / "package.json").write_text('{"name": "shim-js-guest", "version": "1.0.0", "private": true, '
                                            '"type": "module"}\n')
-        _run(["npm", "install", "--no-audit", "--no-fund", "--save-dev", *JS_TOOLCHAIN], proj,
+        _run(["npm", "install", "--no-audit", "--no-fund", "--save", *JS_TOOLCHAIN], proj,
              "npm install of @spinframework/build-tools", timeout=900)
     shutil.copy(src, proj / "src" / "index.js")
+    (proj / "dist").mkdir(exist_ok=True)
     _run(["npx", "j2w", "-i", "src/index.js", "-o", "dist/app.wasm"], proj, "j2w (componentize-js) build")
     os.replace(proj / "dist" / "app.wasm", out)
     return out
