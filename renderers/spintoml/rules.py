@@ -72,19 +72,27 @@ def template_names(text: str) -> tuple[list[str], str | None]:
     return names, None
 
 
+WELL_KNOWN_PREFIX = "/.well-known/spin/"
+
+
 def route_problem(route: str) -> str | None:
-    """Why an HTTP route is invalid, or None. Routes start with '/', may end in a `/...`
-    wildcard and may hold `:name` parameter segments."""
-    if not route.startswith("/"):
-        return f"route {route!r} must start with '/'"
+    """Why an HTTP route is invalid, or None. Spin puts a '/' in front of a route without one;
+    a route may end in a `/...` wildcard and may hold `:name` parameter segments; routes under
+    `/.well-known/spin/` are reserved."""
+    route = absolutize(route)
     if any(ch.isspace() for ch in route):
         return f"route {route!r} must not contain whitespace"
+    if route.startswith(WELL_KNOWN_PREFIX) or route + "/" == WELL_KNOWN_PREFIX:
+        return f"route {route!r} is under {WELL_KNOWN_PREFIX}, which Spin reserves"
     segments = route.strip("/").split("/") if route.strip("/") else []
     params: set[str] = set()
     for i, segment in enumerate(segments):
         if "..." in segment:
             if segment != "..." or i != len(segments) - 1:
-                return f"route {route!r}: the wildcard '...' must be the whole last segment ('/...')"
+                return (
+                    f"route {route!r}: '...' is a wildcard only as the whole last segment ('/...'); "
+                    "anywhere else Spin would match it literally"
+                )
         elif segment.startswith(":"):
             name = segment[1:]
             if not name:
@@ -97,9 +105,15 @@ def route_problem(route: str) -> str | None:
     return None
 
 
+def absolutize(route: str) -> str:
+    return route if route.startswith("/") else "/" + route
+
+
 def route_key(route: str) -> str:
-    """Routes that Spin treats as the same: trailing slashes and parameter names do not count."""
-    trimmed = route.rstrip("/") or "/"
+    """Routes that Spin's router treats as the same: it adds a leading '/' and strips one
+    trailing '/'; parameter names do not make routes different either."""
+    route = absolutize(route)
+    trimmed = route[:-1] if route.endswith("/") and route != "/" else route
     return "/".join(":" if seg.startswith(":") else seg for seg in trimmed.split("/"))
 
 

@@ -108,7 +108,7 @@ def _component_trigger(
         settings = checker.http_settings(table, path)
         route = settings.get("route")
         if route is not None and base not in ("", "/"):
-            settings["route"] = base.rstrip("/") + route
+            settings["route"] = rules.absolutize(base.rstrip("/")) + rules.absolutize(route)
         return Trigger(type="http", component=cid, **settings), path
     if ttype == "redis":
         checker.unknown_keys(table, frozenset({"channel"}), path, "[component.trigger]")

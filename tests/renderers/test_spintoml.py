@@ -178,18 +178,32 @@ BROKEN = [
     ),
     ("route-missing", manifest({10: ""}), 9, "trigger.http[0].route", "missing required key 'route'"),
     (
-        "route-no-leading-slash",
-        manifest({10: 'route = "api"'}),
+        "route-reserved-prefix",
+        manifest({10: 'route = "/.well-known/spin/info"'}),
         10,
         "trigger.http[0].route",
-        "must start with '/'",
+        "which Spin reserves",
+    ),
+    (
+        "route-empty-parameter",
+        manifest({10: 'route = "/users/:"'}),
+        10,
+        "trigger.http[0].route",
+        "needs a name",
+    ),
+    (
+        "route-duplicate-without-leading-slash",
+        manifest({10: 'route = "api"'}, TRIGGER_2.format(route="/api")),
+        17,
+        "trigger.http[1].route",
+        "duplicate route '/api'",
     ),
     (
         "route-wildcard-in-the-middle",
         manifest({10: 'route = "/a/.../b"'}),
         10,
         "trigger.http[0].route",
-        "wildcard '...' must be the whole last segment",
+        "'...' is a wildcard only as the whole last segment",
     ),
     ("route-wildcard-glued", manifest({10: 'route = "/files..."'}), 10, "trigger.http[0].route", "wildcard"),
     (
@@ -439,7 +453,7 @@ def test_broken_manifests_name_file_line_and_key(
 
 def test_every_error_of_a_file_is_reported(tmp_path: Path) -> None:
     text = manifest(
-        {7: 'Greeting = { default = "hi" }', 10: 'route = "api"', 14: 'source = "gone.wasm"'},
+        {7: 'Greeting = { default = "hi" }', 10: 'route = "/:"', 14: 'source = "gone.wasm"'},
         'allowed_outbound_hosts = ["nope"]',
     )
     loaded = load(text, tmp_path)
@@ -549,7 +563,13 @@ route = "/two"
         ('id = "second"', 'id = "Second_One"', 12, "component[1].id", "not kebab-case"),
         ('id = "second"', 'id = "hello"', 12, "component[1].id", "duplicate component id 'hello'"),
         ('route = "/two"', 'route = "/hello"', 15, "component[1].trigger.route", "duplicate route '/hello'"),
-        ('route = "/two"', 'route = "two"', 15, "component[1].trigger.route", "must start with '/'"),
+        (
+            'route = "/two"',
+            'route = "/two/.../x"',
+            15,
+            "component[1].trigger.route",
+            "only as the whole last",
+        ),
         (
             'route = "/two"',
             'route = "/two"\nchannel = "x"',
