@@ -219,10 +219,11 @@ class _Builder:
         for attr, t in cls.openapi_types.items():
             jname = cls.attribute_map[attr]
             child = self.type_string(t, model, jname)
-            if not child.description:
-                desc = _description(cls, attr)
-                if desc and child.type in (NodeType.SCALAR, NodeType.LIST, NodeType.MAP, NodeType.UNTYPED):
-                    child = _with_description(child, desc)
+            desc = _description(cls, attr)
+            if desc:
+                node.field_descriptions[jname] = desc
+                if not child.description and child.type is not NodeType.STRUCT:
+                    child.description = desc
             node.fields[jname] = child
             if attr in required:
                 req_json.append(jname)
@@ -259,11 +260,6 @@ class _Builder:
                 n.map_type = MapType.ATOMIC
             return n
         return self.model(t)
-
-
-def _with_description(node: TypeNode, desc: str) -> TypeNode:
-    node.description = desc
-    return node
 
 
 @functools.lru_cache(maxsize=1)

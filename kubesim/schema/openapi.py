@@ -36,7 +36,7 @@ class _Gen:
         d["type"] = "object"
         if node.required:
             d["required"] = list(node.required)
-        props = {k: self.prop(f) for k, f in node.fields.items()}
+        props = {k: self.prop(f, node.field_descriptions.get(k, "")) for k, f in node.fields.items()}
         if props:
             d["properties"] = props
         if node.map_type is MapType.ATOMIC:
@@ -44,7 +44,7 @@ class _Gen:
         if node.preserve_unknown:
             d["x-kubernetes-preserve-unknown-fields"] = True
 
-    def prop(self, node: TypeNode) -> dict[str, Any]:
+    def prop(self, node: TypeNode, description: str = "") -> dict[str, Any]:
         t = node.type
         p: dict[str, Any]
         if t is NodeType.STRUCT:
@@ -57,7 +57,9 @@ class _Gen:
                 if node.required:
                     p["required"] = list(node.required)
                 if node.fields:
-                    p["properties"] = {k: self.prop(f) for k, f in node.fields.items()}
+                    p["properties"] = {
+                        k: self.prop(f, node.field_descriptions.get(k, "")) for k, f in node.fields.items()
+                    }
                 if node.map_type is MapType.ATOMIC:
                     p["x-kubernetes-map-type"] = "atomic"
                 if node.preserve_unknown:
@@ -89,8 +91,8 @@ class _Gen:
                     p["format"] = node.format
         else:
             p = {"x-kubernetes-preserve-unknown-fields": True} if self.v3 else {}
-        if node.description and "description" not in p:
-            p["description"] = node.description
+        if description or node.description:
+            p["description"] = description or node.description
         if node.default is not MISSING:
             p["default"] = node.default
         if node.enum:

@@ -50,6 +50,7 @@ class TypeNode:
         "default",
         "description",
         "enum",
+        "field_descriptions",
         "fields",
         "format",
         "item",
@@ -103,6 +104,8 @@ class TypeNode:
         #: STRUCT: fields that are Go non-pointer structs, always serialised (at least ``{}``).
         self.present_fields: frozenset[str] = frozenset()
         self.required: tuple[str, ...] = ()
+        #: STRUCT: per-field documentation (a shared named type cannot carry its use's text).
+        self.field_descriptions: dict[str, str] = {}
         self.enum: tuple[Any, ...] = ()
         self.format = ""
         self.patch_strategy = ""
