@@ -60,7 +60,7 @@ def counts(record: ReconcileRecord) -> list[tuple[Action, int]]:
 def status(record: ReconcileRecord) -> str:
     if not record.ok:
         return "failed"
-    return "drift corrected" if record.drifted and record.mode == "apply" else (
+    return "changes applied" if record.drifted and record.mode == "apply" else (
         "drift detected" if record.drifted else "in sync")
 
 

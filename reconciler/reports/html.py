@@ -46,7 +46,7 @@ td code { word-break:break-all; }
 .a-Failed, .s-failed { background:#fde8e8; color:#a12121; border-color:#f5c2c2; }
 .a-Skipped { background:#f1f1f1; color:#555; border-color:#ddd; }
 .a-Unchanged, .s-in-sync { background:#eef6ff; color:#1f4f8f; border-color:#cfe1f7; }
-.s-drift-corrected, .s-drift-detected { background:#fff4e0; color:#8a5300; border-color:#f4d8a6; }
+.s-changes-applied, .s-drift-detected { background:#fff4e0; color:#8a5300; border-color:#f4d8a6; }
 .h-Healthy { color:#1e6b34; } .h-Degraded { color:#a12121; } .h-Progressing { color:#8a5300; }
 .h-Unknown, .h-NotChecked { color:var(--muted); }
 .summary span { margin-right:6px; }

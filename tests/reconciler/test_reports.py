@@ -44,6 +44,21 @@ def test_every_format_carries_the_audit_facts(fmt: str) -> None:
     assert SECRET_VALUE not in out
 
 
+@pytest.mark.parametrize(
+    ("mode", "failed", "status"),
+    [
+        ("apply", False, "changes applied"),
+        ("detect-only", False, "drift detected"),
+        ("apply", True, "failed"),
+    ],
+)
+def test_status_words(mode: str, failed: bool, status: str) -> None:
+    record = dataclasses.replace(drift_record(), mode=mode)
+    if not failed:
+        record.entries = [e for e in record.entries if e.action.value != "Failed"]
+    assert f"[{status}]" in render([record], "text")
+
+
 def test_text_shows_live_and_desired_and_owner() -> None:
     out = render([drift_record()], "text")
     assert ".spec.replicas: 5 -> 2" in out
