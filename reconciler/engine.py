@@ -162,6 +162,7 @@ def _run(
             force=options.force,
             concurrency=options.concurrency,
             wait_timeout=options.timeout,
+            spinapp_health=options.mode is Mode.OPERATOR,
         ),
         progress=say,
     )

@@ -1,0 +1,106 @@
+"""`spindle apply` / `spindle diff` through the CLI: the embedded cluster when no kubeconfig is
+found, the history, events, operator mode, and exit codes for bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from spindle_synclib import Cluster, apply, cluster, diff, example_repo, spindle
+
+__all__ = ["cluster"]
+
+pytestmark = pytest.mark.slow
+
+
+def no_cluster_env(tmp_path: Path) -> dict[str, str | None]:
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    return {
+        "HOME": str(home),
+        "KUBECONFIG": None,
+        "KUBERNETES_SERVICE_HOST": None,
+        "SPINDLE_STATE_DIR": str(tmp_path / "state"),
+        "XDG_STATE_HOME": None,
+    }
+
+
+def test_embedded_cluster_is_used_with_a_notice_and_keeps_state(tmp_path: Path) -> None:
+    repo = example_repo(tmp_path / "repo", apps=("alpha",))
+    env = no_cluster_env(tmp_path)
+    first = spindle("apply", str(repo.root), "--timeout", "5", env=env)  # type: ignore[arg-type]
+    assert first.exit_code == 0, first.stdout + first.stderr
+    assert "No kubeconfig found: using the embedded kubesim cluster" in first.stderr
+    assert "Deployment/apps/alpha" in first.stdout and "Created" in first.stdout
+    assert (tmp_path / "state" / "cluster" / "kubesim.db").is_file()
+
+    second = spindle("apply", str(repo.root), "-o", "json", env=env)  # type: ignore[arg-type]
+    assert second.exit_code == 0
+    assert set(second.actions().values()) == {"Unchanged"}  # the cluster's state persisted
+
+    report = spindle("report", "--last", "2", "-o", "json", env=env)  # type: ignore[arg-type]
+    assert report.exit_code == 0, report.stdout + report.stderr
+    records = json.loads(report.stdout)
+    records = records if isinstance(records, list) else records.get("records", [])
+    assert len(records) == 2
+    assert any(e["action"] == "Created" for r in records for e in r["entries"])
+
+
+def test_unknown_source_and_unreachable_cluster_exit_2(tmp_path: Path) -> None:
+    missing = spindle("diff", str(tmp_path / "nope"), "--kubeconfig", str(tmp_path / "kc"))
+    assert missing.exit_code == 2
+    assert "nope" in missing.stderr
+    repo = example_repo(tmp_path / "repo", apps=("alpha",))
+    (tmp_path / "kc").write_text(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'http://127.0.0.1:9'}\n"
+        "contexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\n"
+        "users:\n- name: u\n  user: {}\n"
+    )
+    down = spindle(
+        "apply", str(repo.root), "--kubeconfig", str(tmp_path / "kc"), "--no-history", "--timeout", "1"
+    )
+    assert down.exit_code == 2
+    assert "error:" in down.stdout or "Error" in down.stderr
+
+
+def test_changes_are_recorded_as_events(tmp_path: Path, cluster: Cluster) -> None:
+    repo = example_repo(tmp_path / "repo", apps=("alpha",))
+    assert apply(repo, cluster).exit_code == 0
+    events = cluster.client.list("v1", "Event", namespace="apps")
+    reasons = {(e["involvedObject"]["kind"], e["involvedObject"]["name"], e["reason"]) for e in events}
+    assert ("Deployment", "alpha", "Created") in reasons
+    assert all(e.get("reportingComponent") == "spindle" for e in events)
+    count = len(events)
+    assert apply(repo, cluster).exit_code == 0  # nothing changed: no new events
+    assert len(cluster.client.list("v1", "Event", namespace="apps")) == count
+
+
+def test_operator_mode_applies_spinapps_and_judges_them_by_conditions(
+    tmp_path: Path, cluster: Cluster
+) -> None:
+    repo = example_repo(tmp_path / "repo", apps=("alpha",))
+    run = apply(repo, cluster, "--mode", "operator", "--timeout", "0")
+    assert run.exit_code == 0, run.stdout[-2000:]
+    actions = run.actions()
+    assert actions["SpinApp/apps/alpha"] == "Created"
+    assert not any(s.startswith(("Deployment/", "Service/")) for s in actions)  # the operator's job
+    health = {e["subject"]: e["health"] for e in run.json()["entries"]}
+    assert health["SpinApp/apps/alpha"] == "Progressing"
+
+    cluster.kubectl(
+        "patch",
+        "spinapp",
+        "alpha",
+        "-n",
+        "apps",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        '{"status":{"conditions":[{"type":"Available","status":"True","reason":"Ready","message":"ok",'
+        '"lastTransitionTime":"2026-01-01T00:00:00Z"}],"readyReplicas":1}}',
+    )
+    again = apply(repo, cluster, "--mode", "operator", "--timeout", "0")
+    health = {e["subject"]: e["health"] for e in again.json()["entries"]}
+    assert health["SpinApp/apps/alpha"] == "Healthy"
+    assert diff(repo, cluster, "--mode", "operator").exit_code == 0
