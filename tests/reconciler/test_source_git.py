@@ -285,6 +285,7 @@ def test_broken_cache_is_a_source_error_naming_the_url(remote: Remote, tmp_path:
     assert info.value.last_good.revision == good.revision
 
 
+@pytest.mark.skipif(shutil.which("gpg") is None, reason="needs gpg (Debian package gnupg)")
 def test_gpg_signature_verification(remote: Remote, tmp_path: Path) -> None:
     import os
     import subprocess
