@@ -10,10 +10,6 @@ import ipaddress
 import re
 
 _TEMPLATE = re.compile(r"\{\{(.*?)\}\}")
-_SCHEME = re.compile(r"^(\*|[A-Za-z][A-Za-z0-9+.-]*)$")
-_LABEL = re.compile(r"^(\*|[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)$")
-_PORT_RANGE = re.compile(r"^(\d+)(?:\.\.(\d+)|-(\d+))?$")
-_PLACEHOLDER = "templated"
 
 
 def id_problem(value: str, delim: str, lower: bool) -> str | None:
@@ -117,66 +113,66 @@ def route_key(route: str) -> str:
     return "/".join(":" if seg.startswith(":") else seg for seg in trimmed.split("/"))
 
 
-def outbound_host_problem(host: str) -> str | None:
-    """Why an `allowed_outbound_hosts` entry is invalid, or None. Templates must already have
-    been checked; they are treated as opaque host/port text here."""
-    if host == "insecure:allow-all":
+# Schemes with a default port, so an allowed host may leave the port out.
+WELL_KNOWN_PORTS = {"postgres": 5432, "mysql": 3306, "redis": 6379, "mqtt": 1883, "http": 80, "https": 443}
+
+
+def outbound_host_problem(entry: str) -> str | None:
+    """Why an `allowed_outbound_hosts` entry is invalid, or None, by the rules of Spin's
+    allowed-host parser: `scheme://host[:port]`; scheme `*` or letters; host `*`, `*.domain`,
+    `self`, a CIDR or a name; port `*`, a number or a range `a..b`, optional only for schemes
+    with a well-known port. Entries with `{{ var }}` templates are checked when they are
+    resolved, as Spin does; only their variable names are checked here."""
+    if _TEMPLATE.search(entry):
         return None
-    text = _TEMPLATE.sub(_PLACEHOLDER, host)
-    scheme, sep, rest = text.partition("://")
+    url = entry.strip()
+    if url == "insecure:allow-all":
+        return "'insecure:allow-all' is not allowed: use '*://*:*' to allow all outbound traffic"
+    scheme, sep, rest = url.partition("://")
     if not sep:
-        return f"{host!r} must be in the form scheme://host[:port] (no scheme given)"
-    if not _SCHEME.match(scheme):
-        return f"{host!r}: invalid scheme {scheme!r}"
-    if rest.endswith("/"):
-        rest = rest[:-1]
-    if "/" in rest and not _is_cidr(rest):
-        return f"{host!r} must not contain a path"
-    hostpart, port = _split_port(rest)
-    if hostpart is None:
-        return f"{host!r}: invalid host"
-    if not hostpart:
-        return f"{host!r} has no host"
-    if port is not None:
-        problem = _port_problem(port)
-        if problem:
-            return f"{host!r}: {problem}"
-    return _host_problem(host, hostpart)
+        if url in ("*", ":", "", "?"):
+            return f"{url!r} is not an allowed host: use <scheme>://<host>[:<port>] ('*' allowed in each)"
+        return f"{url!r} does not contain a scheme (e.g. 'http://' or '*://')"
+    host, colon, port_part = rest.rpartition(":")
+    if not colon:
+        host, port_part = rest, ""
+    port, slash, path = port_part.partition("/")
+    if slash and path:
+        return f"{url!r} has a path, which allowed hosts must not have"
+    if scheme != "*":
+        if scheme.startswith("{"):
+            return f"{url!r}: scheme lists are not supported"
+        if not scheme.isalpha():
+            return f"{url!r}: scheme {scheme!r} contains a non-alphabetic character"
+    problem = _host_problem(host.strip())
+    if problem:
+        return f"{url!r}: {problem}"
+    problem = _port_problem(port, scheme)
+    return f"{url!r}: {problem}" if problem else None
 
 
-def _split_port(rest: str) -> tuple[str | None, str | None]:
-    if rest.startswith("["):  # [ipv6]:port
-        end = rest.find("]")
-        if end < 0:
-            return None, None
-        host, after = rest[: end + 1], rest[end + 1 :]
-        if after and not after.startswith(":"):
-            return None, None
-        return host, after[1:] if after else None
-    host, sep, port = rest.rpartition(":")
-    if not sep:
-        return rest, None
-    return host, port
-
-
-def _port_problem(port: str) -> str | None:
-    if port in ("*", _PLACEHOLDER):
+def _host_problem(host: str) -> str | None:
+    if not host:
+        return "no host given"  # Spin takes it literally, and it can never match
+    if host in ("*", "self", "self.alt"):
         return None
-    match = _PORT_RANGE.match(port)
-    if not match:
-        return f"invalid port {port!r} (a number, a range like 8000-8010, or '*')"
-    low = int(match.group(1))
-    high_text = match.group(2) or match.group(3)
-    high = int(high_text) if high_text else low
-    if high > 65535:
-        return f"port {high} is out of range"
-    if low > high:
-        return f"port range {port!r} is empty"
+    if host.startswith("{"):
+        return "host lists are not supported"
+    if _is_network(host):
+        return None
+    parts = host.split("/")
+    if len(parts) > 1 and parts[1]:
+        return "hosts must not contain paths"
+    if host.startswith("*."):
+        if "*" in host[2:]:
+            return f"host {host!r}: wildcards are allowed only as prefixes"
+        return None
+    if "*" in host:
+        return f"host {host!r}: wildcards are allowed only as subdomains ('*.example.com')"
     return None
 
 
-def _is_cidr(text: str) -> bool:
-    host, _, _port = text.rpartition(":") if text.count(":") == 1 else (text, "", "")
+def _is_network(host: str) -> bool:
     try:
         ipaddress.ip_network(host, strict=False)
     except ValueError:
@@ -184,19 +180,17 @@ def _is_cidr(text: str) -> bool:
     return True
 
 
-def _host_problem(original: str, host: str) -> str | None:
-    if host in ("*", _PLACEHOLDER) or _is_cidr(host):
+def _port_problem(port: str, scheme: str) -> str | None:
+    if port == "":
+        if scheme in WELL_KNOWN_PORTS:
+            return None
+        return f"no port was given and the scheme {scheme!r} has no known default port"
+    if port == "*":
         return None
-    if host.startswith("[") and host.endswith("]"):
-        try:
-            ipaddress.IPv6Address(host[1:-1])
-        except ValueError:
-            return f"{original!r}: invalid IPv6 address {host!r}"
-        return None
-    labels = host.split(".")
-    for i, label in enumerate(labels):
-        if label == "*" and i != 0:
-            return f"{original!r}: a '*' wildcard is only allowed as the first host label"
-        if not _LABEL.match(label):
-            return f"{original!r}: invalid host {host!r}"
+    if port.startswith("{"):
+        return "port lists are not supported"
+    low, dots, high = port.partition("..")
+    for number in (low, high) if dots else (low,):
+        if not number.isdigit() or int(number) > 65535:
+            return f"port {port!r} is not a number from 0 to 65535 (or a range a..b)"
     return None
