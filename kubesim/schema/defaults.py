@@ -3,6 +3,7 @@ pkg/apis/*/v1, plus structural ``default``s of CRD schemas and Go non-pointer st
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import Any
 
@@ -280,7 +281,15 @@ def default_service(obj: Obj) -> None:
 
 
 def default_secret(obj: Obj) -> None:
+    """Also folds write-only ``stringData`` into ``data`` (base64), as v1 → internal conversion does."""
     _d(obj, "type", "Opaque")
+    string_data = obj.pop("stringData", None)
+    if isinstance(string_data, dict) and string_data:
+        data = obj.get("data")
+        if not isinstance(data, dict):
+            data = obj["data"] = {}
+        for k, v in string_data.items():
+            data[k] = base64.b64encode(str(v).encode()).decode()
 
 
 def default_namespace(obj: Obj) -> None:

@@ -17,6 +17,7 @@ from kubesim.ssa.managed import (
     Managed,
     ManagerEntry,
     ManagerKey,
+    cap_update_managers,
     decode_managed_fields,
     encode_managed_fields,
     key_for,
@@ -332,6 +333,7 @@ def update(
         managed[me] = ManagerEntry(fp.union(prev.fields, taken) if prev else taken, api_version, now)
     for key in [k for k, e in managed.items() if not e.fields]:
         del managed[key]
+    cap_update_managers(managed)
     changed = created or obj != live_clean
     _set_managed(obj, managed)
     return ApplyResult(obj, changed, _managed_differs(managed_before, managed), created)

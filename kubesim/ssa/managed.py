@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubesim.ssa.errors import ApplyBodyError
-from kubesim.ssa.fieldpath import FieldSet, FieldsV1Error, decode_fields_v1, encode_fields_v1
+from kubesim.ssa.fieldpath import FieldSet, FieldsV1Error, decode_fields_v1, encode_fields_v1, union
 
 APPLY = "Apply"
 UPDATE = "Update"
@@ -71,6 +71,37 @@ def decode_managed_fields(entries: Any, *, what: str) -> Managed:
         t = e.get("time")
         out[key] = ManagerEntry(fields, str(e.get("apiVersion", "")), t if isinstance(t, str) else None)
     return out
+
+
+MAX_UPDATE_MANAGERS = 10
+ANCIENT = "ancient-changes"
+
+
+def cap_update_managers(managed: Managed) -> None:
+    """apimachinery capManagers: past 10 Update entries, merge the oldest per apiVersion into
+    ``ancient-changes`` buckets (in place)."""
+    updaters = [k for k in managed if k.operation == UPDATE]
+    if len(updaters) <= MAX_UPDATE_MANAGERS:
+        return
+    updaters.sort(key=lambda k: (int(_epoch(managed[k].time)), k.manager))
+    first_by_version: dict[str, ManagerKey] = {}
+    length = len(updaters)
+    for k in updaters:
+        if length <= MAX_UPDATE_MANAGERS:
+            break
+        entry = managed[k]
+        version = entry.api_version
+        bucket = ManagerKey(ANCIENT, UPDATE, version, "")
+        first = first_by_version.get(version)
+        if first is None:
+            first_by_version[version] = k
+            continue
+        if bucket not in managed:
+            managed[bucket] = managed.pop(first)
+        merged = union(entry.fields, managed[bucket].fields)
+        managed[bucket] = ManagerEntry(merged, version, entry.time)
+        del managed[k]
+        length -= 1
 
 
 def _epoch(t: str | None) -> float:

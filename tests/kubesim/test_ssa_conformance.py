@@ -664,3 +664,34 @@ def test_52_item_missing_key_with_default_is_keyed_by_default() -> None:
     fields = entry(r.object, "alice")["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"]
     assert 'k:{"containerPort":8080,"protocol":"TCP"}' in fields[WEB_KEY]["f:ports"]
     assert "f:protocol" not in fields[WEB_KEY]["f:ports"]['k:{"containerPort":8080,"protocol":"TCP"}']
+
+
+def test_53_more_than_ten_updaters_fold_into_ancient_changes() -> None:
+    live = apply(None, BASE, now=T0).object
+    for i in range(12):
+        live = update(
+            live,
+            with_(live, "metadata.annotations", {**live["metadata"].get("annotations", {}), f"a{i}": "x"}),
+            f"m{i:02d}",
+            now=f"2026-01-01T01:{i:02d}:00Z",
+        ).object
+    updaters = [e["manager"] for e in entries(live) if e["operation"] == "Update"]
+    assert len(updaters) == 10 and "ancient-changes" in updaters
+    ancient = entry(live, "ancient-changes", "Update")["fieldsV1"]["f:metadata"]["f:annotations"]
+    assert set(ancient) == {".", "f:a0", "f:a1", "f:a2"}  # m00 created the map
+    assert not {"m00", "m01", "m02"} & set(updaters)
+
+
+def test_54_secret_string_data_folds_into_data() -> None:
+    secret = schema_for("v1", "Secret")
+    assert secret is not None
+    cfg = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "s", "namespace": "default"},
+        "stringData": {"password": "hunter2"},
+    }
+    r = apply(None, cfg, schema=secret)
+    assert r.object["data"] == {"password": "aHVudGVyMg=="} and "stringData" not in r.object
+    assert r.object["type"] == "Opaque"
+    assert entry(r.object, "alice")["fieldsV1"] == {"f:stringData": {"f:password": {}}}
