@@ -13,15 +13,12 @@ Obj = dict[str, Any]
 
 # --- structural defaults ------------------------------------------------------------------------
 
-_HAS_DEFAULTS: dict[int, bool] = {}
-
-
 def _has_defaults(node: TypeNode, seen: frozenset[int] = frozenset()) -> bool:
-    """Whether a walk below ``node`` can add anything (memoised per node)."""
-    key = id(node)
-    cached = _HAS_DEFAULTS.get(key)
+    """Whether a walk below ``node`` can add anything (memoised on the node)."""
+    cached = node.has_defaults
     if cached is not None:
         return cached
+    key = id(node)
     if key in seen:
         return False
     seen = seen | {key}
@@ -35,7 +32,8 @@ def _has_defaults(node: TypeNode, seen: frozenset[int] = frozenset()) -> bool:
                 break
     elif node.type in (NodeType.LIST, NodeType.MAP) and node.item is not None:
         result = _has_defaults(node.item, seen)
-    _HAS_DEFAULTS[key] = result
+    if not seen - {key}:
+        node.has_defaults = result  # only cache results not cut short by a cycle
     return result
 
 

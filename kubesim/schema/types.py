@@ -52,6 +52,7 @@ class TypeNode:
         "enum",
         "field_descriptions",
         "fields",
+        "has_defaults",
         "format",
         "item",
         "keys",
@@ -106,6 +107,8 @@ class TypeNode:
         self.required: tuple[str, ...] = ()
         #: STRUCT: per-field documentation (a shared named type cannot carry its use's text).
         self.field_descriptions: dict[str, str] = {}
+        #: Cache of "can defaulting add anything below this node" (None: not computed yet).
+        self.has_defaults: bool | None = None
         self.enum: tuple[Any, ...] = ()
         self.format = ""
         self.patch_strategy = ""
