@@ -34,10 +34,15 @@ def _csv_values(values: tuple[str, ...]) -> list[str]:
 
 
 def _variables(values: tuple[str, ...]) -> dict[str, str]:
-    """pflag's StringToString: `name=value` pairs, comma-separated or repeated."""
+    """pflag's StringToString: `name=value`; a value with one '=' is one pair (commas and all,
+    surrounding double quotes trimmed), one with several is read as comma-separated pairs."""
     result: dict[str, str] = {}
     for value in values:
-        for pair in next(csv.reader([value])) if value else []:
+        count = value.count("=")
+        if count == 0:
+            raise click.BadParameter(f"{value} must be formatted as key=value", param_hint="'--variable'")
+        pairs = [value.strip('"')] if count == 1 else next(csv.reader([value]))
+        for pair in pairs:
             name, sep, text = pair.partition("=")
             if not sep:
                 raise click.BadParameter(f"{pair} must be formatted as key=value", param_hint="'--variable'")

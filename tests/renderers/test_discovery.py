@@ -323,7 +323,7 @@ def test_example_projects_build_command_reproduces_the_committed_wasm(name: str,
     build = loaded.app.components[name].build
     assert build is not None
     for command in build.commands:
-        subprocess.run(command, shell=True, cwd=work, check=True)
+        subprocess.run(command, shell=True, cwd=work / (build.workdir or "."), check=True)
     assert (work / f"{name}.wasm").read_bytes() == (EXAMPLE / "apps" / name / f"{name}.wasm").read_bytes()
 
 

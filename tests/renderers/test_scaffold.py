@@ -83,6 +83,7 @@ GOLDEN = [
     ),
     ("variables.yml", ["-f", IMAGE, "-v", "foo=yoo", "-v", "bar=yee"]),
     ("variables.yml", ["-f", IMAGE, "--variable", "foo=yoo,bar=yee"]),
+    ("variables.yml", ["-f", IMAGE, "-v", "foo=old", "-v", '"bar=yee"', "-v", "foo=yoo"]),
     ("components.yml", ["-f", IMAGE, "--component", "hello", "--component", "world"]),
     ("components.yml", ["-f", IMAGE, "--component", "hello,world"]),
     (
@@ -167,6 +168,13 @@ def test_cli_output_matches_the_plugin_byte_for_byte(expected: str, args: list[s
     assert out == (DATA / expected).read_text()
 
 
+def test_a_variable_with_one_equals_sign_keeps_its_commas() -> None:
+    code, out, _ = run(["-f", IMAGE, "-v", "greeting=hello,world", "-v", "a=1,b=x=y"])
+    assert code == 0
+    assert "  - name: a\n    value: 1\n  - name: b\n    value: x=y\n" in out
+    assert "  - name: greeting\n    value: hello,world\n" in out
+
+
 def test_objects_are_what_the_text_means() -> None:
     result = scaffold.scaffold(
         scaffold.ScaffoldOptions(
@@ -192,7 +200,7 @@ def test_script_entry_point_writes_out_file_with_mode_0600(tmp_path: Path) -> No
     out.write_text("old")
     out.chmod(0o644)
     proc = subprocess.run(
-        [sys.executable, "-m", "reconciler.cli", "scaffold", "-f", IMAGE, "-o", str(out)],
+        [sys.executable, "-m", "reconciler.cli", "scaffold", "-f", IMAGE, "--out", str(out)],
         capture_output=True,
         text=True,
     )
