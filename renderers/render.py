@@ -191,9 +191,8 @@ def render(
     executors, executor_errors = index_executors(executor_docs)
     errors.extend(executor_errors)
     if settings.include_sources:
-        for doc, namespace in executor_docs:
-            if (namespace, doc.name) in executors.valid:
-                out.add(doc.body, doc.location.path, doc.subject, doc.line_of("metadata.name"))
+        for doc in executors.accepted:
+            out.add(doc.body, doc.location.path, doc.subject, doc.line_of("metadata.name"))
 
     ca_namespaces: set[str] = set()
     app_paths: dict[tuple[str, str], str] = {}
@@ -228,10 +227,12 @@ def render(
     shim_docs = [d for d in tree.shims if d.api_version == SHIM_API_VERSION]
     shims = render_shims(shim_docs, nodes, settings, retired_shims)
     errors.extend(shims.errors)
-    failed_shims = {e.obj for e in shims.errors if isinstance(e, SchemaError)}
+    # Shims whose schema or name failed are left out (a NodePlatformError only drops a Job).
+    failed_shims = {(e.obj, e.location.path) for e in shims.errors
+                    if isinstance(e, SchemaError | DuplicateObjectError)}
     if settings.include_sources:
         for doc in shim_docs:
-            if doc.subject not in failed_shims:
+            if (doc.subject, doc.location.path) not in failed_shims:
                 out.add(doc.body, doc.location.path, doc.subject, doc.line_of("metadata.name"))
     for obj, path in shims.objects:
         out.add(obj, path)

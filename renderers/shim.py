@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from renderers import crds
-from renderers.errors import NodePlatformError, RenderError
+from renderers.errors import DuplicateObjectError, NodePlatformError, RenderError
 from renderers.meta import (
     RCM_JOB_KEY,
     RCM_NODE_NAME_KEY,
@@ -197,9 +197,14 @@ def render_shims(
     retired: Sequence[Obj] = (),
 ) -> ShimRendering:
     result = ShimRendering()
-    in_git: set[str] = set()
+    in_git: dict[str, str] = {}
     for doc in shims:
-        in_git.add(doc.name)
+        if doc.name in in_git:
+            result.errors.append(DuplicateObjectError(
+                f"Shim {doc.name} is defined twice: in {in_git[doc.name]} and in {doc.location.path}",
+                doc.at("metadata.name"), doc.subject))
+            continue
+        in_git[doc.name] = doc.location.path
         errors = crds.validate(doc)
         if errors:
             result.errors.extend(errors)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from renderers import crds
-from renderers.errors import RenderError, WebhookRuleError
+from renderers.errors import DuplicateObjectError, RenderError, WebhookRuleError
 from renderers.model import Obj, SourceDoc
 from renderers.spinapp import runtimeconfig, webhook, workload
 from renderers.spinapp.runtimeconfig import ObjectIndex, ValueLookup
@@ -29,6 +29,8 @@ class ExecutorIndex:
 
     valid: dict[tuple[str, str], Mapping[str, Any]] = field(default_factory=dict)
     invalid: set[tuple[str, str]] = field(default_factory=set)
+    # The documents behind `valid`, in input order.
+    accepted: list[SourceDoc] = field(default_factory=list)
 
     def names(self) -> Iterable[str]:
         return {name for _, name in (*self.valid, *self.invalid)}
@@ -85,7 +87,15 @@ def index_executors(docs: Iterable[tuple[SourceDoc, str]]) -> tuple[ExecutorInde
     """Validate executors (schema + webhook) and index them by (namespace, name)."""
     index = ExecutorIndex()
     errors: list[RenderError] = []
+    seen: dict[tuple[str, str], str] = {}
     for doc, namespace in docs:
+        first = seen.get((namespace, doc.name))
+        if first is not None:
+            errors.append(DuplicateObjectError(
+                f"SpinAppExecutor {namespace}/{doc.name} is defined twice: in {first} and in "
+                f"{doc.location.path}", doc.at("metadata.name"), doc.subject))
+            continue
+        seen[(namespace, doc.name)] = doc.location.path
         problems: list[RenderError] = list(crds.validate(doc))
         spec: Mapping[str, Any] = {}
         if not problems:
@@ -96,4 +106,5 @@ def index_executors(docs: Iterable[tuple[SourceDoc, str]]) -> tuple[ExecutorInde
             index.invalid.add((namespace, doc.name))
         else:
             index.valid[(namespace, doc.name)] = spec
+            index.accepted.append(doc)
     return index, errors

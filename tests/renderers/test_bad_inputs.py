@@ -165,7 +165,7 @@ CASES: dict[str, tuple[dict[str, str], str, str]] = {
          "spec:\n  fetchStrategy: {anonHttp: {location: x}}\n  rolloutStrategy: {type: recreate}\n"},
         "infra/shim.yaml", "spec.runtimeClass"),
     "spin-project-missing-wasm": ({"web/spin.toml": SPIN_TOML}, "web/spin.toml", "source"),
-    "spin-project-bad-route": ({"web/spin.toml": SPIN_TOML.replace('"/..."', '"no-slash"'),
+    "spin-project-bad-route": ({"web/spin.toml": SPIN_TOML.replace('"/..."', '"/api/.../x"'),
                                 "web/hello.wasm": ""}, "web/spin.toml", "route"),
 }
 
