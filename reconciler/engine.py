@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,7 +144,8 @@ def _run(
     previous, inventory_ok = _read_inventory(client, source, record)
     say("rendering")
     rendered = render(
-        checkout, RenderRequest(options.path, options.mode, node_list, _retired_shims(previous))
+        checkout,
+        RenderRequest(options.path, options.mode, node_list, _retired_shims(client, previous, node_list)),
     )
     record.errors.extend(rendered.errors)
     desired = [_with_path(obj, path) for obj, path in rendered.objects]
@@ -230,8 +232,31 @@ def _read_inventory(
         return None, False
 
 
-def _retired_shims(previous: Inventory | None) -> list[Obj]:
-    return []  # the Shim specs are not stored; uninstall Jobs then carry no RUNTIME_OPTIONS
+def _retired_shims(client: KubeClient, previous: Inventory | None, node_list: list[Obj]) -> list[Obj]:
+    """Live Shims this source applied before whose name a node still carries as a state label:
+    if they left Git, their uninstall Jobs need the spec (RUNTIME_OPTIONS must match the
+    install). They are read before prune deletes them."""
+    if previous is None:
+        return []
+    labelled = {
+        key
+        for n in node_list
+        for key, value in ((n.get("metadata") or {}).get("labels") or {}).items()
+        if value in _NODE_STATES
+    }
+    out = []
+    for ref in previous.entries:
+        if ref.kind == "Shim" and ref.name in labelled:
+            try:
+                live = client.get(ref.api_version, ref.kind, ref.name, ref.namespace)
+            except errors.KubeError:
+                continue
+            if live is not None:
+                out.append(live)
+    return out
+
+
+_NODE_STATES = frozenset({"pending", "provisioned", "failed", "uninstall"})
 
 
 def _save(client: KubeClient, inv: Inventory) -> None:
@@ -313,7 +338,7 @@ def _event(ref: ObjectRef, reason: str, message: str) -> Obj:
     return {
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"name": f"{ref.name}.{now.strftime('%s%f')}"[:253], "namespace": ns},
+        "metadata": {"name": f"{ref.name[:200]}.{secrets.token_hex(8)}", "namespace": ns},
         "involvedObject": {
             "apiVersion": ref.api_version,
             "kind": ref.kind,

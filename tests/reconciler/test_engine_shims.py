@@ -30,6 +30,8 @@ spec:
     handler: spin-v2
   rolloutStrategy:
     type: recreate
+  containerdRuntimeOptions:
+    SystemdCgroup: "true"
 """
 
 
@@ -94,6 +96,10 @@ def test_shim_install_and_uninstall_follow_the_jobs(tmp_path: Path, cluster: Clu
     assert actions["Job/spindle-system/node-a-spin-v2-uninstall"] == "Created"
     assert actions["RuntimeClass/wasmtime-spin-v2"] == "Pruned"
     assert "spin-v2" not in node_labels(cluster, "node-a")
+    job = cluster.get("batch/v1", "Job", "node-a-spin-v2-uninstall", "spindle-system")
+    assert job is not None
+    env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["RUNTIME_OPTIONS"] == '{"SystemdCgroup":"true"}'  # same as the install's
 
     fourth = apply(repo, cluster)
     assert fourth.exit_code == 0
