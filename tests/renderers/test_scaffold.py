@@ -195,12 +195,13 @@ def test_objects_are_what_the_text_means() -> None:
     assert parsed == result.objects
 
 
-def test_script_entry_point_writes_out_file_with_mode_0600(tmp_path: Path) -> None:
+@pytest.mark.parametrize("flag", ["-o", "--out"])
+def test_script_entry_point_writes_out_file_with_mode_0600(tmp_path: Path, flag: str) -> None:
     out = tmp_path / "app.yaml"
     out.write_text("old")
     out.chmod(0o644)
     proc = subprocess.run(
-        [sys.executable, "-m", "reconciler.cli", "scaffold", "-f", IMAGE, "--out", str(out)],
+        [sys.executable, "-m", "reconciler.cli", "scaffold", "-f", IMAGE, flag, str(out)],
         capture_output=True,
         text=True,
     )
