@@ -963,7 +963,9 @@ class Cluster:
 
 
 def _field_validation(call: Call, obj: dict[str, Any]) -> list[str]:
-    """fieldValidation=Strict rejects undeclared fields (400); Warn (the default) reports them."""
+    """Types first (a 400, as Go decoding), then fieldValidation: Strict rejects undeclared fields
+    (400), Warn (the default) reports them, Ignore drops them silently."""
+    fields.check_types(call.rtype, obj)
     mode = call.query.get("fieldValidation") or "Warn"
     if mode not in ("Strict", "Warn", "Ignore"):
         raise bad_request(

@@ -91,6 +91,70 @@ def unknown_fields(rtype: ResourceType, obj: dict[str, Any]) -> list[str]:
     return out
 
 
+def check_types(rtype: ResourceType, obj: dict[str, Any]) -> None:
+    """What Go's JSON decoding rejects for a built-in kind (a string where an object belongs, ...):
+    a 400 like the real server's "cannot be handled as a Deployment"."""
+    if rtype.crd:
+        return  # custom objects are checked against their OpenAPI schema (422) instead
+    problems: list[str] = []
+    _types(obj, schema_of(rtype).root, "", problems)
+    if problems:
+        raise ApiError(
+            400,
+            "BadRequest",
+            f'{rtype.kind} in version "{rtype.version}" cannot be handled as a '
+            f"{rtype.kind}: json: cannot unmarshal {problems[0]}",
+        )
+
+
+_JSON_KIND = {dict: "object", list: "array", str: "string", bool: "bool", int: "number", float: "number"}
+_SCALAR_OK: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "int-or-string": (int, str),
+    "quantity": (int, float, str),
+}
+
+
+def _types(value: Any, node: kschema.TypeNode, path: str, out: list[str]) -> None:
+    if value is None or out:
+        return
+    t = node.type
+    got = _JSON_KIND.get(type(value), "value")
+    if t is kschema.NodeType.STRUCT:
+        if not isinstance(value, dict):
+            out.append(f"{got} into Go struct field {path or '.'} of type object")
+            return
+        for k, v in value.items():
+            child = node.fields.get(k)
+            if child is not None:
+                _types(v, child, f"{path}.{k}" if path else k, out)
+    elif t is kschema.NodeType.MAP:
+        if not isinstance(value, dict):
+            out.append(f"{got} into Go struct field {path} of type map")
+        elif node.item is not None:
+            for k, v in value.items():
+                _types(v, node.item, f"{path}.{k}", out)
+    elif t is kschema.NodeType.LIST:
+        if not isinstance(value, list):
+            out.append(f"{got} into Go struct field {path} of type array")
+        elif node.item is not None:
+            for i, v in enumerate(value):
+                _types(v, node.item, f"{path}[{i}]", out)
+    elif t is kschema.NodeType.SCALAR:
+        ok = _SCALAR_OK.get(node.scalar)
+        wrong_bool = isinstance(value, bool) and node.scalar in (
+            "integer",
+            "number",
+            "int-or-string",
+            "quantity",
+        )
+        if ok is not None and (not isinstance(value, ok) or wrong_bool):
+            out.append(f"{got} into Go struct field {path} of type {node.scalar}")
+
+
 def _diff(full: Any, kept: Any, path: str, out: list[str]) -> None:
     if isinstance(full, dict) and isinstance(kept, dict):
         for k, v in full.items():

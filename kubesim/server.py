@@ -43,6 +43,7 @@ from kubesim.storage import Store, dumps
 log = logging.getLogger("kubesim")
 
 MAX_BODY = 3 * 1024 * 1024  # the real API server's limit for a request body
+DRAIN_LIMIT = 32 * 1024 * 1024
 DEFAULT_WATCH_TIMEOUT = 1800.0
 
 
@@ -140,7 +141,17 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             raise bad_request("invalid Content-Length") from None
         if length > MAX_BODY:
-            self.close_connection = True  # the body stays unread: this connection cannot be reused
+            # Read and drop a moderately large body so a client that writes it all before reading
+            # gets the 413 rather than a reset; beyond that, hang up after answering.
+            if length <= DRAIN_LIMIT:
+                left = length
+                while left > 0:
+                    chunk = self.rfile.read(min(left, 1 << 16))
+                    if not chunk:
+                        break
+                    left -= len(chunk)
+            else:
+                self.close_connection = True
             raise too_large(MAX_BODY)
         return self.rfile.read(length) if length > 0 else b""
 

@@ -1,0 +1,294 @@
+"""Bad input gets the API server's status codes in a Status envelope, never a 500; a fuzz run of
+mutated bodies finds no 500 and no crash."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import pytest
+from kubesim_fixtures import Raw, deployment, raw, running  # noqa: F401 - pytest fixtures
+
+from kubesim import server as kserver
+
+DEPLOYS = "/apis/apps/v1/namespaces/default/deployments"
+CMS = "/api/v1/namespaces/default/configmaps"
+APPLY = "application/apply-patch+yaml"
+
+
+def _is_status(body: Any, code: int) -> bool:
+    return (
+        isinstance(body, dict)
+        and body.get("kind") == "Status"
+        and body.get("status") == "Failure"
+        and body.get("code") == code
+        and isinstance(body.get("reason"), str)
+        and isinstance(body.get("message"), str)
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "ctype", "code", "reason"),
+    [
+        ("POST", CMS, b'{"apiVersion": "v1", "kind": ', "application/json", 400, "BadRequest"),
+        ("POST", CMS, b"[1, 2, 3]", "application/json", 400, "BadRequest"),
+        ("POST", CMS, b"", "application/json", 400, "BadRequest"),
+        ("PATCH", CMS + "/x", b"kind: [unclosed", APPLY, 400, "BadRequest"),
+        ("PATCH", CMS + "/x", b"\x00\x01\x02", APPLY, 400, "BadRequest"),
+        (
+            "POST",
+            CMS,
+            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "k"}},
+            "application/json",
+            400,
+            "BadRequest",
+        ),
+        (
+            "POST",
+            CMS,
+            {"apiVersion": "apps/v1", "kind": "ConfigMap", "metadata": {"name": "k"}},
+            "application/json",
+            400,
+            "BadRequest",
+        ),
+        (
+            "PATCH",
+            CMS + "/k",
+            {"apiVersion": "v2", "kind": "ConfigMap", "metadata": {"name": "k"}},
+            APPLY,
+            400,
+            "BadRequest",
+        ),
+        (
+            "PATCH",
+            CMS + "/k",
+            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "k"}},
+            APPLY,
+            400,
+            "BadRequest",
+        ),
+        (
+            "PATCH",
+            CMS + "/k",
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "k", "managedFields": [{"manager": "x"}]},
+            },
+            APPLY,
+            400,
+            "BadRequest",
+        ),
+        (
+            "POST",
+            CMS,
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Bad_Name"}},
+            "application/json",
+            422,
+            "Invalid",
+        ),
+        (
+            "POST",
+            CMS,
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}},
+            "application/json",
+            422,
+            "Invalid",
+        ),
+        (
+            "POST",
+            DEPLOYS,
+            {**deployment("neg"), "spec": {**deployment("neg")["spec"], "replicas": -1}},
+            "application/json",
+            422,
+            "Invalid",
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/nowhere/configmaps",
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}},
+            "application/json",
+            404,
+            "NotFound",
+        ),
+        ("GET", "/apis/nope.example.com/v1/things", None, "application/json", 404, "NotFound"),
+        ("PATCH", CMS + "/missing", {"data": {"a": "b"}}, "application/merge-patch+json", 404, "NotFound"),
+        ("PATCH", CMS + "/k", {"data": {}}, "application/x-unknown", 415, "UnsupportedMediaType"),
+        ("GET", CMS + "?labelSelector=a%20in%20(", None, "application/json", 400, "BadRequest"),
+        ("GET", CMS + "?fieldSelector=spec.foo%3Dbar", None, "application/json", 400, "BadRequest"),
+        ("GET", CMS + "?limit=1&continue=garbage", None, "application/json", 400, "BadRequest"),
+    ],
+)
+def test_client_mistakes_get_their_status(
+    raw: Raw, method: str, path: str, body: Any, ctype: str, code: int, reason: str
+) -> None:
+    status, doc = raw.request(
+        method, path + ("" if "?" in path or method != "PATCH" else "?fieldManager=t"), body, ctype
+    )
+    assert status == code, doc
+    assert _is_status(doc, code) and doc["reason"] == reason, doc
+
+
+def test_schema_violation_names_the_fields(raw: Raw) -> None:
+    bad = deployment("broken")
+    del bad["spec"]["selector"]
+    bad["spec"]["template"]["spec"]["containers"][0].pop("image")
+    status, doc = raw.request("POST", DEPLOYS, bad)
+    assert status == 422
+    fields = {c["field"] for c in doc["details"]["causes"]}
+    assert {"spec.selector", "spec.template.spec.containers[0].image"} <= fields
+    assert doc["details"]["kind"] == "Deployment" and doc["details"]["name"] == "broken"
+    assert doc["message"].startswith('Deployment.apps "broken" is invalid: ')
+
+
+def test_apply_needs_a_field_manager(raw: Raw) -> None:
+    status, doc = raw.request(
+        "PATCH", CMS + "/fm", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "fm"}}, APPLY
+    )
+    assert status == 422
+    assert (
+        doc["message"] == 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required '
+        "for apply patch"
+    )
+    status, doc = raw.request("PATCH", CMS + "/fm?force=true", {"data": {}}, "application/merge-patch+json")
+    assert status == 422 and "force" in doc["message"]
+
+
+def test_strategic_merge_patch_is_415_for_custom_resources(raw: Raw) -> None:
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "bolts.example.com"},
+        "spec": {
+            "group": "example.com",
+            "scope": "Namespaced",
+            "names": {"plural": "bolts", "kind": "Bolt"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                    },
+                }
+            ],
+        },
+    }
+    assert raw.request("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)[0] == 201
+    path = "/apis/example.com/v1/namespaces/default/bolts"
+    assert (
+        raw.request(
+            "POST",
+            path,
+            {"apiVersion": "example.com/v1", "kind": "Bolt", "metadata": {"name": "b"}, "spec": {"x": 1}},
+        )[0]
+        == 201
+    )
+    status, doc = raw.request(
+        "PATCH", path + "/b", {"spec": {"x": 2}}, "application/strategic-merge-patch+json"
+    )
+    assert status == 415 and doc["reason"] == "UnsupportedMediaType"
+    assert raw.request("PATCH", path + "/b", {"spec": {"x": 2}}, "application/merge-patch+json")[0] == 200
+
+
+def test_stale_resource_version_is_409_with_the_exact_message(raw: Raw) -> None:
+    status, made = raw.request(
+        "POST", CMS, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "occ"}}
+    )
+    assert status == 201
+    made["data"] = {"a": "1"}
+    assert raw.request("PUT", CMS + "/occ", made)[0] == 200
+    status, doc = raw.request("PUT", CMS + "/occ", made)
+    assert status == 409 and doc["reason"] == "Conflict"
+    assert doc["message"] == (
+        'Operation cannot be fulfilled on configmaps "occ": the object has been modified; '
+        "please apply your changes to the latest version and try again"
+    )
+
+
+def test_missing_or_wrong_token_is_401(running: kserver.RunningServer) -> None:  # noqa: F811
+    for token in (None, "wrong"):
+        client = Raw(running, token=token)
+        status, doc = client.request("GET", "/api/v1/namespaces")
+        client.close()
+        assert status == 401 and _is_status(doc, 401) and doc["reason"] == "Unauthorized"
+
+
+def test_body_over_3_mib_is_413(raw: Raw) -> None:
+    big = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "big"},
+        "data": {"a": "x" * (3 * 2**20)},
+    }
+    status, doc = raw.request("POST", CMS, big)
+    assert status == 413 and doc["reason"] == "RequestEntityTooLarge"
+    assert raw.request("GET", CMS + "/big")[0] == 404  # nothing stored, and the server still answers
+
+
+def _mutate(rng: random.Random, value: Any, depth: int = 0) -> Any:
+    choice = rng.random()
+    if choice < 0.08:
+        return rng.choice(
+            [None, True, 0, -1, 2**70, 1.5, "", "x" * rng.randint(0, 300), [], {}, [None], {"": ""}]
+        )
+    if isinstance(value, dict):
+        out = {k: _mutate(rng, v, depth + 1) for k, v in value.items() if rng.random() > 0.1}
+        if rng.random() < 0.2:
+            out[
+                rng.choice(["metadata", "spec", "status", "kind", "apiVersion", "items", "$patch", "f:x"])
+            ] = rng.choice([None, 1, "s", [], {}, {"name": 1}])
+        return out
+    if isinstance(value, list):
+        out_list = [_mutate(rng, v, depth + 1) for v in value]
+        if rng.random() < 0.3 and out_list:
+            out_list.append(rng.choice(out_list))  # duplicate list-map keys
+        return out_list
+    return value
+
+
+def test_fuzzed_bodies_never_get_a_500(running: kserver.RunningServer) -> None:  # noqa: F811
+    rng = random.Random(20261121)
+    client = Raw(running)
+    seeds: list[tuple[str, str, str, Any]] = [
+        ("POST", DEPLOYS, "application/json", deployment("fz")),
+        ("PATCH", DEPLOYS + "/fz?fieldManager=fuzz", APPLY, deployment("fz")),
+        ("PATCH", DEPLOYS + "/fz?fieldManager=fuzz&force=true", APPLY, deployment("fz")),
+        ("PATCH", DEPLOYS + "/fz", "application/strategic-merge-patch+json", deployment("fz")),
+        ("PATCH", DEPLOYS + "/fz", "application/merge-patch+json", {"spec": {"replicas": 3}}),
+        (
+            "PATCH",
+            DEPLOYS + "/fz",
+            "application/json-patch+json",
+            [{"op": "replace", "path": "/spec/replicas", "value": 2}],
+        ),
+        ("PUT", DEPLOYS + "/fz", "application/json", deployment("fz")),
+        (
+            "POST",
+            CMS,
+            "application/json",
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"generateName": "f-"}, "data": {"a": "b"}},
+        ),
+        ("DELETE", CMS + "/nothing", "application/json", {"propagationPolicy": "Foreground"}),
+    ]
+    client.request("PATCH", DEPLOYS + "/fz?fieldManager=fuzz", deployment("fz"), APPLY)
+    codes: dict[int, int] = {}
+    for i in range(500):
+        method, path, ctype, seed = seeds[i % len(seeds)]
+        mutated = _mutate(rng, seed)
+        if rng.random() < 0.15:
+            text = json.dumps(mutated)
+            cut = rng.randint(0, len(text))
+            body: Any = (text[:cut] + rng.choice(["", "}", "]", '"', "\x00", "\\u12"]) + text[cut:]).encode()
+        else:
+            body = mutated
+        status, doc = client.request(method, path, body, ctype)
+        codes[status] = codes.get(status, 0) + 1
+        assert status < 500, (method, path, body, doc)
+        if status >= 400:
+            assert _is_status(doc, status), doc
+    client.close()
+    assert codes.get(400, 0) + codes.get(422, 0) > 50  # the fuzzer did reach the error paths
+    assert Raw(running).request("GET", "/version")[0] == 200
