@@ -144,6 +144,12 @@ CASES: dict[str, tuple[dict[str, str], str, str]] = {
     "duplicate-spinapp": ({"zz/dup.yaml": app(BASE, name="good-app")}, "zz/dup.yaml", "good.yaml"),
     "duplicate-spinapp-in-one-file": ({"apps/bad.yaml": app(BASE) + "---\n" + app(BASE)},
                                       "apps/bad.yaml", "defined twice"),
+    "duplicate-executor": ({"zz/exec.yaml": GOOD.split("---")[0]}, "zz/exec.yaml", "good.yaml"),
+    "duplicate-shim": (
+        {f"infra/{n}.yaml": "apiVersion: runtime.spinkube.dev/v1alpha1\nkind: Shim\nmetadata: {name: s}\n"
+         "spec:\n  fetchStrategy: {anonHttp: {location: x}}\n  runtimeClass: {name: s, handler: s}\n"
+         "  rolloutStrategy: {type: recreate}\n" for n in ("a", "b")},
+        "infra/b.yaml", "infra/a.yaml"),
     "service-clashes-with-app": (
         {"apps/svc.yaml": "apiVersion: v1\nkind: Service\nmetadata: {name: good-app}\nspec: {}\n"},
         "apps/svc.yaml", "good.yaml"),
