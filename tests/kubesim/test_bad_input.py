@@ -8,7 +8,7 @@ import random
 from typing import Any
 
 import pytest
-from kubesim_fixtures import Raw, deployment, raw, running  # noqa: F401 - pytest fixtures
+from kubesim_fixtures import Raw, deployment
 
 from kubesim import server as kserver
 
@@ -208,7 +208,7 @@ def test_stale_resource_version_is_409_with_the_exact_message(raw: Raw) -> None:
     )
 
 
-def test_missing_or_wrong_token_is_401(running: kserver.RunningServer) -> None:  # noqa: F811
+def test_missing_or_wrong_token_is_401(running: kserver.RunningServer) -> None:
     for token in (None, "wrong"):
         client = Raw(running, token=token)
         status, doc = client.request("GET", "/api/v1/namespaces")
@@ -249,7 +249,7 @@ def _mutate(rng: random.Random, value: Any, depth: int = 0) -> Any:
     return value
 
 
-def test_fuzzed_bodies_never_get_a_500(running: kserver.RunningServer) -> None:  # noqa: F811
+def test_fuzzed_bodies_never_get_a_500(running: kserver.RunningServer) -> None:
     rng = random.Random(20261121)
     client = Raw(running)
     seeds: list[tuple[str, str, str, Any]] = [

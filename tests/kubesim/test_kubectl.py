@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kubesim_fixtures import kubeconfig, kubectl, running  # noqa: F401 - pytest fixtures
+from kubesim_fixtures import kubectl
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +41,7 @@ DEPLOY = """\
     """
 
 
-def test_apply_conflict_force_and_managed_fields(kubeconfig: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_apply_conflict_force_and_managed_fields(kubeconfig: Path, tmp_path: Path) -> None:
     first = _write(tmp_path, "d.yaml", DEPLOY.format(name="shop", replicas=2))
     out = kubectl(kubeconfig, "apply", "--server-side", "-f", str(first)).stdout
     assert "deployment.apps/shop serverside-applied" in out
@@ -75,7 +75,7 @@ def test_apply_conflict_force_and_managed_fields(kubeconfig: Path, tmp_path: Pat
     assert "f:replicas" not in owners["kubectl"]["fieldsV1"].get("f:spec", {})
 
 
-def test_apply_that_drops_a_field_removes_it(kubeconfig: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_apply_that_drops_a_field_removes_it(kubeconfig: Path, tmp_path: Path) -> None:
     with_label = _write(tmp_path, "a.yaml", DEPLOY.format(name="prune", replicas=1))
     kubectl(kubeconfig, "apply", "--server-side", "-f", str(with_label))
     without = _write(tmp_path, "b.yaml", DEPLOY.format(name="prune", replicas=1).replace(", tier: web", ""))
@@ -84,7 +84,7 @@ def test_apply_that_drops_a_field_removes_it(kubeconfig: Path, tmp_path: Path) -
     assert live["metadata"]["labels"] == {"app": "prune"}
 
 
-def test_diff_server_side_shows_exactly_the_change(kubeconfig: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_diff_server_side_shows_exactly_the_change(kubeconfig: Path, tmp_path: Path) -> None:
     base = _write(tmp_path, "a.yaml", DEPLOY.format(name="differ", replicas=1))
     kubectl(kubeconfig, "apply", "--server-side", "-f", str(base))
     same = kubectl(kubeconfig, "diff", "--server-side", "-f", str(base), check=False)
@@ -101,7 +101,7 @@ def test_diff_server_side_shows_exactly_the_change(kubeconfig: Path, tmp_path: P
     assert live["spec"]["replicas"] == 1  # diff is a dry run: nothing stored
 
 
-def test_delete_cascades_to_owned_objects(kubeconfig: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_delete_cascades_to_owned_objects(kubeconfig: Path, tmp_path: Path) -> None:
     owner = _write(tmp_path, "o.yaml", DEPLOY.format(name="owner", replicas=1))
     kubectl(kubeconfig, "apply", "--server-side", "-f", str(owner))
     uid = kubectl(kubeconfig, "get", "deploy", "owner", "-o", "jsonpath={.metadata.uid}").stdout
@@ -129,7 +129,7 @@ def test_delete_cascades_to_owned_objects(kubeconfig: Path, tmp_path: Path) -> N
     assert gone.returncode != 0 and "NotFound" in gone.stderr
 
 
-def test_get_watch_sees_the_events(kubeconfig: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_get_watch_sees_the_events(kubeconfig: Path, tmp_path: Path) -> None:
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HOME": str(kubeconfig.parent)}
     watcher = subprocess.Popen(
         [
@@ -200,7 +200,7 @@ CRD = """\
     """
 
 
-def test_crd_then_object_apply_and_validate(kubeconfig: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_crd_then_object_apply_and_validate(kubeconfig: Path, tmp_path: Path) -> None:
     kubectl(kubeconfig, "apply", "--server-side", "-f", str(_write(tmp_path, "crd.yaml", CRD)))
     kubectl(kubeconfig, "wait", "--for=condition=Established", "crd/widgets.example.com", "--timeout=10s")
     good = _write(
@@ -236,7 +236,7 @@ def test_crd_then_object_apply_and_validate(kubeconfig: Path, tmp_path: Path) ->
     assert "size" in explained and "color" in explained
 
 
-def test_scale_and_edit(kubeconfig: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_scale_and_edit(kubeconfig: Path, tmp_path: Path) -> None:
     kubectl(
         kubeconfig,
         "apply",

@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from kubernetes import config, dynamic, watch
 from kubernetes.dynamic.exceptions import ConflictError, NotFoundError, UnprocessibleEntityError
-from kubesim_fixtures import deployment, kubeconfig, running  # noqa: F401 - pytest fixtures
+from kubesim_fixtures import deployment
 
 APPLY = "application/apply-patch+yaml"
 
 
 @pytest.fixture(scope="module")
-def dyn(kubeconfig: Path) -> Iterator[dynamic.DynamicClient]:  # noqa: F811
+def dyn(kubeconfig: Path) -> Iterator[dynamic.DynamicClient]:
     api = config.new_client_from_config(config_file=str(kubeconfig))
     try:
         yield dynamic.DynamicClient(api)
