@@ -12,14 +12,15 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterator
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from renderers.crds.definitions import Schema, all_crds
 from renderers.crds.fastcheck import Check, Unsupported, compile_schema
 from renderers.errors import SchemaError
 from renderers.model import Obj, SourceDoc
+
+if TYPE_CHECKING:
+    import jsonschema
 
 _INT32 = (-(2**31), 2**31 - 1)
 _BARE_SEGMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
@@ -75,6 +76,8 @@ def _json_schema(api_version: str, kind: str) -> Schema | None:
 
 @functools.cache
 def _validator(api_version: str, kind: str) -> jsonschema.protocols.Validator | None:
+    import jsonschema  # only needed to explain a failure: valid documents never load it
+
     json_schema = _json_schema(api_version, kind)
     if json_schema is None:
         return None
