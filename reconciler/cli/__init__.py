@@ -22,7 +22,7 @@ COMMANDS: dict[str, str] = {
     "shim": "reconciler.cli.shim_cmds:shim",
     "diff": "reconciler.cli.sync_cmds:diff",
     "apply": "reconciler.cli.sync_cmds:apply",
-    "reconcile": "reconciler.cli.sync_cmds:reconcile",
+    "reconcile": "reconciler.cli.reconcile_cmd:reconcile",
     "report": "reconciler.cli.report_cmds:report",
 }
 
