@@ -29,6 +29,7 @@ from renderers.errors import Location, ManifestError, RenderError, ScaffoldError
 from renderers.model import Obj, SourceDoc
 from renderers.spintoml.lines import TomlLines
 from renderers.spintoml.model import App
+from renderers.spintoml.rules import unknown_key_hint
 
 DEFAULT_EXECUTOR = "containerd-shim-spin"
 TOOL_TABLE = ("application", "tool", "spindle")
@@ -386,8 +387,7 @@ def project_options(
         if spec is None:
             fail(
                 key,
-                f"unknown key {key!r} in [application.tool.spindle] (expected one of: "
-                f"{', '.join(sorted(_TOOL_KEYS))})",
+                f"unknown key {key!r} in [application.tool.spindle] ({unknown_key_hint(key, _TOOL_KEYS)})",
             )
             continue
         attr, kind, target = spec

@@ -6,8 +6,10 @@ ASCII letter (later words may start with a digit), all-lowercase or all-UPPERCAS
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
+from collections.abc import Iterable
 
 _TEMPLATE = re.compile(r"\{\{(.*?)\}\}")
 
@@ -194,3 +196,16 @@ def _port_problem(port: str, scheme: str) -> str | None:
         if not number.isdigit() or int(number) > 65535:
             return f"port {port!r} is not a number from 0 to 65535 (or a range a..b)"
     return None
+
+
+def unknown_key_hint(key: str, allowed: Iterable[str]) -> str:
+    """`did you mean 'x'?` for a likely typo (or a kebab-case spelling of a snake_case key),
+    else the list of allowed keys."""
+    choices = sorted(allowed)
+    snake = key.replace("-", "_")
+    if snake != key and snake in choices:
+        return f"did you mean {snake!r}?"
+    close = difflib.get_close_matches(key, choices, n=1, cutoff=0.75)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    return f"expected one of: {', '.join(choices)}"

@@ -99,8 +99,9 @@ class Checker:
     def unknown_keys(self, table: Mapping[str, Any], allowed: frozenset[str], path: Path, what: str) -> None:
         for key in table:
             if key not in allowed:
-                expected = ", ".join(sorted(allowed))
-                self.error((*path, key), f"unknown key {key!r} in {what} (expected one of: {expected})")
+                self.error(
+                    (*path, key), f"unknown key {key!r} in {what} ({rules.unknown_key_hint(key, allowed)})"
+                )
 
     def table(self, value: Any, path: Path, what: str) -> dict[str, Any] | None:
         if value is None:

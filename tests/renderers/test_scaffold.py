@@ -381,6 +381,8 @@ source = "app.wasm"
     ("tool", "line", "key", "needle"),
     [
         ('image = "x/app:1"\nimage_tag = "1"', 8, "image_tag", "unknown key 'image_tag'"),
+        ('image = "x/app:1"\ncpu-limit = "1"', 8, "cpu-limit", "(did you mean 'cpu_limit'?)"),
+        ('image = "x/app:1"\nreplica = 1', 8, "replica", "(did you mean 'replicas'?)"),
         ('namespace = "spin-apps"', 6, None, "needs an 'image'"),
         ('image = "Bad Image"', 7, "image", "invalid image reference provided: 'Bad Image'"),
         ('image = "x/app:1"\nreplicas = "2"', 8, "replicas", "replicas must be an integer"),

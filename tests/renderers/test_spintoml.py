@@ -117,7 +117,7 @@ BROKEN = [
         manifest(append='sources = "x.wasm"'),
         15,
         "component.web.sources",
-        "unknown key 'sources' in component 'web'",
+        "unknown key 'sources' in component 'web' (did you mean 'source'?)",
     ),
     (
         "component-config-is-v1-only",
