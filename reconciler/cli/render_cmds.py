@@ -8,9 +8,12 @@ unreadable --nodes file).
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,7 @@ import yaml
 from renderers.errors import RenderError
 from renderers.model import Obj
 from renderers.render import RenderResult, render_checkout
-from renderers.settings import DEFAULT_SETTINGS
+from renderers.settings import DEFAULT_SETTINGS, RenderSettings
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 _OUT_FILE = re.compile(r"^\d{4}_.+\.(yaml|json)$")
@@ -55,10 +58,10 @@ def load_nodes(path: Path) -> list[Obj]:
     return nodes
 
 
-def _run(path: Path, subpath: str | None, nodes_file: Path | None) -> RenderResult:
+def _run(path: Path, subpath: str | None, nodes_file: Path | None, settings: RenderSettings) -> RenderResult:
     nodes = load_nodes(nodes_file) if nodes_file else []
     try:
-        return render_checkout(path, subpath, nodes, DEFAULT_SETTINGS)
+        return render_checkout(path, subpath, nodes, settings)
     except FileNotFoundError as exc:
         raise click.BadParameter(str(exc), param_hint="--path") from exc
     except OSError as exc:
@@ -100,6 +103,29 @@ def _report_errors(errors: list[RenderError]) -> None:
     click.echo(f"{len(errors)} error(s)", err=True)
 
 
+def _settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Options that override `RenderSettings`; the command receives `settings`."""
+    defaults = DEFAULT_SETTINGS
+    options = [
+        click.option("--default-namespace", default=defaults.default_namespace, show_default=True,
+                     help="Namespace of objects that name none."),
+        click.option("--installer-namespace", default=defaults.installer_namespace, show_default=True,
+                     help="Namespace of the Shim installer Jobs."),
+        click.option("--node-installer-image", default=defaults.node_installer_image, show_default=True),
+        click.option("--downloader-image", default=defaults.downloader_image, show_default=True),
+    ]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> Any:
+        names = ("default_namespace", "installer_namespace", "node_installer_image", "downloader_image")
+        overrides = {name: kwargs.pop(name) for name in names}
+        return command(settings=dataclasses.replace(defaults, **overrides), **kwargs)
+
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
 _path_arg = click.argument(
     "path", type=click.Path(exists=True, file_okay=False, dir_okay=True, path_type=Path)
 )
@@ -118,10 +144,11 @@ _nodes_opt = click.option(
 @click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
 @click.option("--out", "out_dir", metavar="DIR", type=click.Path(file_okay=False, path_type=Path),
               help="Write one file per object into DIR instead of stdout.")
+@_settings_options
 def render_command(path: Path, subpath: str | None, nodes_file: Path | None, output: str,
-                   out_dir: Path | None) -> None:
+                   out_dir: Path | None, settings: RenderSettings) -> None:
     """Render the repo at PATH into the manifests SpinKube would run, in apply order."""
-    result = _run(path, subpath, nodes_file)
+    result = _run(path, subpath, nodes_file, settings)
     if out_dir is not None:
         _write_out(out_dir, result.objects, output)
     else:
@@ -136,9 +163,11 @@ def render_command(path: Path, subpath: str | None, nodes_file: Path | None, out
 @_subpath_opt
 @_nodes_opt
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def validate_command(path: Path, subpath: str | None, nodes_file: Path | None, output: str) -> None:
+@_settings_options
+def validate_command(path: Path, subpath: str | None, nodes_file: Path | None, output: str,
+                     settings: RenderSettings) -> None:
     """Check every Spin project and spec in the repo at PATH; report all errors at once."""
-    result = _run(path, subpath, nodes_file)
+    result = _run(path, subpath, nodes_file, settings)
     if output == "json":
         report = {
             "valid": not result.errors,

@@ -199,3 +199,25 @@ def test_example_repo_renders_cleanly_and_deterministically(tmp_path: Path) -> N
     assert {"CustomResourceDefinition", "Deployment", "Service", "Secret", "RuntimeClass"} <= kinds
     validate = spindle("validate", str(EXAMPLE_REPO), "-o", "json")
     assert validate.returncode == 0 and json.loads(validate.stdout)["valid"] is True
+
+
+def test_settings_flags(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    (tmp_path / "repo" / "apps" / "loose.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: loose}\n")
+    nodes = tmp_path / "nodes.yaml"
+    nodes.write_text(NODES)
+    result = CliRunner().invoke(cli, [
+        "render", str(repo), "--nodes", str(nodes), "--installer-namespace", "rcm",
+        "--node-installer-image", "example.com/ni:1", "--downloader-image", "example.com/dl:1",
+        "--default-namespace", "team-a", "-o", "json",
+    ])
+    assert result.exit_code == 0, result.stderr
+    items = json.loads(result.stdout)["items"]
+    (job,) = [o for o in items if o["kind"] == "Job"]
+    assert job["metadata"]["namespace"] == "rcm"
+    pod = job["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"] == "example.com/ni:1"
+    assert pod["initContainers"][0]["image"] == "example.com/dl:1"
+    # the executor and apps name their namespace; the loose ConfigMap is kept as written
+    assert all(o["metadata"].get("namespace") in (None, "web", "rcm") for o in items)
