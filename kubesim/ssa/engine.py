@@ -237,8 +237,8 @@ def apply(
 
     changed = created or not cmp.is_same()
     if changed:
-        default_object(schema, merged)
-        result = merged
+        result = typed.deep_copy(merged)  # merge shares subtrees with live and config
+        default_object(schema, result)
     else:
         result = typed.deep_copy(live_clean)
     if me in managed and (changed or last is None or last.fields != mine):

@@ -279,7 +279,20 @@ class FieldsV1Error(ValueError):
     """A managedFields ``fieldsV1`` value that is not a valid FieldsV1 trie."""
 
 
+_CANON_CACHE: dict[str, str] = {}
+
+
 def _canonical_pe(pe: str) -> str:
+    cached = _CANON_CACHE.get(pe)
+    if cached is not None:
+        return cached
+    out = _canonical_pe_slow(pe)
+    if len(_CANON_CACHE) < 50_000:
+        _CANON_CACHE[pe] = out
+    return out
+
+
+def _canonical_pe_slow(pe: str) -> str:
     kind = pe[:2]
     if kind == "f:":
         return pe

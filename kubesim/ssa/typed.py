@@ -95,6 +95,30 @@ def item_key(node: TypeNode, item: Any) -> str:
     """
     if node.list_type is ListType.SET:
         return value_pe(item)
+    if item.__class__ is dict:
+        keys = node.keys
+        try:
+            if len(keys) == 1:
+                cache_key: Any = (keys, item[keys[0]])
+            else:
+                cache_key = (keys, *(item[k] for k in keys))
+            cached = _KEY_CACHE.get(cache_key)
+            if cached is not None:
+                return cached
+        except (KeyError, TypeError):
+            cache_key = None
+    else:
+        cache_key = None
+    pe = _item_key_slow(node, item)
+    if cache_key is not None and len(_KEY_CACHE) < 50_000:
+        _KEY_CACHE[cache_key] = pe
+    return pe
+
+
+_KEY_CACHE: dict[Any, str] = {}
+
+
+def _item_key_slow(node: TypeNode, item: Any) -> str:
     if item is None:
         raise ValueError("associative list with keys may not have a null element")
     if not isinstance(item, dict):
@@ -235,18 +259,22 @@ def _fs_list(items: list[Any], node: TypeNode, out: FieldSet, path: list[str] | 
 
 
 def merge(lhs: Any, rhs: Any, node: TypeNode) -> Any:
-    """``rhs`` (applied configuration) merged over ``lhs`` (live).  Returns fresh containers."""
+    """``rhs`` (applied configuration) merged over ``lhs`` (live).
+
+    Containers present on both sides are fresh; one-sided subtrees are SHARED with the inputs,
+    so deep-copy the result before mutating below the top level.
+    """
     if lhs is None or rhs is None:
-        return deep_copy(rhs)
+        return rhs
     if _is_leaf(node, rhs) or _is_leaf(node, lhs):
-        return deep_copy(rhs)
+        return rhs
     if isinstance(rhs, dict):
         if not isinstance(lhs, dict):
-            return deep_copy(rhs)
+            return rhs
         return _merge_map(lhs, rhs, node)
     if isinstance(lhs, list):
         return _merge_list(lhs, rhs, node)
-    return deep_copy(rhs)
+    return rhs
 
 
 def _merge_map(lhs: dict[str, Any], rhs: dict[str, Any], node: TypeNode) -> dict[str, Any]:
@@ -259,10 +287,10 @@ def _merge_map(lhs: dict[str, Any], rhs: dict[str, Any], node: TypeNode) -> dict
             else:
                 out[k] = merge(lv, rv, child_node(node, k) or UNTYPED)
         else:
-            out[k] = deep_copy(lv)
+            out[k] = lv
     for k, rv in rhs.items():
         if k not in lhs:
-            out[k] = deep_copy(rv)
+            out[k] = rv
     return out
 
 
@@ -277,11 +305,11 @@ def _merge_list(lhs: list[Any], rhs: list[Any], node: TypeNode) -> list[Any]:
         lv = lseen.get(pe)
         rv = rseen.get(pe)
         if is_set:
-            return deep_copy(rv if pe in rseen else lv)
+            return rv if pe in rseen else lv
         if pe not in rseen:
-            return deep_copy(lv)
+            return lv
         if pe not in lseen:
-            return deep_copy(rv)
+            return rv
         return merge(lv, rv, item_node)
 
     shared = [pe for pe in rpes if pe in lseen]
@@ -446,15 +474,15 @@ def _cmp(lhs: Any, rhs: Any, node: TypeNode, path: list[str], c: Comparison) -> 
 
 
 def remove_items(value: Any, fs: FieldSet, node: TypeNode) -> Any:
-    """A copy of ``value`` without the members of ``fs`` (a member removes its whole subtree)."""
+    """``value`` without the members of ``fs`` (a member removes its whole subtree); shares the rest."""
     if not fs:
-        return deep_copy(value)
+        return value
     if isinstance(value, dict) and not _is_leaf(node, value):
         out: dict[str, Any] = {}
         for k, v in value.items():
             sub = fs.get("f:" + k)
             if sub is None:
-                out[k] = deep_copy(v)
+                out[k] = v
             elif MEMBER in sub:
                 continue
             else:
@@ -470,13 +498,13 @@ def remove_items(value: Any, fs: FieldSet, node: TypeNode) -> Any:
                 pe = "i:" + str(i)
             sub = fs.get(pe)
             if sub is None:
-                outl.append(deep_copy(item))
+                outl.append(item)
             elif MEMBER in sub:
                 continue
             else:
                 outl.append(remove_items(item, sub, item_node))
         return outl
-    return deep_copy(value)
+    return value
 
 
 def ensure_named(fs: FieldSet, node: TypeNode) -> FieldSet:
