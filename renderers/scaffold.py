@@ -412,6 +412,19 @@ def project_options(
     for component in values.get("components", ()):
         if component not in app.components:
             fail("components", f"component {component!r} is not defined in the spin.toml")
+    # Keys the plugin's template would silently drop: say so instead of deploying without them.
+    if not table.get("autoscaler"):
+        for key in (
+            "max_replicas",
+            "autoscaler_target_cpu_utilization",
+            "autoscaler_target_memory_utilization",
+        ):
+            if key in table:
+                fail(key, f'{key} has no effect without an autoscaler (autoscaler = "hpa" or "keda")')
+    if not table.get("cpu_limit") and not table.get("memory_limit"):
+        for key in ("cpu_request", "memory_request"):
+            if key in table:
+                fail(key, f"{key} is only used with a cpu_limit or memory_limit (as in spin kube scaffold)")
     namespace = values.get("namespace")
     if namespace is not None and not _DNS_LABEL.match(namespace):
         fail("namespace", f"namespace {namespace!r} is not a valid DNS label")
