@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     import jsonschema
 
 _INT32 = (-(2**31), 2**31 - 1)
-_BARE_SEGMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
 
 def to_json_schema(node: Schema) -> Schema:
@@ -100,15 +99,14 @@ def fast_check(api_version: str, kind: str) -> Check | None:
 
 
 def field_path(parts: Iterator[Any] | list[Any]) -> str:
-    """`["spec", "variables", 0, "name"]` → `spec.variables[0].name`."""
+    """`["spec", "variables", 0, "name"]` → `spec.variables[0].name`; map keys are written as
+    they are (`spec.podLabels.app.kubernetes.io/name`), the form `SourceDoc.lines` uses."""
     text = ""
     for part in parts:
         if isinstance(part, int):
             text += f"[{part}]"
-        elif _BARE_SEGMENT.match(str(part)):
-            text += f".{part}" if text else str(part)
         else:
-            text += f"[{part!r}]"
+            text += f".{part}" if text else str(part)
     return text
 
 

@@ -139,3 +139,10 @@ def test_every_error_is_reported_at_once() -> None:
     body = _set(_set(_set(APP, "spec.image", None), "spec.replicas", "x"), "spec.typo", 1)
     fields = sorted(e.location.field or "" for e in validate(SourceDoc(body, Location("a.yaml"))))
     assert fields == ["spec.image", "spec.replicas", "spec.typo"]
+
+
+def test_map_keys_with_dots_keep_the_discovery_path_form() -> None:
+    body = _set(APP, "spec.podLabels", {"app.kubernetes.io/name": 3})
+    doc = SourceDoc(body, Location("a.yaml", 1), {"spec.podLabels.app.kubernetes.io/name": 12})
+    (error,) = validate(doc)
+    assert (error.location.field, error.location.line) == ("spec.podLabels.app.kubernetes.io/name", 12)
