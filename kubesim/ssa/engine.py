@@ -235,14 +235,17 @@ def apply(
     for key in [k for k, e in managed.items() if not e.fields]:
         del managed[key]
 
-    changed = created or not cmp.is_same()
-    if changed:
+    # Upstream compares the merged object (before defaulting) with live: any difference counts as a
+    # change and bumps this manager's time, even if defaulting then restores the live value.
+    merged_changed = created or not cmp.is_same()
+    if merged_changed:
         result = typed.deep_copy(merged)  # merge shares subtrees with live and config
         default_object(schema, result)
     else:
         result = typed.deep_copy(live_clean)
-    if me in managed and (changed or last is None or last.fields != mine):
+    if me in managed and (merged_changed or last is None or last.fields != mine):
         managed[me].time = now
+    changed = created or (merged_changed and result != live_clean)
     _set_managed(result, managed)
     mf_changed = _managed_differs(managed_before, managed)
     return ApplyResult(result, changed, mf_changed, created)

@@ -695,3 +695,15 @@ def test_54_secret_string_data_folds_into_data() -> None:
     assert r.object["data"] == {"password": "aHVudGVyMg=="} and "stringData" not in r.object
     assert r.object["type"] == "Opaque"
     assert entry(r.object, "alice")["fieldsV1"] == {"f:stringData": {"f:password": {}}}
+
+
+def test_55_atomic_struct_with_defaulted_field_bumps_time_not_content() -> None:
+    env = [{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
+    cfg = deployment([{"name": "web", "image": "i", "env": env}])
+    live = apply(None, cfg, now=T0).object
+    ref = live["spec"]["template"]["spec"]["containers"][0]["env"][0]["valueFrom"]["fieldRef"]
+    assert ref == {"fieldPath": "metadata.name", "apiVersion": "v1"}
+    r = apply(live, cfg, now=T3)
+    # the merged fieldRef (atomic) differs from the defaulted live one, as upstream: content equal,
+    # manager time bumped
+    assert not r.changed and r.managed_fields_changed and entry(r.object, "alice")["time"] == T3
