@@ -9,6 +9,9 @@ are constructed by PyYAML's own SafeConstructor, so typing (ints, bools, timesta
 Errors (all `DocumentError`, naming the file and line):
 - malformed YAML: the documents before the broken one are kept, nothing after it;
 - a duplicate key in a mapping (Kubernetes' strict decoding rejects them; PyYAML keeps the last).
+
+Values follow Kubernetes' YAML→JSON conversion where it differs from `yaml.safe_load`: timestamps
+stay the text written, and scalar mapping keys become strings, so every object is plain JSON.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ except AttributeError:  # pragma: no cover - libyaml missing
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _STR_TAG = "tag:yaml.org,2002:str"
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,8 @@ class _Builder:
 
     def build(self, node: Node, where: str) -> Any:
         if isinstance(node, ScalarNode):
-            if node.tag == _STR_TAG:
+            if node.tag in (_STR_TAG, _TIMESTAMP_TAG):
+                # Kubernetes' YAML→JSON keeps timestamps as the text written (JSON has no dates).
                 return node.value
             return self.constructor.construct_object(node, deep=True)
         if id(node) in self.seen:
@@ -89,6 +94,9 @@ class _Builder:
                     )
                 )
                 continue
+            if not isinstance(key, str):
+                # JSON object keys are strings: Kubernetes turns `80:` into "80", `true:` into "true".
+                key = _json_key(key)
             child_path = f"{where}.{key}" if where else str(key)
             line = key_node.start_mark.line + 1
             if key in result:
@@ -101,6 +109,14 @@ class _Builder:
             self.lines[child_path] = line
             result[key] = self.build(value_node, child_path)
         return result
+
+
+def _json_key(key: int | float | bool | None) -> str:
+    if key is None:
+        return "null"
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    return str(key)
 
 
 def _problem_line(exc: yaml.YAMLError) -> int | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 
@@ -128,3 +130,18 @@ def test_self_referencing_anchor_is_an_error_not_a_hang() -> None:
     assert docs == []
     [error] = errors
     assert error.location.path == "loop.yaml" and "recursive" in error.message
+
+
+def test_objects_are_plain_json_like_kubernetes_makes_them() -> None:
+    text = "data:\n  released: 2024-01-02\n  at: 2024-01-02T03:04:05Z\n  80: http\n  true: yes\n  n: 0x1f\n"
+    [doc], errors = load_documents(text, "cm.yaml")
+    assert errors == []
+    assert doc.body["data"] == {
+        "released": "2024-01-02",
+        "at": "2024-01-02T03:04:05Z",
+        "80": "http",
+        "true": True,
+        "n": 31,
+    }
+    assert doc.lines["data.80"] == 4
+    json.dumps(doc.body)
