@@ -35,6 +35,19 @@ _STR_TAG = "tag:yaml.org,2002:str"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 
 
+class _KubeConstructor(SafeConstructor):
+    """safe_load's constructor, with timestamps kept as text (also under merge keys)."""
+
+    def construct_yaml_timestamp(self, node: Any) -> Any:
+        return self.construct_scalar(node)
+
+
+_KubeConstructor.yaml_constructors = {
+    **SafeConstructor.yaml_constructors,
+    _TIMESTAMP_TAG: _KubeConstructor.construct_yaml_timestamp,
+}
+
+
 @dataclass(frozen=True)
 class YamlDoc:
     """One non-empty document of a stream."""
@@ -143,7 +156,7 @@ def load_documents(text: str | bytes, path: str) -> tuple[list[YamlDoc], list[Do
     docs: list[YamlDoc] = []
     errors: list[DocumentError] = []
     loader = _Loader(text)
-    constructor = SafeConstructor()
+    constructor = _KubeConstructor()
     index = 0
     try:
         while loader.check_node():

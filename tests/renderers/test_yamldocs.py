@@ -103,8 +103,8 @@ def test_json_is_read_with_lines() -> None:
 
 
 def test_merge_keys_are_resolved() -> None:
-    [doc], errors = load_documents("base: &b {x: 1}\nmore:\n  <<: *b\n  y: 2\n", "m.yaml")
-    assert errors == [] and doc.body["more"] == {"x": 1, "y": 2}
+    [doc], errors = load_documents("base: &b {x: 1}\nmore:\n  <<: *b\n  y: 2\n  t: 2024-01-02\n", "m.yaml")
+    assert errors == [] and doc.body["more"] == {"x": 1, "y": 2, "t": "2024-01-02"}
     assert doc.lines["more"] == 2
 
 
