@@ -1,0 +1,327 @@
+"""The verbs and metadata rules over raw HTTPS: selectors, paging, generateName, generation,
+finalizers, propagation policies, watch resume and expiry, subresources, namespaces, discovery."""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import time
+from typing import Any
+
+import pytest
+from kubesim_fixtures import Raw, deployment
+
+from kubesim import server as kserver
+from kubesim import storage
+
+CMS = "/api/v1/namespaces/default/configmaps"
+DEPLOYS = "/apis/apps/v1/namespaces/default/deployments"
+APPLY = "application/apply-patch+yaml"
+
+
+def cm(name: str, labels: dict[str, str] | None = None, **meta: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "labels": labels or {}, **meta},
+    }
+
+
+def _wait_gone(raw: Raw, path: str, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if raw.request("GET", path)[0] == 404:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture(scope="module", autouse=True)
+def labelled(running: kserver.RunningServer) -> None:
+    client = Raw(running)
+    for name, labels in [
+        ("sel-a", {"env": "prod", "tier": "web"}),
+        ("sel-b", {"env": "dev", "tier": "web"}),
+        ("sel-c", {"env": "prod"}),
+        ("sel-d", {}),
+    ]:
+        assert (
+            client.request("POST", CMS, cm(name, {**labels, "sel": "1"} if labels else {"sel": "1"}))[0]
+            == 201
+        )
+    client.close()
+
+
+@pytest.mark.parametrize(
+    ("selector", "expected"),
+    [
+        ("env=prod", ["sel-a", "sel-c"]),
+        ("env==prod", ["sel-a", "sel-c"]),
+        ("env!=prod", ["sel-b", "sel-d"]),
+        ("env in (dev,prod),tier", ["sel-a", "sel-b"]),
+        ("env notin (prod)", ["sel-b", "sel-d"]),
+        ("tier", ["sel-a", "sel-b"]),
+        ("!tier", ["sel-c", "sel-d"]),
+        ("env=prod,!tier", ["sel-c"]),
+    ],
+)
+def test_label_selectors(raw: Raw, selector: str, expected: list[str]) -> None:
+    from urllib.parse import quote
+
+    status, doc = raw.request("GET", f"{CMS}?labelSelector={quote('sel=1,' + selector)}")
+    assert status == 200
+    assert [i["metadata"]["name"] for i in doc["items"]] == expected
+
+
+def test_field_selectors_and_all_namespaces(raw: Raw) -> None:
+    status, doc = raw.request("GET", "/api/v1/configmaps?fieldSelector=metadata.name%3Dsel-b")
+    assert status == 200 and [i["metadata"]["name"] for i in doc["items"]] == ["sel-b"]
+    status, doc = raw.request("GET", "/api/v1/configmaps?fieldSelector=metadata.namespace%21%3Ddefault")
+    assert all(i["metadata"]["namespace"] != "default" for i in doc["items"])
+
+
+def test_limit_and_continue_page_through_everything(raw: Raw) -> None:
+    seen: list[str] = []
+    token = ""
+    pages = 0
+    while True:
+        status, doc = raw.request(
+            "GET", f"{CMS}?labelSelector=sel%3D1&limit=3" + (f"&continue={token}" if token else "")
+        )
+        assert status == 200
+        pages += 1
+        seen += [i["metadata"]["name"] for i in doc["items"]]
+        token = doc["metadata"].get("continue", "")
+        if not token:
+            break
+        assert doc["metadata"]["remainingItemCount"] > 0
+    assert pages == 2 and seen == ["sel-a", "sel-b", "sel-c", "sel-d"]
+
+
+def test_generate_name_uid_timestamps_and_global_resource_version(raw: Raw) -> None:
+    status, a = raw.request(
+        "POST", CMS, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"generateName": "gen-"}}
+    )
+    assert status == 201
+    name = a["metadata"]["name"]
+    assert name.startswith("gen-") and len(name) == len("gen-") + 5
+    assert a["metadata"]["uid"] and a["metadata"]["creationTimestamp"].endswith("Z")
+    status, b = raw.request("POST", "/api/v1/namespaces/kube-system/configmaps", cm("other-ns"))
+    assert int(b["metadata"]["resourceVersion"]) > int(a["metadata"]["resourceVersion"])
+    assert raw.request("POST", CMS, cm(name))[0] == 409
+
+
+def test_generation_counts_spec_changes_only(raw: Raw) -> None:
+    status, d = raw.request("PATCH", DEPLOYS + "/gen?fieldManager=t", deployment("gen"), APPLY)
+    assert status == 201 and d["metadata"]["generation"] == 1
+    labelled = deployment("gen", team="a")
+    status, d = raw.request("PATCH", DEPLOYS + "/gen?fieldManager=t", labelled, APPLY)
+    assert d["metadata"]["generation"] == 1  # metadata only
+    labelled["spec"]["replicas"] = 4
+    status, d = raw.request("PATCH", DEPLOYS + "/gen?fieldManager=t", labelled, APPLY)
+    assert d["metadata"]["generation"] == 2
+    status, d = raw.request("PUT", DEPLOYS + "/gen/status", {**d, "status": {"replicas": 4}})
+    assert status == 200 and d["metadata"]["generation"] == 2 and d["status"]["replicas"] == 4
+
+
+def test_status_subresource_splits_spec_and_status(raw: Raw) -> None:
+    status, d = raw.request(
+        "PATCH", DEPLOYS + "/split?fieldManager=t", deployment("split", replicas=1), APPLY
+    )
+    status, d = raw.request(
+        "PATCH",
+        DEPLOYS + "/split/status?fieldManager=ctl",
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "split"},
+            "status": {"readyReplicas": 1},
+            "spec": {"replicas": 9},
+        },
+        APPLY,
+    )
+    assert status == 200 and d["status"]["readyReplicas"] == 1 and d["spec"]["replicas"] == 1
+    owners = {(m["manager"], m.get("subresource", "")) for m in d["metadata"]["managedFields"]}
+    assert ("ctl", "status") in owners
+    status, d = raw.request(
+        "PATCH", DEPLOYS + "/split", {"status": {"readyReplicas": 7}}, "application/merge-patch+json"
+    )
+    assert d["status"]["readyReplicas"] == 1  # the main resource ignores status
+
+
+def test_scale_subresource(raw: Raw) -> None:
+    raw.request("PATCH", DEPLOYS + "/sc?fieldManager=t", deployment("sc", replicas=2), APPLY)
+    status, scale = raw.request("GET", DEPLOYS + "/sc/scale")
+    assert status == 200 and scale["kind"] == "Scale" and scale["spec"]["replicas"] == 2
+    assert scale["status"]["selector"] == "app=sc"
+    status, scale = raw.request(
+        "PATCH", DEPLOYS + "/sc/scale", {"spec": {"replicas": 5}}, "application/merge-patch+json"
+    )
+    assert status == 200 and scale["spec"]["replicas"] == 5
+    assert raw.request("GET", DEPLOYS + "/sc")[1]["spec"]["replicas"] == 5
+
+
+def test_finalizers_hold_deletion_until_removed(raw: Raw) -> None:
+    raw.request("POST", CMS, cm("fin", finalizers=["example.com/hold"]))
+    status, doc = raw.request("DELETE", CMS + "/fin")
+    assert status in (200, 202) and doc["metadata"]["deletionTimestamp"]
+    status, live = raw.request("GET", CMS + "/fin")
+    assert status == 200 and live["metadata"]["finalizers"] == ["example.com/hold"]
+    status, _ = raw.request(
+        "PATCH", CMS + "/fin", {"metadata": {"finalizers": None}}, "application/merge-patch+json"
+    )
+    assert status == 200
+    assert raw.request("GET", CMS + "/fin")[0] == 404
+
+
+@pytest.mark.parametrize(
+    ("policy", "survives"), [("Background", False), ("Foreground", False), ("Orphan", True)]
+)
+def test_propagation_policies(raw: Raw, policy: str, survives: bool) -> None:
+    owner = f"own-{policy.lower()}"
+    _, d = raw.request("PATCH", f"{DEPLOYS}/{owner}?fieldManager=t", deployment(owner), APPLY)
+    ref = {"apiVersion": "apps/v1", "kind": "Deployment", "name": owner, "uid": d["metadata"]["uid"]}
+    raw.request("POST", CMS, cm(f"{owner}-dep", ownerReferences=[ref]))
+    status, _ = raw.request("DELETE", f"{DEPLOYS}/{owner}", {"propagationPolicy": policy})
+    assert status in (200, 202)
+    assert _wait_gone(raw, f"{DEPLOYS}/{owner}")
+    if survives:
+        time.sleep(0.3)
+        status, dep = raw.request("GET", f"{CMS}/{owner}-dep")
+        assert status == 200 and "ownerReferences" not in dep["metadata"]
+    else:
+        assert _wait_gone(raw, f"{CMS}/{owner}-dep")
+
+
+def test_dependent_with_a_living_second_owner_survives(raw: Raw) -> None:
+    uids = {}
+    for name in ("two-a", "two-b"):
+        uids[name] = raw.request("PATCH", f"{DEPLOYS}/{name}?fieldManager=t", deployment(name), APPLY)[1][
+            "metadata"
+        ]["uid"]
+    refs = [{"apiVersion": "apps/v1", "kind": "Deployment", "name": n, "uid": u} for n, u in uids.items()]
+    raw.request("POST", CMS, cm("two-dep", ownerReferences=refs))
+    raw.request("DELETE", f"{DEPLOYS}/two-a")
+    time.sleep(0.5)
+    assert raw.request("GET", f"{CMS}/two-dep")[0] == 200
+    raw.request("DELETE", f"{DEPLOYS}/two-b")
+    assert _wait_gone(raw, f"{CMS}/two-dep")
+
+
+def test_namespaces_must_exist_and_deleting_one_empties_it(raw: Raw) -> None:
+    assert raw.request("POST", "/api/v1/namespaces/team/configmaps", cm("x"))[0] == 404
+    assert (
+        raw.request(
+            "POST",
+            "/api/v1/namespaces",
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}},
+        )[0]
+        == 201
+    )
+    assert raw.request("POST", "/api/v1/namespaces/team/configmaps", cm("x"))[0] == 201
+    status, _ = raw.request("DELETE", "/api/v1/namespaces/team")
+    assert status in (200, 202)
+    assert _wait_gone(raw, "/api/v1/namespaces/team")
+    assert raw.request("GET", "/api/v1/namespaces/team/configmaps/x")[0] == 404
+
+
+def _watch_lines(
+    running: kserver.RunningServer, path: str, until: int, timeout: float = 5
+) -> list[dict[str, Any]]:
+    """Raw chunked watch: read JSON lines until `until` events arrived or the stream ends."""
+    ctx = ssl.create_default_context(cadata=running.ca_pem.decode())
+    sock = ctx.wrap_socket(
+        socket.create_connection(("127.0.0.1", running.port), timeout=timeout), server_hostname="127.0.0.1"
+    )
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {running.token}\r\n\r\n".encode())
+    data = b""
+    events: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(events) < until and time.monotonic() < deadline:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+            events = [json.loads(ln) for ln in data.split(b"\r\n") if ln.startswith(b"{")]
+    except TimeoutError:
+        pass
+    finally:
+        sock.close()
+    assert data.startswith(b"HTTP/1.1 200"), data[:200]
+    return events
+
+
+def test_watch_resumes_from_a_resource_version(raw: Raw, running: kserver.RunningServer) -> None:
+    _, first = raw.request("POST", CMS, cm("resume-1"))
+    raw.request("POST", CMS, cm("resume-2"))
+    raw.request("DELETE", CMS + "/resume-1")
+    rv = first["metadata"]["resourceVersion"]
+    events = _watch_lines(
+        running, f"{CMS}?watch=1&resourceVersion={rv}&fieldSelector=metadata.name%21%3Dx", 2
+    )
+    got = [
+        (e["type"], e["object"]["metadata"]["name"])
+        for e in events
+        if e["object"]["metadata"]["name"].startswith("resume")
+    ]
+    assert got == [("ADDED", "resume-2"), ("DELETED", "resume-1")]
+
+
+def test_watch_from_an_expired_resource_version_is_410(raw: Raw, running: kserver.RunningServer) -> None:
+    store = running.cluster.store
+    for i in range(5):
+        raw.request("POST", CMS, cm(f"churn-{i}"))
+    oldest = store.oldest_event_rv()
+    # Drop the oldest events as the bounded log would after EVENT_LOG_SIZE writes.
+    with store.lock:
+        while store.events and store.events[0].rv < store.rv - 2:
+            store.events.popleft()
+    events = _watch_lines(running, f"{CMS}?watch=1&resourceVersion={oldest}", 1)
+    assert events[0]["type"] == "ERROR"
+    assert events[0]["object"]["code"] == 410 and events[0]["object"]["reason"] == "Expired"
+    assert storage.EVENT_LOG_SIZE >= 1000
+
+
+def test_watch_timeout_seconds_ends_the_stream(running: kserver.RunningServer) -> None:
+    start = time.monotonic()
+    events = _watch_lines(
+        running, f"{CMS}?watch=1&timeoutSeconds=1&resourceVersion={running.cluster.store.rv}", 10, timeout=5
+    )
+    assert events == [] and time.monotonic() - start < 4
+
+
+def test_discovery_documents(raw: Raw) -> None:
+    status, groups = raw.request("GET", "/apis")
+    names = {g["name"] for g in groups["groups"]}
+    assert {
+        "apps",
+        "batch",
+        "node.k8s.io",
+        "coordination.k8s.io",
+        "autoscaling",
+        "rbac.authorization.k8s.io",
+        "apiextensions.k8s.io",
+    } <= names
+    _, core = raw.request("GET", "/api/v1")
+    scopes = {r["name"]: r["namespaced"] for r in core["resources"]}
+    assert scopes["namespaces"] is False and scopes["nodes"] is False and scopes["configmaps"] is True
+    _, apps = raw.request("GET", "/apis/apps/v1")
+    assert {"deployments", "deployments/status", "deployments/scale"} <= {
+        r["name"] for r in apps["resources"]
+    }
+    status, index = raw.request("GET", "/openapi/v3")
+    assert "apis/apps/v1" in index["paths"]
+    status, doc = raw.request("GET", index["paths"]["apis/apps/v1"]["serverRelativeURL"])
+    assert status == 200 and "io.k8s.api.apps.v1.Deployment" in doc["components"]["schemas"]
+    status, v2 = raw.request("GET", "/openapi/v2")
+    assert status == 200 and v2["swagger"] == "2.0"
+
+
+def test_deletecollection_by_label(raw: Raw) -> None:
+    for i in range(3):
+        raw.request("POST", CMS, cm(f"dc-{i}", {"dc": "yes"}))
+    status, doc = raw.request("DELETE", CMS + "?labelSelector=dc%3Dyes")
+    assert status == 200 and len(doc["items"]) == 3
+    assert raw.request("GET", CMS + "?labelSelector=dc%3Dyes")[1]["items"] == []
