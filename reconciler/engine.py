@@ -304,8 +304,9 @@ def _write_inventory(
         keep = set(pruned.retry) if pruned else set()
         if not pruned_ran:  # prune skipped: everything previously owned stays owned
             keep |= set(previous.entries)
+        present = {key_of(r) for r in inv.entries}
         for ref in keep:
-            if ref not in inv.entries and key_of(ref) not in {key_of(r) for r in inv.entries}:
+            if key_of(ref) not in present:
                 inv.entries[ref] = previous.entries.get(ref, inventory.Entry(ref))
     if previous is not None and previous.to_json() == inv.to_json():
         return
