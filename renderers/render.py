@@ -13,6 +13,7 @@ Errors are collected, never raised: an app that fails leaves out only its own ob
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,6 +164,42 @@ def unknown_spinkube_kind(doc: SourceDoc) -> DocumentError | None:
     return None
 
 
+def metadata_problem(doc: SourceDoc) -> DocumentError | None:
+    """ObjectMeta basics the API server would reject, checked before anything reads them."""
+    meta = doc.body.get("metadata")
+    if not isinstance(meta, dict):
+        return DocumentError("metadata must be a mapping", doc.at("metadata"), doc.subject)
+    namespace = meta.get("namespace")
+    if namespace is not None and not isinstance(namespace, str):
+        return DocumentError("metadata.namespace must be a string", doc.at("metadata.namespace"),
+                             doc.subject)
+    for key in ("labels", "annotations"):
+        value = meta.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            return DocumentError(f"metadata.{key} must be a mapping", doc.at(f"metadata.{key}"),
+                                 doc.subject)
+        for name, item in value.items():
+            if not isinstance(name, str) or not isinstance(item, str):
+                token = json.dumps(item) if isinstance(item, bool | int | float) or item is None else "it"
+                return DocumentError(
+                    f"metadata.{key} keys and values must be strings: quote {token} as \"{token}\"",
+                    doc.at(f"metadata.{key}.{name}"), doc.subject)
+    return None
+
+
+def _sound(docs: Iterable[SourceDoc], errors: list[RenderError]) -> list[SourceDoc]:
+    kept = []
+    for doc in docs:
+        problem = metadata_problem(doc)
+        if problem is None:
+            kept.append(doc)
+        else:
+            errors.append(problem)
+    return kept
+
+
 def _is_spinapp(doc: SourceDoc) -> bool:
     return doc.kind == "SpinApp" and doc.api_version == SPINAPP_API_VERSION
 
@@ -178,8 +215,11 @@ def render(
     (default: the repo's own Secrets/ConfigMaps); `retired_shims` are Shims that left Git."""
     errors: list[RenderError] = list(tree.errors)
     out = _Collector(settings)
-    passthrough = [*tree.others, *(d for d in tree.scaffolded if not _is_spinapp(d))]
-    apps = [*tree.spinapps, *(d for d in tree.scaffolded if _is_spinapp(d))]
+    others, scaffolded = _sound(tree.others, errors), _sound(tree.scaffolded, errors)
+    passthrough = [*others, *(d for d in scaffolded if not _is_spinapp(d))]
+    apps = [*_sound(tree.spinapps, errors), *(d for d in scaffolded if _is_spinapp(d))]
+    executor_sources = _sound(tree.executors, errors)
+    shim_sources = _sound(tree.shims, errors)
     if lookup is None:
         lookup = ObjectIndex((d.body for d in passthrough), settings.default_namespace)
 
@@ -187,7 +227,7 @@ def render(
         for crd in crds.all_crds():
             out.add(crd, BUILTIN_CRDS_PATH)
 
-    executor_docs = [(d, d.namespace or settings.default_namespace) for d in tree.executors]
+    executor_docs = [(d, d.namespace or settings.default_namespace) for d in executor_sources]
     executors, executor_errors = index_executors(executor_docs)
     errors.extend(executor_errors)
     if settings.include_sources:
@@ -224,7 +264,7 @@ def render(
         if lookup.get("Secret", namespace, CA_SECRET_NAME) is None:
             out.add(ca_secret(namespace, bundle), f"(spindle) spin-ca for namespace {namespace}")
 
-    shim_docs = [d for d in tree.shims if d.api_version == SHIM_API_VERSION]
+    shim_docs = [d for d in shim_sources if d.api_version == SHIM_API_VERSION]
     shims = render_shims(shim_docs, nodes, settings, retired_shims)
     errors.extend(shims.errors)
     # Shims whose schema or name failed are left out (a NodePlatformError only drops a Job).

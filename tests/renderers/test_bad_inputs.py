@@ -150,6 +150,13 @@ CASES: dict[str, tuple[dict[str, str], str, str]] = {
          "spec:\n  fetchStrategy: {anonHttp: {location: x}}\n  runtimeClass: {name: s, handler: s}\n"
          "  rolloutStrategy: {type: recreate}\n" for n in ("a", "b")},
         "infra/b.yaml", "infra/a.yaml"),
+    "label-value-not-a-string": ({"apps/cm.yaml": "apiVersion: v1\nkind: ConfigMap\n"
+                                  "metadata: {name: c, labels: {spin: true}}\n"},
+                                 "apps/cm.yaml", "metadata.labels.spin"),
+    "labels-not-a-mapping": ({"apps/bad.yaml": app(BASE, extra_meta="  labels: [a, b]\n")},
+                             "apps/bad.yaml", "metadata.labels"),
+    "namespace-not-a-string": ({"apps/bad.yaml": app(BASE, extra_meta="  namespace: 7\n")},
+                               "apps/bad.yaml", "metadata.namespace"),
     "service-clashes-with-app": (
         {"apps/svc.yaml": "apiVersion: v1\nkind: Service\nmetadata: {name: good-app}\nspec: {}\n"},
         "apps/svc.yaml", "good.yaml"),
