@@ -87,6 +87,17 @@ ATOMIC_STRUCTS = frozenset({
 #: (model, field) maps marked ``+mapType=atomic``.
 ATOMIC_MAPS = frozenset({("V1PodSpec", "nodeSelector"), ("V1ServiceSpec", "selector")})
 
+#: (model, field) holding resource.Quantity values (string or number, SMD "untyped" scalars).
+QUANTITY_FIELDS = frozenset({
+    ("V1ResourceRequirements", "limits"), ("V1ResourceRequirements", "requests"),
+    ("V1VolumeResourceRequirements", "limits"), ("V1VolumeResourceRequirements", "requests"),
+    ("V1EmptyDirVolumeSource", "sizeLimit"), ("V1PodSpec", "overhead"),
+    ("V1NodeStatus", "capacity"), ("V1NodeStatus", "allocatable"),
+    ("V1ContainerStatus", "allocatedResources"), ("V1ResourceFieldSelector", "divisor"),
+    ("V2MetricTarget", "averageValue"), ("V2MetricTarget", "value"),
+    ("V2MetricValueStatus", "averageValue"), ("V2MetricValueStatus", "value"),
+})
+
 #: (model, field) → JSON default declared in the OpenAPI (used to key list-map items).
 FIELD_DEFAULTS: dict[tuple[str, str], Any] = {
     ("V1ContainerPort", "protocol"): "TCP",
@@ -233,6 +244,8 @@ class _Builder:
     def type_string(self, t: str, model: str, field: str) -> TypeNode:
         if t in _SCALARS:
             n = TypeNode(NodeType.SCALAR, scalar=_SCALARS[t])
+            if t == "str" and (model, field) in QUANTITY_FIELDS:
+                n.scalar = "quantity"
             if t == "datetime":
                 n.format = "date-time"
             default = FIELD_DEFAULTS.get((model, field))

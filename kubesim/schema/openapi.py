@@ -82,7 +82,10 @@ class _Gen:
             if node.patch_merge_key:
                 p["x-kubernetes-patch-merge-key"] = node.patch_merge_key
         elif t is NodeType.SCALAR:
-            if node.scalar == "int-or-string":
+            if node.scalar == "quantity":
+                p = ({"oneOf": [{"type": "string"}, {"type": "number"}]} if self.v3
+                     else {"type": "string", "format": "quantity"})
+            elif node.scalar == "int-or-string":
                 p = {"x-kubernetes-int-or-string": True} if self.v3 else {"type": "string",
                                                                          "format": "int-or-string"}
             else:

@@ -189,6 +189,8 @@ def _type_error(node: TypeNode, value: Any) -> str | None:
         s = node.scalar
         if s == "string" and not isinstance(value, str):
             return f"expected string, got {_json_short(value)}"
+        if s == "quantity" and (isinstance(value, bool) or not isinstance(value, str | int | float)):
+            return f"expected string or number, got {_json_short(value)}"
         if s == "integer" and (isinstance(value, bool) or not isinstance(value, int | float)):
             return f"expected numeric (int or float), got {_json_short(value)}"
         if s == "number" and (isinstance(value, bool) or not isinstance(value, int | float)):

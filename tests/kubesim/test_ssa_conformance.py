@@ -707,3 +707,11 @@ def test_55_atomic_struct_with_defaulted_field_bumps_time_not_content() -> None:
     # the merged fieldRef (atomic) differs from the defaulted live one, as upstream: content equal,
     # manager time bumped
     assert not r.changed and r.managed_fields_changed and entry(r.object, "alice")["time"] == T3
+
+
+def test_56_quantities_accept_numbers_and_strings() -> None:
+    res = {"limits": {"cpu": 1, "memory": "128Mi"}, "requests": {"cpu": 0.5}}
+    r = apply(None, deployment([{"name": "web", "image": "i", "resources": res}]))
+    assert r.object["spec"]["template"]["spec"]["containers"][0]["resources"] == res
+    with pytest.raises(ssa.InvalidObjectError):
+        apply(None, deployment([{"name": "web", "image": 5}]))
