@@ -132,6 +132,29 @@ def test_bad_documents_are_reported_and_good_ones_kept(tmp_path: Path) -> None:
     assert "not a mapping" in messages["d.yaml"]
 
 
+@pytest.mark.parametrize(
+    ("api_version", "kind", "needle"),
+    [
+        ("core.spinoperator.dev/v1alpha1", "SpinApp", "old API group core.spinoperator.dev"),
+        ("runtime.kwasm.sh/v1alpha1", "Shim", "old API group runtime.kwasm.sh"),
+        ("core.spinkube.dev/v1beta1", "SpinApp", "must have apiVersion core.spinkube.dev/v1alpha1"),
+        ("v1", "SpinAppExecutor", "must have apiVersion core.spinkube.dev/v1alpha1"),
+        ("core.spinkube.dev/v1alpha1", "SpinApps", "unknown kind 'SpinApps'"),
+        ("runtime.spinkube.dev/v1alpha1", "RuntimeClass", "unknown kind 'RuntimeClass'"),
+        ("runtime.spinkube.dev/v1", "Widget", "not a served version"),
+    ],
+)
+def test_spinkube_kinds_under_wrong_groups_are_errors(
+    tmp_path: Path, api_version: str, kind: str, needle: str
+) -> None:
+    write(tmp_path, "a.yaml", f"# c\napiVersion: {api_version}\nkind: {kind}\nmetadata:\n  name: x\n")
+    tree = discover(tmp_path)
+    assert (tree.spinapps, tree.executors, tree.shims, tree.others) == ([], [], [], [])
+    [error] = tree.errors
+    assert (error.location.path, error.location.line, error.location.field) == ("a.yaml", 2, "apiVersion")
+    assert needle in error.message
+
+
 def test_json_files_that_are_not_manifests_are_skipped(tmp_path: Path) -> None:
     write(tmp_path, "web/package.json", '{"name": "web", "version": "1.0.0"}')
     write(tmp_path, "web/tsconfig.json", "[1, 2]")
