@@ -3,6 +3,7 @@ k8s.io/apimachinery ``managedfields`` (strip-meta, managed-fields-updater, confl
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,13 +126,14 @@ def _set_managed(obj: dict[str, Any], managed: Managed) -> None:
         meta["managedFields"] = encoded
 
 
-def _conflicts(conflicts: dict[ManagerKey, fp.FieldSet], managed: Managed) -> list[Conflict]:
-    out: list[Conflict] = []
+def _conflicts(conflicts: dict[ManagerKey, fp.FieldSet], managed: Managed,
+               ) -> list[tuple[Conflict, tuple[str, ...]]]:
+    out: list[tuple[Conflict, tuple[str, ...]]] = []
     for key in sorted(conflicts):
         entry = managed[key]
         for path in fp.iter_paths(conflicts[key]):
-            out.append(Conflict(fp.path_string(path), key.manager, key.operation, entry.api_version,
-                                key.subresource))
+            out.append((Conflict(fp.path_string(path), key.manager, key.operation, entry.api_version,
+                                 key.subresource), path))
     return out
 
 
@@ -163,7 +165,77 @@ def _prune(merged: Any, managed: Managed, last: fp.FieldSet, root: TypeNode) -> 
     return typed.remove_items(merged, fp.intersection(fp.difference(merged_set, pruned_set), last_en), root)
 
 
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+#: Only kubectl's own server-side apply upgrades from / keeps in sync with client-side apply.
+_KUBECTL = "kubectl"
+
+
+def _last_applied(obj: dict[str, Any] | None) -> str | None:
+    ann = ((obj or {}).get("metadata") or {}).get("annotations")
+    value = ann.get(LAST_APPLIED) if isinstance(ann, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+def _allowed_from_last_applied(live: dict[str, Any], text: str, root: TypeNode) -> fp.FieldSet | None:
+    """apimachinery lastAppliedManager: fields of the client-side last-applied configuration that
+    still hold their last-applied value may be taken over without a conflict."""
+    try:
+        last = json.loads(text)
+        if not isinstance(last, dict):
+            return None
+        last_set = typed.field_set(last, root)
+    except (ValueError, TypeError):
+        return None
+    cmp = typed.compare(last, _without_managed(live), root)
+    return fp.difference(last_set, cmp.modified)
+
+
+def _sync_last_applied(result: dict[str, Any], config: dict[str, Any]) -> None:
+    """apimachinery lastAppliedUpdater: kubectl's server-side apply rewrites the annotation."""
+    cfg = typed.deep_copy(config)
+    ann = (cfg.get("metadata") or {}).get("annotations")
+    if isinstance(ann, dict):
+        ann.pop(LAST_APPLIED, None)
+    text = json.dumps(cfg, separators=(",", ":"), sort_keys=True, ensure_ascii=False) + "\n"
+    result["metadata"].setdefault("annotations", {})[LAST_APPLIED] = text
+
+
 def apply(
+    live: dict[str, Any] | None,
+    config: dict[str, Any],
+    *,
+    manager: str,
+    api_version: str,
+    force: bool,
+    schema: ResourceSchema,
+    now: str,
+    subresource: str | None = None,
+) -> ApplyResult:
+    """Server-side apply ``config`` (the request body) as ``manager`` onto ``live`` (None: create)."""
+    try:
+        result = _apply(live, config, manager=manager, api_version=api_version, force=force, schema=schema,
+                        now=now, subresource=subresource)
+    except ConflictError as err:
+        text = _last_applied(live) if manager == _KUBECTL and live is not None else None
+        if text is None or live is None:
+            raise
+        allowed = _allowed_from_last_applied(live, text, schema.root)
+        if allowed is None:
+            raise
+        remaining = [(c, p) for c, p in zip(err.conflicts, err.paths, strict=True) if not fp.has(allowed, p)]
+        if remaining:
+            raise ConflictError([c for c, _ in remaining], paths=[p for _, p in remaining]) from None
+        result = _apply(live, config, manager=manager, api_version=api_version, force=True, schema=schema,
+                        now=now, subresource=subresource)
+    if manager == _KUBECTL and _last_applied(result.object) is not None:
+        before = result.object["metadata"]["annotations"][LAST_APPLIED]
+        _sync_last_applied(result.object, config)
+        if result.object["metadata"]["annotations"][LAST_APPLIED] != before:
+            result.changed = True
+    return result
+
+
+def _apply(
     live: dict[str, Any] | None,
     config: dict[str, Any],
     *,
@@ -223,7 +295,8 @@ def apply(
             if c:
                 conflicts[key] = c
     if conflicts and not force:
-        raise ConflictError(_conflicts(conflicts, managed))
+        listed = _conflicts(conflicts, managed)
+        raise ConflictError([c for c, _ in listed], paths=[p for _, p in listed])
     for key, c in conflicts.items():
         managed[key].fields = fp.difference(managed[key].fields, c)
     if cmp.removed:

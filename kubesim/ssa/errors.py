@@ -77,8 +77,10 @@ class ConflictError(SSAError):
     code = 409
     reason = "Conflict"
 
-    def __init__(self, conflicts: list[Conflict]) -> None:
+    def __init__(self, conflicts: list[Conflict], *, paths: list[tuple[str, ...]] | None = None) -> None:
         self.conflicts = conflicts
+        #: The conflicting paths as path-element tuples (parallel to ``conflicts``).
+        self.paths = paths if paths is not None else [() for _ in conflicts]
         super().__init__(
             conflict_message(conflicts),
             causes=tuple(

@@ -715,3 +715,29 @@ def test_56_quantities_accept_numbers_and_strings() -> None:
     assert r.object["spec"]["template"]["spec"]["containers"][0]["resources"] == res
     with pytest.raises(ssa.InvalidObjectError):
         apply(None, deployment([{"name": "web", "image": 5}]))
+
+
+def client_side_applied(cfg: dict[str, Any]) -> dict[str, Any]:
+    """What `kubectl apply` (client-side) leaves: an Update entry and the last-applied annotation."""
+    obj = with_(cfg, "metadata.annotations", {"kubectl.kubernetes.io/last-applied-configuration":
+                                              json.dumps(cfg, sort_keys=True) + "\n"})
+    return update(None, obj, "kubectl-client-side-apply", now=T0).object
+
+
+def test_57_kubectl_server_side_upgrade_takes_over_last_applied_fields() -> None:
+    live = client_side_applied(with_(BASE, "spec.replicas", 2))
+    r = apply(live, with_(BASE, "spec.replicas", 3), "kubectl")
+    assert r.object["spec"]["replicas"] == 3
+    assert owns(r.object, "kubectl", "f:spec", "f:replicas")
+    last = json.loads(r.object["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"])
+    assert last["spec"]["replicas"] == 3
+
+
+def test_58_last_applied_upgrade_only_for_kubectl_and_unchanged_fields() -> None:
+    live = client_side_applied(with_(BASE, "spec.replicas", 2))
+    with pytest.raises(ssa.ConflictError):
+        apply(live, with_(BASE, "spec.replicas", 3), "spindle")
+    drifted = update(live, with_(live, "spec.replicas", 5), "kubectl-client-side-apply").object
+    with pytest.raises(ssa.ConflictError) as err:
+        apply(drifted, with_(BASE, "spec.replicas", 3), "kubectl")
+    assert [c.field for c in err.value.conflicts] == [".spec.replicas"]
