@@ -306,17 +306,17 @@ def _text(opts: ScaffoldOptions, name: str, runtime_config: str) -> str:
 
 # --- Spin projects: [application.tool.spindle] ------------------------------------------------
 
-# tool-table key → (ScaffoldOptions field, expected type, the SpinApp field it lands in)
+# tool-table key → (ScaffoldOptions field, expected type, the SpinApp field it lands in, if any)
 _TOOL_KEYS: dict[str, tuple[str, type, str]] = {
     "image": ("from_image", str, "spec.image"),
     "name": ("name", str, "metadata.name"),
     "namespace": ("namespace", str, "metadata.namespace"),
     "replicas": ("replicas", int, "spec.replicas"),
-    "max_replicas": ("max_replicas", int, "spec"),
+    "max_replicas": ("max_replicas", int, ""),
     "executor": ("executor", str, "spec.executor"),
     "autoscaler": ("autoscaler", str, "spec.enableAutoscaling"),
-    "autoscaler_target_cpu_utilization": ("target_cpu_utilization", int, "spec"),
-    "autoscaler_target_memory_utilization": ("target_memory_utilization", int, "spec"),
+    "autoscaler_target_cpu_utilization": ("target_cpu_utilization", int, ""),
+    "autoscaler_target_memory_utilization": ("target_memory_utilization", int, ""),
     "cpu_limit": ("cpu_limit", str, "spec.resources.limits.cpu"),
     "memory_limit": ("memory_limit", str, "spec.resources.limits.memory"),
     "cpu_request": ("cpu_request", str, "spec.resources.requests.cpu"),
@@ -394,7 +394,8 @@ def project_options(
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             fail(key, f"{key} must be {_TYPE_NAMES[kind]}, not {type(value).__name__}")
             continue
-        field_keys[target] = key
+        if target:
+            field_keys[target] = key
         values[attr] = value
     for key in ("variables",):
         if key in values:
@@ -455,6 +456,12 @@ def project_options(
         validate(opts)
     except ScaffoldError as exc:
         fail(_blame(opts, str(exc)), str(exc))
+        return None, field_lines
+    name = opts.name or name_from_image(opts.from_image)
+    if not _DNS_LABEL.match(name) or len(name) > 63:
+        # It names the Deployment and Service too: a DNS label (the plugin would print it anyway).
+        hint = "" if opts.name else ' (it comes from the image; set name = "...")'
+        fail("name" if opts.name else "image", f"app name {name!r} is not a valid DNS label{hint}")
         return None, field_lines
     return opts, field_lines
 

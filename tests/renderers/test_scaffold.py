@@ -384,6 +384,8 @@ source = "app.wasm"
         ('image = "x/app:1"\ncpu-limit = "1"', 8, "cpu-limit", "(did you mean 'cpu_limit'?)"),
         ('image = "x/app:1"\nreplica = 1', 8, "replica", "(did you mean 'replicas'?)"),
         ('image = "x/app:1"\nmax_replicas = 5', 8, "max_replicas", "has no effect without an autoscaler"),
+        ('image = "x/my_app:1"', 7, "image", "'my_app' is not a valid DNS label (it comes from the image"),
+        ('image = "x/app:1"\nname = "App"', 8, "name", "'App' is not a valid DNS label"),
         (
             'image = "x/app:1"\nautoscaler_target_cpu_utilization = 50',
             8,
