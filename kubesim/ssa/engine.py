@@ -316,7 +316,9 @@ def _apply(
         default_object(schema, result)
     else:
         result = typed.deep_copy(live_clean)
-    if me in managed and (merged_changed or last is None or last.fields != mine):
+    # managedFieldsUpdater: the applier's time moves only when the object changed (a new applier
+    # that merely shares values gets an entry without time, as upstream).
+    if me in managed and merged_changed:
         managed[me].time = now
     changed = created or (merged_changed and result != live_clean)
     _set_managed(result, managed)
