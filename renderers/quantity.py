@@ -41,7 +41,11 @@ def parse_quantity(text: str | int | float) -> Fraction:
     if isinstance(text, int):
         return Fraction(text)
     if isinstance(text, float):
+        if not math.isfinite(text):
+            raise QuantityError(f"{text!r} is not a valid quantity")
         return Fraction(str(text))
+    if not isinstance(text, str):
+        raise QuantityError(f"quantities must be a string or number, not {type(text).__name__}")
     match = _QUANTITY.match(text.strip()) if text.strip() == text else None
     if match is None:
         raise QuantityError(f"{text!r} is not a valid quantity (e.g. 128Mi, 1G, 500m)")

@@ -74,12 +74,28 @@ KIND_ORDER: tuple[str, ...] = (
 _RANK = {kind: i for i, kind in enumerate(KIND_ORDER)}
 
 # Kinds without a namespace; every other kind defaults to the settings' namespace.
-CLUSTER_SCOPED = frozenset({
-    "CustomResourceDefinition", "Namespace", "PriorityClass", "RuntimeClass", "StorageClass",
-    "IngressClass", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "Node", "Shim",
-    "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "APIService", "CSIDriver",
-    "VolumeAttachment", "CertificateSigningRequest", "ClusterIssuer",
-})
+CLUSTER_SCOPED = frozenset(
+    {
+        "CustomResourceDefinition",
+        "Namespace",
+        "PriorityClass",
+        "RuntimeClass",
+        "StorageClass",
+        "IngressClass",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "PersistentVolume",
+        "Node",
+        "Shim",
+        "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration",
+        "APIService",
+        "CSIDriver",
+        "VolumeAttachment",
+        "CertificateSigningRequest",
+        "ClusterIssuer",
+    }
+)
 
 
 @dataclass
@@ -106,8 +122,13 @@ def sort_key(obj: Obj) -> tuple[int, str, str, str, str]:
     kind = str(obj.get("kind", ""))
     meta = obj.get("metadata") or {}
     api_version = str(obj.get("apiVersion", ""))
-    return (_RANK.get(kind, len(KIND_ORDER)), api_version if kind not in _RANK else "", kind,
-            str(meta.get("namespace") or ""), str(meta.get("name", "")))
+    return (
+        _RANK.get(kind, len(KIND_ORDER)),
+        api_version if kind not in _RANK else "",
+        kind,
+        str(meta.get("namespace") or ""),
+        str(meta.get("name", "")),
+    )
 
 
 class _Collector:
@@ -127,9 +148,13 @@ class _Collector:
         first = self._seen.get(key)
         if first is not None:
             what = f"{key[1]}/{namespace}/{name}" if namespace else f"{key[1]}/{name}"
-            self.errors.append(DuplicateObjectError(
-                f"{what} is defined twice: in {first} and in {source_path}",
-                Location(source_path, line, "metadata.name"), subject or what))
+            self.errors.append(
+                DuplicateObjectError(
+                    f"{what} is defined twice: in {first} and in {source_path}",
+                    Location(source_path, line, "metadata.name"),
+                    subject or what,
+                )
+            )
             return
         self._seen[key] = source_path
         self.objects.append(_mark(obj, source_path))
@@ -150,17 +175,25 @@ def unknown_spinkube_kind(doc: SourceDoc) -> DocumentError | None:
     """An error for a SpinKube-group object spindle cannot render (wrong kind or version)."""
     group = doc.api_version.rpartition("/")[0]
     if group in RENAMED_GROUPS:
-        return DocumentError(f"API group {group} is obsolete; use {RENAMED_GROUPS[group]}",
-                             doc.at("apiVersion"), doc.subject)
+        return DocumentError(
+            f"API group {group} is obsolete; use {RENAMED_GROUPS[group]}", doc.at("apiVersion"), doc.subject
+        )
     if not group.endswith(".spinkube.dev"):
         return None
     known = KNOWN_SPINKUBE.get(doc.api_version)
     if known is None:
-        return DocumentError(f"unknown SpinKube API version {doc.api_version!r} (spindle knows "
-                             f"{', '.join(sorted(KNOWN_SPINKUBE))})", doc.at("apiVersion"), doc.subject)
+        return DocumentError(
+            f"unknown SpinKube API version {doc.api_version!r} (spindle knows "
+            f"{', '.join(sorted(KNOWN_SPINKUBE))})",
+            doc.at("apiVersion"),
+            doc.subject,
+        )
     if doc.kind not in known:
-        return DocumentError(f"unknown kind {doc.kind!r} in {doc.api_version} (expected one of "
-                             f"{', '.join(known)})", doc.at("kind"), doc.subject)
+        return DocumentError(
+            f"unknown kind {doc.kind!r} in {doc.api_version} (expected one of {', '.join(known)})",
+            doc.at("kind"),
+            doc.subject,
+        )
     return None
 
 
@@ -168,24 +201,24 @@ def metadata_problem(doc: SourceDoc) -> DocumentError | None:
     """ObjectMeta basics the API server would reject, checked before anything reads them."""
     meta = doc.body.get("metadata")
     if not isinstance(meta, dict):
-        return DocumentError("metadata must be a mapping", doc.at("metadata"), doc.subject)
+        return DocumentError("metadata must be a mapping", doc.at("metadata"), doc.kind)
     namespace = meta.get("namespace")
     if namespace is not None and not isinstance(namespace, str):
-        return DocumentError("metadata.namespace must be a string", doc.at("metadata.namespace"),
-                             doc.subject)
+        return DocumentError("metadata.namespace must be a string", doc.at("metadata.namespace"), doc.subject)
     for key in ("labels", "annotations"):
         value = meta.get(key)
         if value is None:
             continue
         if not isinstance(value, dict):
-            return DocumentError(f"metadata.{key} must be a mapping", doc.at(f"metadata.{key}"),
-                                 doc.subject)
+            return DocumentError(f"metadata.{key} must be a mapping", doc.at(f"metadata.{key}"), doc.subject)
         for name, item in value.items():
             if not isinstance(name, str) or not isinstance(item, str):
                 token = json.dumps(item) if isinstance(item, bool | int | float) or item is None else "it"
                 return DocumentError(
-                    f"metadata.{key} keys and values must be strings: quote {token} as \"{token}\"",
-                    doc.at(f"metadata.{key}.{name}"), doc.subject)
+                    f'metadata.{key} keys and values must be strings: quote {token} as "{token}"',
+                    doc.at(f"metadata.{key}.{name}"),
+                    doc.subject,
+                )
     return None
 
 
@@ -243,9 +276,13 @@ def render(
             app_paths[(namespace, doc.name)] = doc.location.path
         else:
             # Report once for the app, rather than once per colliding child object.
-            errors.append(DuplicateObjectError(
-                f"SpinApp {namespace}/{doc.name} is defined twice: in {first} and in {doc.location.path}",
-                doc.at("metadata.name"), doc.subject))
+            errors.append(
+                DuplicateObjectError(
+                    f"SpinApp {namespace}/{doc.name} is defined twice: in {first} and in {doc.location.path}",
+                    doc.at("metadata.name"),
+                    doc.subject,
+                )
+            )
             continue
         rendering = render_spinapp(doc, namespace, executors, lookup)
         if rendering.errors:
@@ -268,8 +305,9 @@ def render(
     shims = render_shims(shim_docs, nodes, settings, retired_shims)
     errors.extend(shims.errors)
     # Shims whose schema or name failed are left out (a NodePlatformError only drops a Job).
-    failed_shims = {(e.obj, e.location.path) for e in shims.errors
-                    if isinstance(e, SchemaError | DuplicateObjectError)}
+    failed_shims = {
+        (e.obj, e.location.path) for e in shims.errors if isinstance(e, SchemaError | DuplicateObjectError)
+    }
     if settings.include_sources:
         for doc in shim_docs:
             if (doc.subject, doc.location.path) not in failed_shims:
@@ -289,8 +327,9 @@ def render(
 
 
 def _sorted_errors(errors: Iterable[RenderError]) -> list[RenderError]:
-    return sorted(errors, key=lambda e: (e.location.path, e.location.line or 0, e.location.field or "",
-                                         e.message))
+    return sorted(
+        errors, key=lambda e: (e.location.path, e.location.line or 0, e.location.field or "", e.message)
+    )
 
 
 def render_checkout(

@@ -44,8 +44,9 @@ class AppRendering:
     errors: list[RenderError] = field(default_factory=list)
 
 
-def render_spinapp(doc: SourceDoc, namespace: str, executors: ExecutorIndex,
-                   lookup: ValueLookup) -> AppRendering:
+def render_spinapp(
+    doc: SourceDoc, namespace: str, executors: ExecutorIndex, lookup: ValueLookup
+) -> AppRendering:
     schema_errors = crds.validate(doc)
     if schema_errors:
         return AppRendering(errors=list(schema_errors))
@@ -56,9 +57,15 @@ def render_spinapp(doc: SourceDoc, namespace: str, executors: ExecutorIndex,
     executor_name, defaulted = webhook.default_executor(spec, executors.names())
     executor_spec = executors.valid.get((namespace, executor_name))
     if executor_spec is None and (namespace, executor_name) in executors.invalid:
-        return AppRendering(errors=[WebhookRuleError(
-            f"SpinAppExecutor {namespace}/{executor_name} is invalid (see its errors)",
-            doc.at("spec.executor"), doc.subject)])
+        return AppRendering(
+            errors=[
+                WebhookRuleError(
+                    f"SpinAppExecutor {namespace}/{executor_name} is invalid (see its errors)",
+                    doc.at("spec.executor"),
+                    doc.subject,
+                )
+            ]
+        )
     rule_errors = webhook.check_spinapp(doc, spec, namespace, executor_name, defaulted, executor_spec)
     if rule_errors or executor_spec is None:
         return AppRendering(errors=list(rule_errors))
@@ -77,8 +84,7 @@ def render_spinapp(doc: SourceDoc, namespace: str, executors: ExecutorIndex,
         if not ca_secret and config.get("installDefaultCACerts"):
             ca_secret = workload.CA_SECRET_NAME
             result.ca_namespace = namespace
-        result.objects.append(
-            workload.deployment(app, namespace, spec, config, runtime_secret, ca_secret))
+        result.objects.append(workload.deployment(app, namespace, spec, config, runtime_secret, ca_secret))
     result.objects.append(workload.service(app, namespace, spec))
     return result
 
@@ -91,9 +97,14 @@ def index_executors(docs: Iterable[tuple[SourceDoc, str]]) -> tuple[ExecutorInde
     for doc, namespace in docs:
         first = seen.get((namespace, doc.name))
         if first is not None:
-            errors.append(DuplicateObjectError(
-                f"SpinAppExecutor {namespace}/{doc.name} is defined twice: in {first} and in "
-                f"{doc.location.path}", doc.at("metadata.name"), doc.subject))
+            errors.append(
+                DuplicateObjectError(
+                    f"SpinAppExecutor {namespace}/{doc.name} is defined twice: in {first} and in "
+                    f"{doc.location.path}",
+                    doc.at("metadata.name"),
+                    doc.subject,
+                )
+            )
             continue
         seen[(namespace, doc.name)] = doc.location.path
         problems: list[RenderError] = list(crds.validate(doc))

@@ -48,26 +48,28 @@ class ObjectIndex:
         return self._by_key.get((kind, namespace, name))
 
 
-def _data_value(obj: Obj, key: str) -> str | None:
-    """A key's value from a ConfigMap (data/binaryData) or Secret (data base64, stringData)."""
-    if obj.get("kind") == "Secret":
-        string_data = obj.get("stringData") or {}
-        if key in string_data:
-            return str(string_data[key])
-        data = obj.get("data") or {}
-        if key in data:
-            try:
-                return base64.b64decode(str(data[key]), validate=True).decode("utf-8", "surrogateescape")
-            except (binascii.Error, ValueError):
-                return None
+def _section(obj: Obj, name: str) -> Mapping[str, Any]:
+    section = obj.get(name)
+    return section if isinstance(section, dict) else {}
+
+
+def _decode(value: Any) -> str | None:
+    if not isinstance(value, str):
         return None
-    data = obj.get("data") or {}
-    if key in data:
-        return str(data[key])
-    binary = obj.get("binaryData") or {}
-    if key in binary:
-        return base64.b64decode(str(binary[key])).decode("utf-8", "surrogateescape")
-    return None
+    try:
+        return base64.b64decode(value, validate=True).decode("utf-8", "surrogateescape")
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _data_value(obj: Obj, key: str) -> str | None:
+    """A key's string value from a ConfigMap (data, binaryData) or a Secret (stringData, base64
+    data); None when it is missing or not a string."""
+    if obj.get("kind") == "Secret":
+        text = _section(obj, "stringData").get(key)
+        return text if isinstance(text, str) else _decode(_section(obj, "data").get(key))
+    text = _section(obj, "data").get(key)
+    return text if isinstance(text, str) else _decode(_section(obj, "binaryData").get(key))
 
 
 class _Builder:
@@ -90,13 +92,19 @@ class _Builder:
             ref_path = f"{path}.valueFrom.{ref_field}"
             obj = self.lookup.get(kind, self.namespace, name)
             if obj is None:
-                self._error(f"{kind} {self.namespace}/{name} is not in the repo (needed for option "
-                            f"{option.get('name')!r})", ref_path + ".name")
+                self._error(
+                    f"{kind} {self.namespace}/{name} is not in the repo (needed for option "
+                    f"{option.get('name')!r})",
+                    ref_path + ".name",
+                )
                 return ""
             resolved = _data_value(obj, key)
             if resolved is None:
-                self._error(f"{kind} {self.namespace}/{name} has no key {key!r} (needed for option "
-                            f"{option.get('name')!r})", ref_path + ".key")
+                self._error(
+                    f"{kind} {self.namespace}/{name} has no string key {key!r} (needed for option "
+                    f"{option.get('name')!r})",
+                    ref_path + ".key",
+                )
                 return ""
             return resolved
         return ""
@@ -118,8 +126,9 @@ class _Builder:
             if name in stores:
                 self._error(f"duplicate definition for {what} with name: {name}", f"{path}[{i}].name")
                 continue
-            stores[name] = self.options(str(entry.get("type", "")), entry.get("options") or [],
-                                        f"{path}[{i}]")
+            stores[name] = self.options(
+                str(entry.get("type", "")), entry.get("options") or [], f"{path}[{i}]"
+            )
         return stores
 
 
@@ -133,18 +142,21 @@ def build(
     builder = _Builder(doc, namespace, lookup)
     provider = gotoml.Table(kvs=[("type", "env"), ("prefix", ENV_PREFIX)])
     tables: list[tuple[str, gotoml.Table | list[gotoml.Table]]] = [("config_provider", [provider])]
-    kv = builder.stores(config.get("keyValueStores") or [], "spec.runtimeConfig.keyValueStores",
-                        "key value store")
+    kv = builder.stores(
+        config.get("keyValueStores") or [], "spec.runtimeConfig.keyValueStores", "key value store"
+    )
     if kv:
         tables.append(("key_value_store", gotoml.Table.of_maps(kv)))
-    sqlite = builder.stores(config.get("sqliteDatabases") or [], "spec.runtimeConfig.sqliteDatabases",
-                            "sqlite database")
+    sqlite = builder.stores(
+        config.get("sqliteDatabases") or [], "spec.runtimeConfig.sqliteDatabases", "sqlite database"
+    )
     if sqlite:
         tables.append(("sqlite_database", gotoml.Table.of_maps(sqlite)))
     llm = config.get("llmCompute")
     if llm:
-        options = builder.options(str(llm.get("type", "")), llm.get("options") or [],
-                                  "spec.runtimeConfig.llmCompute")
+        options = builder.options(
+            str(llm.get("type", "")), llm.get("options") or [], "spec.runtimeConfig.llmCompute"
+        )
         tables.append(("llm_compute", gotoml.Table.from_map(options)))
     return gotoml.marshal(gotoml.Table(tables=tables)), builder.errors
 

@@ -47,18 +47,30 @@ def check_spinapp(
         errors.append(WebhookRuleError(message, doc.at(field), doc.subject))
 
     if not _DNS1035.match(doc.name):
-        fail("metadata.name", f"SpinApp name {doc.name!r} is not a DNS-1035 label (lowercase letters, "
-             "digits and '-', starting with a letter): the operator names the Service after it")
+        fail(
+            "metadata.name",
+            f"SpinApp name {doc.name!r} is not a DNS-1035 label (lowercase letters, "
+            "digits and '-', starting with a letter): the operator names the Service after it",
+        )
     elif len(doc.name) > MAX_APP_NAME:
-        fail("metadata.name", f"SpinApp names longer than {MAX_APP_NAME} characters make the label "
-             f"core.spinkube.dev/app.<name>.status invalid")
+        fail(
+            "metadata.name",
+            f"SpinApp names longer than {MAX_APP_NAME} characters make the label "
+            f"core.spinkube.dev/app.<name>.status invalid",
+        )
     if not executor_name:
         fail("spec.executor", "executor must be set; there is no SpinAppExecutor in the repo to default to")
     elif executor_spec is None:
-        how = " (defaulted by the mutating webhook to the first executor name in any namespace)" \
-            if defaulted else ""
-        fail("spec.executor", f"SpinAppExecutor {namespace}/{executor_name} does not exist in the app's "
-             f"namespace{how}; executors are namespaced, define one in {namespace}")
+        how = (
+            " (defaulted by the mutating webhook to the first executor name in any namespace)"
+            if defaulted
+            else ""
+        )
+        fail(
+            "spec.executor",
+            f"SpinAppExecutor {namespace}/{executor_name} does not exist in the app's "
+            f"namespace{how}; executors are namespaced, define one in {namespace}",
+        )
 
     autoscaling = bool(spec.get("enableAutoscaling"))
     replicas = spec.get("replicas")
@@ -70,8 +82,11 @@ def check_spinapp(
     if executor_spec is not None and not executor_spec.get("createDeployment"):
         for field in ("deploymentAnnotations", "podAnnotations"):
             if spec.get(field):
-                fail(f"spec.{field}", f"{field} can't be set when the executor "
-                     f"{executor_name!r} does not create Deployments (createDeployment: false)")
+                fail(
+                    f"spec.{field}",
+                    f"{field} can't be set when the executor "
+                    f"{executor_name!r} does not create Deployments (createDeployment: false)",
+                )
 
     errors.extend(_check_memory(doc, spec))
     return errors
@@ -96,9 +111,13 @@ def _check_memory(doc: SourceDoc, spec: Mapping[str, Any]) -> list[WebhookRuleEr
         except QuantityError:
             return []  # the schema check reports the malformed quantity
         if limit > container_value:
-            return [WebhookRuleError(
-                f"memory invocation limit {memory} is larger than the memory {source[:-1]} {container}",
-                doc.at(field), doc.subject)]
+            return [
+                WebhookRuleError(
+                    f"memory invocation limit {memory} is larger than the memory {source[:-1]} {container}",
+                    doc.at(field),
+                    doc.subject,
+                )
+            ]
         return []
     return []
 
@@ -107,14 +126,22 @@ def check_executor(doc: SourceDoc, spec: Mapping[str, Any]) -> list[WebhookRuleE
     config = spec.get("deploymentConfig")
     if config is None:
         if spec.get("createDeployment"):
-            return [WebhookRuleError(
-                "createDeployment is true but deploymentConfig is missing (spin-operator would crash)",
-                doc.at("spec.deploymentConfig"), doc.subject)]
+            return [
+                WebhookRuleError(
+                    "createDeployment is true but deploymentConfig is missing (spin-operator would crash)",
+                    doc.at("spec.deploymentConfig"),
+                    doc.subject,
+                )
+            ]
         return []
     has_class, has_image = bool(config.get("runtimeClassName")), bool(config.get("spinImage"))
     if has_class == has_image:
         which = "both are set" if has_class else "neither is set"
-        return [WebhookRuleError(
-            f"exactly one of runtimeClassName and spinImage must be set ({which})",
-            doc.at("spec.deploymentConfig"), doc.subject)]
+        return [
+            WebhookRuleError(
+                f"exactly one of runtimeClassName and spinImage must be set ({which})",
+                doc.at("spec.deploymentConfig"),
+                doc.subject,
+            )
+        ]
     return []

@@ -38,14 +38,21 @@ OTEL_ENV = (
     ("exporter_otlp_metrics_endpoint", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"),
     ("exporter_otlp_logs_endpoint", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"),
 )
-_PROBE_FIELDS = ("initialDelaySeconds", "timeoutSeconds", "periodSeconds", "successThreshold",
-                 "failureThreshold")
+_PROBE_FIELDS = (
+    "initialDelaySeconds",
+    "timeoutSeconds",
+    "periodSeconds",
+    "successThreshold",
+    "failureThreshold",
+)
 
 
 def _secret_volume(volume: str, secret: str, key: str, mount_path: str) -> tuple[Obj, Obj]:
     return (
-        {"name": volume,
-         "secret": {"secretName": secret, "optional": True, "items": [{"key": key, "path": key}]}},
+        {
+            "name": volume,
+            "secret": {"secretName": secret, "optional": True, "items": [{"key": key, "path": key}]},
+        },
         {"name": volume, "readOnly": True, "mountPath": mount_path, "subPath": key},
     )
 
@@ -99,8 +106,9 @@ def volumes(
     vols: list[Obj] = []
     mounts: list[Obj] = []
     if runtime_secret:
-        vol, mount = _secret_volume(RUNTIME_CONFIG_VOLUME, runtime_secret, RUNTIME_CONFIG_KEY,
-                                    RUNTIME_CONFIG_PATH)
+        vol, mount = _secret_volume(
+            RUNTIME_CONFIG_VOLUME, runtime_secret, RUNTIME_CONFIG_KEY, RUNTIME_CONFIG_PATH
+        )
         vols.append(vol)
         mounts.append(mount)
     vols.extend(gotypes.volume(v) for v in spec.get("volumes") or [])
@@ -124,8 +132,15 @@ def deployment(
     spin_image = deployment_config.get("spinImage")
     if spin_image:
         container["image"] = spin_image
-        args = ["up", "--listen", LISTEN_ADDR, "-f", spec["image"], "--runtime-config-file",
-                RUNTIME_CONFIG_PATH]
+        args = [
+            "up",
+            "--listen",
+            LISTEN_ADDR,
+            "-f",
+            spec["image"],
+            "--runtime-config-file",
+            RUNTIME_CONFIG_PATH,
+        ]
         for component in spec.get("components") or []:
             args += ["--component-id", component]
         container["args"] = args
