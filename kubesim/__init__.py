@@ -1,1 +1,42 @@
-"""kubesim: an embedded Kubernetes API server with real server-side-apply semantics, backed by SQLite."""
+"""kubesim: an embedded Kubernetes API server with real server-side-apply semantics, backed by SQLite.
+
+Real `kubectl` and the Python `kubernetes` client talk to it over HTTPS with a bearer token
+(client-go sends tokens only over TLS, so kubesim makes itself a self-signed certificate and puts
+it into the kubeconfig as the cluster's CA).
+
+Embedding (tests, the reconciler's default target)::
+
+    from kubesim import server
+
+    running = server.start(":memory:", port=0, token=None)   # or a SQLite path; port 0 = pick one
+    running.url                  # "https://127.0.0.1:<port>"
+    running.token                # the bearer token (random unless given)
+    running.kubeconfig(path)     # the kubeconfig text, also written (0600) when a path is given
+    running.cluster              # the in-process API (kubesim.api.Cluster) for white-box checks
+    running.stop()               # graceful: watches end, controllers stop, database closed
+    # also a context manager: `with server.start() as running: ...`
+
+    server.start(..., address="127.0.0.1", simulate_workloads=False, simulate_delay=2.0)
+
+`python -m kubesim --state PATH --kubeconfig PATH` serves in the foreground; the user-facing
+command is `spindle cluster serve`.
+
+What it serves: discovery (/version, /api, /apis, legacy group/version lists; kubectl falls back
+from aggregated discovery), /openapi/v2 and /openapi/v3; the built-ins of `kubesim.resources`
+and every established CRD; get, list (label/field selectors, limit/continue), watch (resume,
+410 Expired, bookmarks, timeoutSeconds), create (generateName), update (optimistic concurrency),
+patch (apply, merge, JSON, strategic for built-ins), delete (propagation policies, finalizers,
+garbage collection through ownerReferences), deletecollection; `status` and `scale` subresources.
+Server-side apply itself is `kubesim.ssa`; the type schemas are `kubesim.schema`.
+
+Modules: `server` (HTTP, routing, embedding), `api` (the verbs), `storage` (SQLite + cache +
+event log), `registry` / `resources` / `crds` (what is served), `fields` (the seam to the SSA
+engine), `controllers` (GC, namespace and CRD cleanup, the opt-in workload simulator),
+`discovery`, `openapi`, `tables` (kubectl's Table output), `selectors`, `meta`, `tls`,
+`kubeconfig`, `errors` (the error tree).
+
+Known gaps: protobuf request bodies are answered 415 (kubectl's typed generators such as
+`kubectl create configmap` send protobuf; `kubectl apply`, `edit`, `scale`, `patch`, `delete`,
+`get`, `diff`, `wait`, `rollout status`, `explain` use JSON and work); no admission webhooks,
+RBAC or conversion between CRD versions (each version is served from the one stored object).
+"""

@@ -71,6 +71,8 @@ class Handler(BaseHTTPRequestHandler):
     server: KubesimHTTPServer
     server_version = "kubesim"
     sys_version = ""
+    # An idle or silent connection is dropped after this long (client-go reconnects as needed).
+    timeout = 600
 
     def log_message(self, fmt: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), fmt % args)
