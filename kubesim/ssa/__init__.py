@@ -9,7 +9,8 @@ Public API::
         PATCH application/apply-patch+yaml.  ``live`` is the stored object (None: create), with its
         ``metadata.managedFields``; ``config`` the decoded body; ``api_version`` the URL's
         group/version; ``now`` an RFC 3339 UTC time ("2026-01-02T03:04:05Z").
-        Raises ApplyBodyError (400: managedFields in body, wrong apiVersion), InvalidObjectError
+        Raises ApplyBodyError (400: managedFields in body, apiVersion/kind not the URL's:
+        "invalid object type: apps/v1beta1, Kind=Deployment"), InvalidObjectError
         (422: duplicate list-map keys, item without key, wrong type, undeclared field — message
         verbatim from upstream), ConflictError (409, ``.conflicts`` and ``.causes`` for the Status).
 

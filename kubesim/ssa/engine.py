@@ -249,14 +249,17 @@ def _apply(
     """Server-side apply ``config`` (the request body) as ``manager`` onto ``live`` (None: create)."""
     if not isinstance(config, dict):
         raise ApplyBodyError("error decoding YAML: the apply body must be an object")
+    if config.get("apiVersion") != api_version or config.get("kind") != schema.kind:
+        # apimachinery versionCheckManager, the outermost check of the apply chain.
+        av = config.get("apiVersion")
+        group, _, version = (av if isinstance(av, str) else "").rpartition("/")
+        kind = config.get("kind")
+        raise ApplyBodyError(
+            f"invalid object type: {group}/{version}, Kind={kind if isinstance(kind, str) else ''}"
+        )
     meta = config.get("metadata")
     if isinstance(meta, dict) and meta.get("managedFields") is not None:
         raise ApplyBodyError("metadata.managedFields must be nil")
-    if config.get("apiVersion") != api_version:
-        raise ApplyBodyError(
-            "Incorrect version specified in apply patch. "
-            f"Specified patch version: {config.get('apiVersion', '')}, expected: {api_version}"
-        )
     root = schema.root
     try:
         config_set = typed.field_set(config, root, strict=True)

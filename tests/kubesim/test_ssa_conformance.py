@@ -505,9 +505,10 @@ def test_37_managed_fields_in_apply_body_rejected() -> None:
 def test_38_wrong_api_version_rejected() -> None:
     with pytest.raises(ssa.ApplyBodyError) as err:
         apply(None, with_(BASE, "apiVersion", "apps/v1beta1"))
-    assert err.value.message == (
-        "Incorrect version specified in apply patch. Specified patch version: apps/v1beta1, expected: apps/v1"
-    )
+    assert err.value.message == "invalid object type: apps/v1beta1, Kind=Deployment"
+    with pytest.raises(ssa.ApplyBodyError) as err:
+        apply(None, with_(BASE, "kind", "StatefulSet"))
+    assert err.value.message == "invalid object type: apps/v1, Kind=StatefulSet"
 
 
 def test_39_undeclared_field_rejected() -> None:
