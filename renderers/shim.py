@@ -63,8 +63,13 @@ def trim_name(name: str) -> str:
 def _go_json(value: Mapping[str, str]) -> str:
     """Go's `json.Marshal` of a map[string]string: sorted keys, compact, HTML-escaped."""
     text = json.dumps(dict(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
-                          ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+    for char, escaped in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
         text = text.replace(char, escaped)
     return text
 
@@ -84,7 +89,7 @@ def selects(spec: Mapping[str, Any], node: Obj) -> bool:
     selector = spec.get("nodeSelector")
     if selector is None:
         return True
-    labels = (node.get("metadata") or {}).get("labels") or {}
+    labels = _node_labels(node)
     return all(labels.get(k) == v for k, v in selector.items())
 
 
@@ -97,7 +102,7 @@ def shim_location(spec: Mapping[str, Any], node: Obj) -> tuple[str, str | None] 
     fetch = spec.get("fetchStrategy") or {}
     platforms = fetch.get("platforms") or []
     if platforms:
-        info = (node.get("status") or {}).get("nodeInfo") or {}
+        info = _node_info(node)
         node_os, node_arch = info.get("operatingSystem"), _arch(str(info.get("architecture", "")))
         for platform in platforms:
             if platform.get("os") == node_os and _arch(str(platform.get("arch", ""))) == node_arch:
@@ -181,13 +186,20 @@ def installer_job(
     }
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _node_name(node: Obj) -> str:
-    return str((node.get("metadata") or {}).get("name", ""))
+    return str(_mapping(node.get("metadata")).get("name", ""))
 
 
-def _node_labels(node: Obj) -> Mapping[str, str]:
-    labels: Mapping[str, str] = (node.get("metadata") or {}).get("labels") or {}
-    return labels
+def _node_labels(node: Obj) -> Mapping[str, Any]:
+    return _mapping(_mapping(node.get("metadata")).get("labels"))
+
+
+def _node_info(node: Obj) -> Mapping[str, Any]:
+    return _mapping(_mapping(node.get("status")).get("nodeInfo"))
 
 
 def render_shims(
@@ -197,12 +209,17 @@ def render_shims(
     retired: Sequence[Obj] = (),
 ) -> ShimRendering:
     result = ShimRendering()
+    nodes = [n for n in nodes if isinstance(n, dict) and _node_name(n)]
     in_git: dict[str, str] = {}
     for doc in shims:
         if doc.name in in_git:
-            result.errors.append(DuplicateObjectError(
-                f"Shim {doc.name} is defined twice: in {in_git[doc.name]} and in {doc.location.path}",
-                doc.at("metadata.name"), doc.subject))
+            result.errors.append(
+                DuplicateObjectError(
+                    f"Shim {doc.name} is defined twice: in {in_git[doc.name]} and in {doc.location.path}",
+                    doc.at("metadata.name"),
+                    doc.subject,
+                )
+            )
             continue
         in_git[doc.name] = doc.location.path
         errors = crds.validate(doc)
@@ -217,26 +234,31 @@ def render_shims(
                 continue
             location = shim_location(spec, node)
             if location is None:
-                info = (node.get("status") or {}).get("nodeInfo") or {}
-                result.errors.append(NodePlatformError(
-                    f"node {_node_name(node)} ({info.get('operatingSystem', '?')}/"
-                    f"{info.get('architecture', '?')}) matches no platform of the Shim",
-                    doc.at("spec.fetchStrategy.platforms"), doc.subject))
+                info = _node_info(node)
+                result.errors.append(
+                    NodePlatformError(
+                        f"node {_node_name(node)} ({info.get('operatingSystem', '?')}/"
+                        f"{info.get('architecture', '?')}) matches no platform of the Shim",
+                        doc.at("spec.fetchStrategy.platforms"),
+                        doc.subject,
+                    )
+                )
                 continue
             job = installer_job(doc.name, spec, _node_name(node), INSTALL, settings, location)
             result.objects.append((job, path))
 
-    retired_specs = {
-        str((obj.get("metadata") or {}).get("name", "")): obj for obj in retired
-    }
+    retired_specs = {str((obj.get("metadata") or {}).get("name", "")): obj for obj in retired}
     for node in sorted(nodes, key=_node_name):
         for key, value in sorted(_node_labels(node).items()):
             if value not in NODE_STATES or "/" in key or key in in_git:
                 continue
             old = retired_specs.get(key)
             old_spec = (old or {}).get("spec")
-            source = ((old or {}).get("metadata") or {}).get("annotations", {}).get(
-                SOURCE_PATH_ANNOTATION, f"Shim/{key} (removed from Git)")
+            source = (
+                ((old or {}).get("metadata") or {})
+                .get("annotations", {})
+                .get(SOURCE_PATH_ANNOTATION, f"Shim/{key} (removed from Git)")
+            )
             job = installer_job(key, old_spec, _node_name(node), UNINSTALL, settings)
             result.objects.append((job, str(source)))
     return result

@@ -107,3 +107,17 @@ def test_random_type_swaps_never_crash(seed: int) -> None:
         node[path[-1]] = copy.deepcopy(rng.choice(ODD))
         result = render(_tree(docs), NODES)
         assert isinstance(result.objects, list)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_odd_nodes_never_crash(seed: int) -> None:
+    rng = random.Random(seed)
+    for _ in range(25):
+        nodes = copy.deepcopy(NODES)
+        path = rng.choice(_paths(nodes[0]))
+        node = nodes[0]
+        for part in path[:-1]:
+            node = node[part]
+        node[path[-1]] = copy.deepcopy(rng.choice(ODD))
+        result = render(_tree(copy.deepcopy(REPO)), nodes)
+        assert isinstance(result.errors, list)
