@@ -173,9 +173,8 @@ def _classify(tree: RepoTree, doc: YamlDoc, rel: str) -> None:
         return
     problem = _spinkube_kind_problem(api_version, kind)
     if problem:
-        tree.errors.append(
-            DocumentError(problem, Location(rel, doc.lines.get("apiVersion", doc.line), "apiVersion"))
-        )
+        at = Location(rel, doc.lines.get("apiVersion", doc.line), "apiVersion")
+        tree.errors.append(DocumentError(problem, at, SourceDoc(body, where).subject))
         return
     _add_object(tree, SourceDoc(body, where, doc.lines))
 

@@ -378,7 +378,7 @@ def project_options(
         if key in ("cpu_limit", "memory_limit") and key not in table:
             line = lines.line_of((*TOOL_TABLE, "autoscaler"))  # missing because of the autoscaler
         field = ".".join(str(p) for p in path)
-        errors.append(ManifestError(message, Location(rel, line, field)))
+        errors.append(ManifestError(message, Location(rel, line, field), f"Spin app {app.name}"))
 
     values: dict[str, Any] = {}
     field_keys: dict[str, str] = {}
@@ -516,6 +516,7 @@ def _check_store_labels(
                         f"must define [{section}.{label}] (runtime_config_file in "
                         "[application.tool.spindle])",
                         Location(rel, line, field),
+                        f"Spin app {app.name}",
                     )
                 )
 

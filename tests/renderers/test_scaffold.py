@@ -470,7 +470,10 @@ def test_project_without_tool_table_or_invalid_exits_1(tmp_path: Path) -> None:
     plain.write_text(TOOL_BASE.format(tool='image = "x/app:1"\nreplicas = true'))
     code, out, err = run(["--project", str(plain)])
     assert (code, out) == (1, "")
-    assert f"{plain.as_posix()}:8: application.tool.spindle.replicas: replicas must be an integer" in err
+    expected = (
+        f"{plain.as_posix()}:8: application.tool.spindle.replicas (Spin app app): replicas must be an integer"
+    )
+    assert expected in err
 
 
 STORES = """\
