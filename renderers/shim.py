@@ -249,7 +249,8 @@ def render_shims(
 
     retired_specs = {str((obj.get("metadata") or {}).get("name", "")): obj for obj in retired}
     for node in sorted(nodes, key=_node_name):
-        for key, value in sorted(_node_labels(node).items()):
+        labels = {k: v for k, v in _node_labels(node).items() if isinstance(k, str) and isinstance(v, str)}
+        for key, value in sorted(labels.items()):
             if value not in NODE_STATES or "/" in key or key in in_git:
                 continue
             old = retired_specs.get(key)
