@@ -236,7 +236,9 @@ class KubeClient:
         """`apply`, also telling whether the object was (or would be) created (HTTP 201)."""
         res = self.resource(obj["apiVersion"], obj["kind"])
         meta = obj.get("metadata") or {}
-        query = {"fieldManager": field_manager}
+        # Strict, as kubectl does: an unknown or duplicate field is an error naming it, not a
+        # silently dropped line of Git.
+        query = {"fieldManager": field_manager, "fieldValidation": "Strict"}
         if force:
             query["force"] = "true"
         if dry_run:

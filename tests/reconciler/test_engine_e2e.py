@@ -154,3 +154,17 @@ def test_dry_run_changes_nothing(tmp_path: Path, cluster: Cluster) -> None:
     assert cluster.get("apps/v1", "Deployment", "alpha") is None
     assert cluster.get("v1", "ConfigMap", "spindle-inventory-repo", "spindle-system") is None
     assert diff(repo, cluster).exit_code == 1
+
+
+def test_unknown_field_fails_only_its_object_and_names_the_field(tmp_path: Path, cluster: Cluster) -> None:
+    repo = example_repo(tmp_path / "repo", apps=("alpha",))
+    repo.write(
+        "config.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: typo\n  namespace: apps\ndta:\n  key: value\n",
+    )
+    repo.commit("a typo")
+    run = apply(repo, cluster)
+    assert run.exit_code == 2
+    entry = next(e for e in run.json()["entries"] if e["subject"] == "ConfigMap/apps/typo")
+    assert entry["action"] == "Failed" and "dta" in entry["message"], entry
+    assert run.actions()["Deployment/apps/alpha"] == "Created"
