@@ -7,6 +7,7 @@ import base64
 from collections.abc import Callable
 from typing import Any
 
+from kubesim.schema.quantity import canonical_quantity
 from kubesim.schema.types import MISSING, UNTYPED, NodeType, ResourceSchema, TypeNode
 
 Obj = dict[str, Any]
@@ -23,7 +24,9 @@ def _has_defaults(node: TypeNode, seen: frozenset[int] = frozenset()) -> bool:
         return False
     seen = seen | {key}
     result = False
-    if node.type is NodeType.STRUCT:
+    if node.type is NodeType.SCALAR:
+        result = node.scalar == "quantity"
+    elif node.type is NodeType.STRUCT:
         if node.present_fields:
             result = True
         for f in node.fields.values():
@@ -62,14 +65,21 @@ def apply_structural_defaults(value: Any, node: TypeNode) -> None:
             v = value[name]
             if isinstance(v, dict | list):
                 apply_structural_defaults(v, f)
+            elif f.scalar == "quantity" and f.type is NodeType.SCALAR:
+                value[name] = canonical_quantity(v)
     elif t is NodeType.LIST and isinstance(value, list) and node.item is not None:
         for item in value:
             if isinstance(item, dict | list):
                 apply_structural_defaults(item, node.item)
     elif t is NodeType.MAP and isinstance(value, dict) and node.item is not None:
+        item_node = node.item
+        if item_node.type is NodeType.SCALAR and item_node.scalar == "quantity":
+            for k, item in value.items():
+                value[k] = canonical_quantity(item)
+            return
         for item in value.values():
             if isinstance(item, dict | list):
-                apply_structural_defaults(item, node.item)
+                apply_structural_defaults(item, item_node)
 
 
 def drop_unknown(value: Any, node: TypeNode) -> Any:

@@ -98,10 +98,12 @@ def item_key(node: TypeNode, item: Any) -> str:
     if item.__class__ is dict:
         keys = node.keys
         try:
+            # the value's class is part of the key: 1, 1.0 and True hash alike
             if len(keys) == 1:
-                cache_key: Any = (keys, item[keys[0]])
+                v = item[keys[0]]
+                cache_key: Any = (keys, v.__class__, v)
             else:
-                cache_key = (keys, *(item[k] for k in keys))
+                cache_key = (keys, *((item[k].__class__, item[k]) for k in keys))
             cached = _KEY_CACHE.get(cache_key)
             if cached is not None:
                 return cached

@@ -518,3 +518,18 @@ def test_openapi_v3_group_version_document() -> None:
     ]
     replicas = comps["io.k8s.api.apps.v1.DeploymentSpec"]["properties"]["replicas"]
     assert replicas["type"] == "integer" and "Number of desired pods" in replicas["description"]
+
+
+@pytest.mark.parametrize(
+    ("given", "canonical"),
+    [
+        (0.5, "500m"), ("0.1", "100m"), (1, "1"), ("1000", "1k"), ("1500", "1500"), ("1.5", "1500m"),
+        ("2048Ki", "2Mi"), ("1.5Gi", "1536Mi"), ("128Mi", "128Mi"), ("1000m", "1"), ("0", "0"),
+        ("1e3", "1e3"), ("512", "512"), ("0.0000000001", "1n"), ("10G", "10G"), ("1.5k", "1500"),
+        (1e-05, "10u"), ("not-a-quantity", "not-a-quantity"),
+    ],
+)
+def test_quantity_canonical_form(given: Any, canonical: str) -> None:
+    from kubesim.schema.quantity import canonical_quantity
+
+    assert canonical_quantity(given) == canonical

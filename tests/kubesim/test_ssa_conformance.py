@@ -712,9 +712,15 @@ def test_55_atomic_struct_with_defaulted_field_bumps_time_not_content() -> None:
 
 
 def test_56_quantities_accept_numbers_and_strings() -> None:
-    res = {"limits": {"cpu": 1, "memory": "128Mi"}, "requests": {"cpu": 0.5}}
-    r = apply(None, deployment([{"name": "web", "image": "i", "resources": res}]))
-    assert r.object["spec"]["template"]["spec"]["containers"][0]["resources"] == res
+    res = {"limits": {"cpu": 1, "memory": "131072Ki"}, "requests": {"cpu": 0.5}}
+    cfg = deployment([{"name": "web", "image": "i", "resources": res}])
+    live = apply(None, cfg, now=T0).object
+    # stored in canonical form, as the API server does
+    assert live["spec"]["template"]["spec"]["containers"][0]["resources"] == {
+        "limits": {"cpu": "1", "memory": "128Mi"}, "requests": {"cpu": "500m"}}
+    # and, as upstream, re-applying the non-canonical spelling counts as a change of the manager's time
+    r = apply(live, cfg, now=T3)
+    assert not r.changed and entry(r.object, "alice")["time"] == T3
     with pytest.raises(ssa.InvalidObjectError):
         apply(None, deployment([{"name": "web", "image": 5}]))
 
