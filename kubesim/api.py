@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import json
 import time
 import uuid
@@ -45,6 +46,7 @@ MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
 PATCH_TYPES = [JSON_PATCH, MERGE, APPLY]
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", APPLY)
 
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
@@ -124,12 +126,12 @@ def decode(body: bytes, *, allow_yaml: bool) -> dict[str, Any]:
     if not body.strip():
         raise bad_request("the body of the request was empty")
     try:
-        obj = json.loads(body)
+        obj = json.loads(body, parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:
         if not allow_yaml:
             raise bad_request(f"the body of the request could not be decoded as JSON: {exc}") from None
         try:
-            obj = yaml.load(body, Loader=_YamlLoader)
+            obj = _jsonable(yaml.load(body, Loader=_YamlLoader))
         except (yaml.YAMLError, ValueError, RecursionError) as yexc:
             raise bad_request(f"error decoding YAML: {yexc}") from None
     if not isinstance(obj, dict):
@@ -137,6 +139,46 @@ def decode(body: bytes, *, allow_yaml: bool) -> dict[str, Any]:
     if not isinstance(obj.get("metadata", {}), dict):
         raise bad_request("metadata must be an object")
     return obj
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"invalid JSON number {name}")
+
+
+def _jsonable(value: Any) -> Any:
+    """YAML → what sigs.k8s.io/yaml makes of it: JSON types only (timestamps become strings)."""
+    if isinstance(value, dict):
+        return {_key_text(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bool | int | str) or value is None:
+        return value
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("NaN and infinite numbers are not valid JSON")
+        return value
+    if isinstance(value, dt.datetime):
+        stamp = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        return stamp.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, dt.date):
+        return value.strftime("%Y-%m-%dT00:00:00Z")
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, set):
+        return {_key_text(k): None for k in value}
+    raise ValueError(f"unsupported YAML value of type {type(value).__name__}")
+
+
+def _key_text(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if key is None:
+        return "null"
+    if isinstance(key, int | float):
+        return str(key)
+    raise ValueError(f"unsupported YAML mapping key of type {type(key).__name__}")
 
 
 class Cluster:
@@ -208,7 +250,7 @@ class Cluster:
     def create(self, call: Call) -> Reply:
         rtype = call.rtype
         check_body_type(call)
-        obj = decode(call.body, allow_yaml=True)
+        obj = decode(call.body, allow_yaml=call.content_type in YAML_TYPES)
         _check_gvk(rtype, obj)
         obj.setdefault("apiVersion", rtype.api_version)
         obj.setdefault("kind", rtype.kind)
@@ -306,8 +348,8 @@ class Cluster:
         rtype = call.rtype
         check_body_type(call)
         if call.subresource == "scale":
-            return self._update_scale(call, decode(call.body, allow_yaml=True))
-        obj = decode(call.body, allow_yaml=True)
+            return self._update_scale(call, decode(call.body, allow_yaml=call.content_type in YAML_TYPES))
+        obj = decode(call.body, allow_yaml=call.content_type in YAML_TYPES)
         _check_gvk(rtype, obj)
         obj.setdefault("apiVersion", rtype.api_version)
         obj.setdefault("kind", rtype.kind)
@@ -647,7 +689,7 @@ class Cluster:
         m = obj["metadata"]
         finalizers = list(m.get("finalizers") or [])
         if rtype.kind == "Namespace" and not rtype.group:
-            if m["name"] in DEFAULT_NAMESPACES and m["name"] != "default":
+            if m["name"] in DEFAULT_NAMESPACES:
                 raise forbidden("namespaces", "", m["name"], "this namespace may not be deleted")
             obj.setdefault("status", {})["phase"] = "Terminating"
         if policy == "Foreground" and FOREGROUND not in finalizers:

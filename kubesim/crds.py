@@ -264,7 +264,28 @@ def _cause(error: jsonschema.ValidationError) -> Cause:
         return Cause(
             "FieldValueNotSupported", f"Unsupported value: {_show(value)}: supported values: {allowed}", path
         )
-    return Cause("FieldValueInvalid", f"Invalid value: {_show(value)}: {path} in body {error.message}", path)
+    detail = _detail(error, path)
+    return Cause("FieldValueInvalid", f"Invalid value: {_show(value)}: {path} in body {detail}", path)
+
+
+def _detail(error: jsonschema.ValidationError, path: str) -> str:
+    """kube-openapi's wording for the common validators."""
+    v, limit, schema = error.validator, error.validator_value, error.schema
+    exclusive = isinstance(schema, dict) and schema.get(f"exclusive{str(v).capitalize()}") is True
+    wording = {
+        "minimum": f"should be greater than {'' if exclusive else 'or equal to '}{limit}",
+        "maximum": f"should be less than {'' if exclusive else 'or equal to '}{limit}",
+        "minLength": f"should be at least {limit} chars long",
+        "maxLength": f"may not be longer than {limit}",
+        "pattern": f"should match '{limit}'",
+        "minItems": f"should have at least {limit} items",
+        "maxItems": f"should have at most {limit} items",
+        "uniqueItems": "shouldn't contain duplicates",
+        "multipleOf": f"should be a multiple of {limit}",
+        "minProperties": f"should have at least {limit} properties",
+        "maxProperties": f"should have at most {limit} properties",
+    }
+    return wording.get(str(v), str(error.message))
 
 
 def _type_name(value: Any) -> str:

@@ -95,6 +95,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self._handle("HEAD")
 
+    def do_OPTIONS(self) -> None:
+        self._send(Reply(405, method_not_allowed().status()))
+
     # -- plumbing ----------------------------------------------------------------------------
 
     def _handle(self, method: str) -> None:
@@ -110,6 +113,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send(Reply(exc.code, exc.status()), retry_after=exc.retry_after)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+        except RecursionError:  # a body nested deeper than any object could be
+            self._send(Reply(400, bad_request("the object is nested too deeply").status()))
         except Exception as exc:  # a bug, not the client's fault: log it and keep serving
             log.exception("kubesim: %s %s failed", method, self.path)
             try:

@@ -39,6 +39,32 @@ def _is_status(body: Any, code: int) -> bool:
         (
             "POST",
             CMS,
+            b'{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "n"}, "x": NaN}',
+            "application/json",
+            400,
+            "BadRequest",
+        ),
+        (
+            "PATCH",
+            CMS + "/y",
+            b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: y}\nn: .nan\n",
+            APPLY,
+            400,
+            "BadRequest",
+        ),
+        (
+            "PATCH",
+            CMS + "/y",
+            b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: y}\ndata: !!set {a}\n",
+            APPLY,
+            422,
+            "Invalid",
+        ),
+        ("POST", CMS, b"[" * 5000 + b"]" * 5000, "application/json", 400, "BadRequest"),
+        ("POST", CMS, b'{"metadata": ' * 3000 + b"{}" + b"}" * 3000, "application/json", 400, "BadRequest"),
+        (
+            "POST",
+            CMS,
             {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "k"}},
             "application/json",
             400,
@@ -128,6 +154,17 @@ def test_client_mistakes_get_their_status(
     )
     assert status == code, doc
     assert _is_status(doc, code) and doc["reason"] == reason, doc
+
+
+def test_yaml_values_become_json(raw: Raw) -> None:
+    body = (
+        b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: yamly\n  annotations: {when: 2024-05-01}\n"
+        b"data: {2: two, on: 'yes'}\nbinaryData: {b: !!binary aGVsbG8=}\n"
+    )
+    status, doc = raw.request("PATCH", CMS + "/yamly?fieldManager=t", body, APPLY)
+    assert status == 201, doc
+    assert doc["metadata"]["annotations"] == {"when": "2024-05-01T00:00:00Z"}
+    assert doc["data"] == {"2": "two", "true": "yes"}  # YAML 1.1: on is true
 
 
 def test_schema_violation_names_the_fields(raw: Raw) -> None:
