@@ -73,15 +73,27 @@ class _Body:
 
 
 class _Sink:
+    """Writes the guest's response as it comes, coalescing small writes (one segment for a small
+    response; the stream is flushed whenever 64 KiB are pending and at the end)."""
+
+    FLUSH_AT = 65536
+
     def __init__(self, handler: BaseHTTPRequestHandler, head: bool) -> None:
         self.h, self.head = handler, head
         self.started = False
         self.chunked = False
+        self.buf = bytearray()
+
+    def _out(self, data: bytes) -> None:
+        self.buf += data
+        if len(self.buf) >= self.FLUSH_AT:
+            self.h.wfile.write(self.buf)
+            self.buf.clear()
 
     def start(self, status: int, headers: list[tuple[str, bytes]]) -> None:
         self.started = True
         h = self.h
-        h.send_response(status)
+        h.send_response_only(status)
         has_len = False
         for k, v in headers:
             if k.lower() in ("transfer-encoding", "connection"):
@@ -92,19 +104,24 @@ class _Sink:
         if not has_len and not self.head:
             self.chunked = True
             h.send_header("transfer-encoding", "chunked")
-        h.end_headers()
+        h.send_header("date", h.date_time_string())
+        self._out(b"".join(h._headers_buffer) + b"\r\n")  # type: ignore[attr-defined]
+        h._headers_buffer = []  # type: ignore[attr-defined]
 
     def write(self, data: bytes) -> None:
         if self.head or not data:
             return
         if self.chunked:
-            self.h.wfile.write(b"%x\r\n%b\r\n" % (len(data), data))
+            self._out(b"%x\r\n%b\r\n" % (len(data), data))
         else:
-            self.h.wfile.write(data)
+            self._out(data)
 
     def finish(self) -> None:
         if self.chunked:
-            self.h.wfile.write(b"0\r\n\r\n")
+            self._out(b"0\r\n\r\n")
+        if self.buf:
+            self.h.wfile.write(self.buf)
+            self.buf.clear()
         self.h.wfile.flush()
 
 
@@ -118,6 +135,8 @@ class SpinServer(ThreadingHTTPServer):
         self.app = app
         self.active = 0
         self.active_lock = threading.Lock()
+        self.connections: set[_Handler] = set()
+        self.stopping = False
         if sock is None:
             super().__init__(addr, _Handler)
         else:
@@ -125,6 +144,18 @@ class SpinServer(ThreadingHTTPServer):
             self.socket.close()
             self.socket = sock
             self.server_address = sock.getsockname()
+
+    def stop_idle_connections(self) -> None:
+        """Close keep-alive connections waiting for a request; busy ones close after their
+        response (handlers check `stopping`)."""
+        self.stopping = True
+        with self.active_lock:
+            idle = [h for h in self.connections if not h.busy]
+        for h in idle:
+            try:
+                h.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     @property
     def port(self) -> int:
@@ -134,7 +165,20 @@ class SpinServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    timeout = 120  # idle keep-alive connections are dropped after this many seconds
     server: SpinServer
+    busy = False
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.active_lock:
+            self.server.connections.add(self)
+
+    def finish(self) -> None:
+        with self.server.active_lock:
+            self.server.connections.discard(self)
+        super().finish()
     server_version = "spindle-shim"
 
     def log_message(self, fmt: str, *args: Any) -> None:
@@ -143,11 +187,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _any(self) -> None:
         with self.server.active_lock:
             self.server.active += 1
+            self.busy = True
         try:
             self._serve()
         finally:
             with self.server.active_lock:
                 self.server.active -= 1
+                self.busy = False
+            if self.server.stopping:
+                self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _any
 
@@ -254,14 +302,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _simple(self, resp: SimpleResponse) -> None:
         self._started = True
-        self.send_response(resp.status)
-        for k, v in resp.headers:
-            if k.lower() not in ("content-length", "transfer-encoding", "connection"):
-                self.send_header(k, v.decode("latin-1"))
-        self.send_header("content-length", str(len(resp.body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(resp.body)
+        sink = _Sink(self, self.command == "HEAD")
+        headers = [(k, v) for k, v in resp.headers
+                   if k.lower() not in ("content-length", "transfer-encoding", "connection")]
+        sink.start(resp.status, [*headers, ("content-length", str(len(resp.body)).encode())])
+        sink.write(resp.body)
+        sink.finish()
 
     def _plain(self, status: int, text: bytes) -> None:
         self._simple(SimpleResponse(status, [("content-type", b"text/plain")], text))
@@ -269,4 +315,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 def stop_gracefully(server: SpinServer) -> None:
     """Stop accepting, then wait for the requests in flight (ThreadingHTTPServer joins them)."""
-    threading.Thread(target=server.shutdown, name="shim-drain", daemon=True).start()
+    def drain() -> None:
+        server.shutdown()
+        server.stop_idle_connections()
+    threading.Thread(target=drain, name="shim-drain", daemon=True).start()

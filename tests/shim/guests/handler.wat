@@ -27,6 +27,8 @@
 
   (memory (export "cm32p2_memory") 2)
   (global $heap (mut i32) (i32.const 65536))
+  (global $buf (mut i32) (i32.const 0))
+  (global $buflen (mut i32) (i32.const 0))
   (data (i32.const 1024) "path=")
   (data (i32.const 1040) ": ")
   (data (i32.const 1044) "\n")
@@ -51,6 +53,12 @@
   (func $starts (param $ptr i32) (param $len i32) (param $lit i64) (result i32)
     (if (i32.lt_u (local.get $len) (i32.const 5)) (then (return (i32.const 0))))
     (i64.eq (i64.and (i64.load (local.get $ptr)) (i64.const 0xffffffffff)) (local.get $lit)))
+
+  ;; append to the response buffer (64 KiB; longer output is cut)
+  (func $put (param $ptr i32) (param $len i32)
+    (if (i32.gt_u (i32.add (global.get $buflen) (local.get $len)) (i32.const 65536)) (then (return)))
+    (memory.copy (i32.add (global.get $buf) (global.get $buflen)) (local.get $ptr) (local.get $len))
+    (global.set $buflen (i32.add (global.get $buflen) (local.get $len))))
 
   (func $write_all (param $out i32) (param $ptr i32) (param $len i32)
     (call $write (local.get $out) (local.get $ptr) (local.get $len) (i32.const 64))
@@ -106,11 +114,13 @@
         (call $in_drop (local.get $in))
         (call $finish (local.get $out))
         (return)))
-    ;; default: path and headers
+    ;; default: path and headers, gathered in memory and written once
     (local.set $out (call $respond (local.get $outparam) (i32.const 200)))
-    (call $write_all (local.get $out) (i32.const 1024) (i32.const 5))
-    (call $write_all (local.get $out) (local.get $p) (local.get $n))
-    (call $write_all (local.get $out) (i32.const 1044) (i32.const 1))
+    (global.set $buf (call $realloc (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 65536)))
+    (global.set $buflen (i32.const 0))
+    (call $put (i32.const 1024) (i32.const 5))
+    (call $put (local.get $p) (local.get $n))
+    (call $put (i32.const 1044) (i32.const 1))
     (call $entries (call $req_headers (local.get $req)) (i32.const 16))
     (local.set $e (i32.load (i32.const 16)))
     (local.set $n (i32.load (i32.const 20)))
@@ -119,12 +129,13 @@
       (loop $next
         (br_if $end (i32.ge_u (local.get $i) (local.get $n)))
         (local.set $p (i32.add (local.get $e) (i32.mul (local.get $i) (i32.const 16))))
-        (call $write_all (local.get $out) (i32.load (local.get $p)) (i32.load offset=4 (local.get $p)))
-        (call $write_all (local.get $out) (i32.const 1040) (i32.const 2))
-        (call $write_all (local.get $out) (i32.load offset=8 (local.get $p)) (i32.load offset=12 (local.get $p)))
-        (call $write_all (local.get $out) (i32.const 1044) (i32.const 1))
+        (call $put (i32.load (local.get $p)) (i32.load offset=4 (local.get $p)))
+        (call $put (i32.const 1040) (i32.const 2))
+        (call $put (i32.load offset=8 (local.get $p)) (i32.load offset=12 (local.get $p)))
+        (call $put (i32.const 1044) (i32.const 1))
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $next)))
+    (call $write_all (local.get $out) (global.get $buf) (global.get $buflen))
     (call $finish (local.get $out)))
 
   (func (export "cm32p2|wasi:http/incoming-handler@0.2|handle_post"))

@@ -1,0 +1,102 @@
+"""`spindle shim up` as a user runs it: a real process, a real port, SIGTERM drains in-flight work."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from shim_testlib import WAT_APP, make_app
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def start(root: Path, tmp_path: Path, *extra: str, env: dict[str, str] | None = None
+          ) -> tuple[subprocess.Popen[str], int]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reconciler.cli", "shim", "up", str(root), "--listen", f"127.0.0.1:{port}",
+         "--cache-dir", str(tmp_path / "cache"), "--state-dir", str(tmp_path / "state"), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"shim exited early: {proc.stdout.read() if proc.stdout else ''}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc, port
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("shim did not start listening")
+
+
+def test_up_serves_and_sigterm_drains_in_flight_request(tmp_path: Path) -> None:
+    root = make_app(tmp_path / "app", WAT_APP)
+    proc, port = start(root, tmp_path, "--workers", "1")
+    try:
+        # a request whose body is still arriving when SIGTERM comes
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.putrequest("POST", "/echo")
+        conn.putheader("transfer-encoding", "chunked")
+        conn.endheaders()
+        conn.send(b"5\r\nfirst\r\n")
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert proc.poll() is None  # still draining
+        conn.send(b"6\r\nsecond\r\n0\r\n\r\n")
+        resp = conn.getresponse()
+        assert (resp.status, resp.read()) == (200, b"firstsecond")
+        conn.close()
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = proc.stdout.read() if proc.stdout else ""
+    assert "draining in-flight requests" in out
+    assert "app wat-app serving on http://127.0.0.1:" in out
+
+
+def test_up_with_two_worker_processes(tmp_path: Path) -> None:
+    root = make_app(tmp_path / "app", WAT_APP)
+    proc, port = start(root, tmp_path, "--workers", "2")
+    try:
+        time.sleep(1.5)  # let the second process load from the warm artifact cache
+        for i in range(20):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            conn.request("GET", f"/w{i}")
+            assert conn.getresponse().read().startswith(f"path=/w{i}".encode())
+            conn.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = proc.stdout.read() if proc.stdout else ""
+    pids = {line.split("shim[")[1].split("]")[0] for line in out.splitlines() if "serving on" in line}
+    assert len(pids) == 2, out
+
+
+@pytest.mark.parametrize(("manifest", "needle"), [
+    ("spin_manifest_version = 2\n[application]\nname = 'x'\nnope = 1\n", "application.nope: unknown key"),
+    (WAT_APP.replace("handler.wasm", "missing.wasm"), "component 'wat': cannot read source"),
+])
+def test_up_load_errors_exit_1_with_a_clear_message(tmp_path: Path, manifest: str, needle: str) -> None:
+    root = make_app(tmp_path / "app", manifest)
+    proc = subprocess.run([sys.executable, "-m", "reconciler.cli", "shim", "up", str(root / "spin.toml"),
+                           "--listen", f"127.0.0.1:{free_port()}", "--cache-dir", str(tmp_path / "c")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert needle in proc.stderr
