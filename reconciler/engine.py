@@ -139,7 +139,7 @@ def _run(
     result: Result,
 ) -> None:
     record = result.record
-    node_list = _read_nodes(client, record)
+    node_list, node_error = _read_nodes(client)
     say("reading inventory")
     previous, inventory_ok = _read_inventory(client, source, record)
     say("rendering")
@@ -148,6 +148,8 @@ def _run(
         RenderRequest(options.path, options.mode, node_list, _retired_shims(client, previous, node_list)),
     )
     record.errors.extend(rendered.errors)
+    if node_error and any(o.get("kind") == "Shim" for o, _ in rendered.objects):
+        record.errors.append(node_error)
     desired = [_with_path(obj, path) for obj, path in rendered.objects]
     # spindle adds its CRDs to every render: "empty" means nothing came from the repo.
     from_repo = [o for o, path in rendered.objects if not (path or "").startswith("(spindle)")]
@@ -212,12 +214,13 @@ def _entry(o: Outcome) -> ChangeSetEntry:
     return ChangeSetEntry(o.ref, o.action, o.health, o.message, o.patch, o.fields, path)
 
 
-def _read_nodes(client: KubeClient, record: ReconcileRecord) -> list[Obj]:
+def _read_nodes(client: KubeClient) -> tuple[list[Obj], str | None]:
+    """The Nodes, or an error that only matters when the repo has Shims (a user without the
+    right to list Nodes can still reconcile apps)."""
     try:
-        return client.list("v1", "Node")
+        return client.list("v1", "Node"), None
     except errors.KubeError as exc:
-        record.errors.append(f"cannot read Nodes (Shim installer Jobs need them): {exc}")
-        return []
+        return [], f"cannot read Nodes, so no Shim installer Jobs were rendered: {exc}"
 
 
 def _read_inventory(

@@ -95,12 +95,14 @@ class Applier:
     progress: Callable[[str], None] = field(default=lambda _msg: None)
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
+    _new_namespaces: set[str] = field(default_factory=set, init=False, repr=False)
+    _new_api_versions: set[str] = field(default_factory=set, init=False, repr=False)
 
     def run(self, desired: Iterable[Obj], cache: Inventory | None) -> list[Outcome]:
         # Dry-run only: namespaces and API versions this plan would create first, so objects
         # inside them are "would be created" rather than failures.
-        self._new_namespaces: set[str] = set()
-        self._new_api_versions: set[str] = set()
+        self._new_namespaces.clear()
+        self._new_api_versions.clear()
         items = self._items(desired)
         outcomes: dict[ObjectRef, Outcome] = {}
         by_stage: dict[sort.Stage, list[_Item]] = defaultdict(list)
@@ -253,7 +255,8 @@ class Applier:
                 and (planned := self._would_create(item))
             ):
                 return planned
-            return Outcome(item.ref, Action.FAILED, str(exc), desired=item.desired, live=current)
+            message = mask.scrub(str(exc), item.desired)
+            return Outcome(item.ref, Action.FAILED, message, desired=item.desired, live=current)
         except Exception as exc:  # a bug on one object must not stop the others
             return Outcome(
                 item.ref, Action.FAILED, f"{item.ref.subject}: internal error: {exc!r}", desired=item.desired

@@ -7,6 +7,8 @@ reader still sees *that* it changed, never what it was.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import copy
 from typing import Any
 
@@ -46,3 +48,20 @@ def mask_pair(live: Obj | None, desired: Obj | None) -> tuple[Obj | None, Obj | 
         if desired_out is not None and isinstance(after, dict) and section in desired_out:
             desired_out[section] = {k: (MASK if before.get(k) == v else AFTER) for k, v in after.items()}
     return live_out, desired_out
+
+
+def scrub(message: str, obj: Obj | None) -> str:
+    """`message` (say, an API error) with the Secret's values, encoded or decoded, masked."""
+    if obj is None or not is_secret(obj):
+        return message
+    values: set[str] = set()
+    for section in ("data", "stringData"):
+        for value in (obj.get(section) or {}).values():
+            text = str(value)
+            values.add(text)
+            if section == "data":
+                with contextlib.suppress(ValueError, UnicodeDecodeError):
+                    values.add(base64.b64decode(text, validate=True).decode())
+    for value in sorted((v for v in values if len(v) >= 4), key=len, reverse=True):
+        message = message.replace(value, MASK)
+    return message

@@ -310,3 +310,17 @@ def test_annotations(
     assert objects.policy_of(obj) is policy
     assert objects.force_enabled(obj) is force
     assert objects.prune_disabled(obj) is prune_off
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ('Secret/ns/s: data[k]: Invalid value: "aHVudGVyMg=="', 'Secret/ns/s: data[k]: Invalid value: "***"'),
+        ("password hunter2 leaked", "password *** leaked"),
+        ("nothing secret here", "nothing secret here"),
+    ],
+)
+def test_scrub_masks_secret_values_in_messages(message: str, expected: str) -> None:
+    assert mask.scrub(message, secret(k="aHVudGVyMg==")) == expected
+    config_map = {"kind": "ConfigMap", "apiVersion": "v1", "data": {"k": "aHVudGVyMg=="}}
+    assert mask.scrub(message, config_map) == message
