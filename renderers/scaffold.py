@@ -408,6 +408,7 @@ def project_options(
         if key in values:
             if not all(isinstance(item, str) for item in values[key]):
                 fail(key, f"{key} must be an array of strings")
+                del values[key]
             else:
                 values[key] = tuple(values[key])
     for component in values.get("components", ()):

@@ -73,7 +73,12 @@ def load(data: bytes | str, rel: str, project_dir: Path | None) -> Loaded:
         key = "spin_manifest_version" if "spin_manifest_version" in doc else "spin_version"
         checker.error((key,), f'unsupported manifest version {version!r} (expected 2, or "1")')
         app = None
-    name = (doc.get("application") or {}).get("name") if version == 2 else doc.get("name")
+    application = doc.get("application")
+    name = (
+        (application.get("name") if isinstance(application, dict) else None)
+        if version == 2
+        else doc.get("name")
+    )
     if isinstance(name, str) and name:
         for error in checker.errors:
             error.obj = error.obj or f"Spin app {name}"

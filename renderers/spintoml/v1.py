@@ -38,6 +38,9 @@ APP_TRIGGER_KEYS = {"http": frozenset({"type", "base"}), "redis": frozenset({"ty
 def check_v1(doc: dict[str, Any], checker: Checker) -> App | None:
     checker.unknown_keys(doc, TOP_KEYS_V1, (), "the manifest")
     name = checker.string(doc.get("name"), ("name",), required=True)
+    version = checker.string(doc.get("version"), ("version",)) or ""
+    description = checker.string(doc.get("description"), ("description",)) or ""
+    authors = checker.strings(doc.get("authors"), ("authors",))
     variables = checker.variables(doc.get("variables"), ("variables",))
 
     app_trigger = checker.table(doc.get("trigger"), ("trigger",), "trigger") or {}
@@ -83,9 +86,9 @@ def check_v1(doc: dict[str, Any], checker: Checker) -> App | None:
     return App(
         name=name,
         manifest_version=1,
-        version=str(doc.get("version", "")),
-        description=str(doc.get("description", "")),
-        authors=tuple(doc.get("authors", ()) or ()),
+        version=version,
+        description=description,
+        authors=authors,
         variables=variables,
         triggers=tuple(t for t, _ in triggers),
         components=components,

@@ -453,6 +453,12 @@ def check_v2(doc: dict[str, Any], checker: Checker) -> App | None:
     checker.unknown_keys(doc, TOP_KEYS_V2, (), "the manifest")
     app = checker.application(doc.get("application"), ("application",))
     name = checker.string(app.get("name"), ("application", "name"), required=True) if app else None
+    version = checker.string(app.get("version"), ("application", "version")) or ""
+    description = checker.string(app.get("description"), ("application", "description")) or ""
+    authors = checker.strings(app.get("authors"), ("application", "authors"))
+    targets = app.get("targets") or []
+    if not isinstance(targets, list):
+        checker.error(("application", "targets"), f"targets must be a list, not {_type_name(targets)}")
     variables = checker.variables(doc.get("variables"), ("variables",))
 
     components: dict[str, Component] = {}
@@ -490,10 +496,10 @@ def check_v2(doc: dict[str, Any], checker: Checker) -> App | None:
     return App(
         name=name,
         manifest_version=2,
-        version=str(app.get("version", "")),
-        description=str(app.get("description", "")),
-        authors=tuple(app.get("authors", ()) or ()),
-        targets=tuple(app.get("targets", ()) or ()),
+        version=version,
+        description=description,
+        authors=authors,
+        targets=tuple(targets),
         variables=variables,
         triggers=tuple(t for t, _ in triggers),
         components=components,
@@ -511,8 +517,11 @@ def _trigger_ids(raw_triggers: Mapping[str, Any]) -> dict[tuple[str, int], str]:
         if isinstance(items, list)
         for i, entry in enumerate(items)
     }
-    given = {entry.get("id") for entry in entries.values() if isinstance(entry, dict) and entry.get("id")}
-    taken: set[Any] = set(given)
+    taken: set[str] = {
+        entry["id"]
+        for entry in entries.values()
+        if isinstance(entry, dict) and isinstance(entry.get("id"), str)
+    }
     ids: dict[tuple[str, int], str] = {}
     counters: dict[str, int] = {}
     for (ttype, i), entry in entries.items():

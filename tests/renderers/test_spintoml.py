@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import copy
+import random
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
+import tomlkit
 
-from renderers import spintoml
-from renderers.errors import ManifestError
+from renderers import scaffold, spintoml
+from renderers.errors import ManifestError, RenderError
 from renderers.spintoml.lines import TomlLines
 from renderers.spintoml.model import ExecutorType, LocalSource, RegistrySource, UrlSource
 
@@ -733,3 +738,56 @@ def test_trigger_ids_and_inline_components_are_named_like_spin(tmp_path: Path) -
         "inline-component2",
         "web",
     ]
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix] if prefix else []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            out += _paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            out += _paths(item, (*prefix, i))
+    return out
+
+
+ODD_VALUES: list[Any] = [
+    1,
+    -1,
+    "x",
+    "",
+    [],
+    {},
+    True,
+    1.5,
+    [1, "a"],
+    {"a": 1},
+    {"private": True},
+    ["default"],
+]
+
+
+@pytest.mark.parametrize(
+    ("manifest_path", "seed"),
+    [(p, seed) for p in ("spintoml/v2-full", "spintoml/v1-app", "scaffold/project") for seed in range(3)],
+)
+def test_type_swapped_manifests_give_errors_not_exceptions(manifest_path: str, seed: int) -> None:
+    rng = random.Random(seed)
+    path = DATA.parent / manifest_path / "spin.toml"
+    base = tomllib.loads(path.read_text())
+    paths = _paths(base)
+    for _ in range(100):
+        doc = copy.deepcopy(base)
+        target = rng.choice(paths)
+        parent = doc
+        for key in target[:-1]:
+            parent = parent[key]
+        parent[target[-1]] = rng.choice(ODD_VALUES)
+        loaded = spintoml.load(tomlkit.dumps(doc), "odd/spin.toml", path.parent)
+        assert (loaded.app is None) == bool(loaded.errors)
+        errors: list[RenderError] = list(loaded.errors)
+        if loaded.app is not None and loaded.lines is not None:
+            scaffold.scaffold_project(loaded.app, "odd/spin.toml", loaded.lines, path.parent, errors)
+        for error in errors:
+            assert error.location.path.startswith("odd/")
+            str(error)
