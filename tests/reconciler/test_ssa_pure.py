@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from reconciler.changeset import ObjectRef
-from reconciler.ssa import diff, fieldsv1, inventory, mask, normalize, objects, sort
+from reconciler.changeset import Action, Health, ObjectRef
+from reconciler.ssa import diff, fieldsv1, health, inventory, mask, nodes, normalize, objects, sort
 
 
 def deployment(**container: Any) -> dict[str, Any]:
@@ -324,3 +324,77 @@ def test_scrub_masks_secret_values_in_messages(message: str, expected: str) -> N
     assert mask.scrub(message, secret(k="aHVudGVyMg==")) == expected
     config_map = {"kind": "ConfigMap", "apiVersion": "v1", "data": {"k": "aHVudGVyMg=="}}
     assert mask.scrub(message, config_map) == message
+
+
+def _with(kind: str, conditions: dict[str, str], **extra: Any) -> dict[str, Any]:
+    status = {
+        "conditions": [{"type": t, "status": s} for t, s in conditions.items()],
+        **extra.pop("status", {}),
+    }
+    return {
+        "kind": kind,
+        "metadata": extra.pop("metadata", {}),
+        "spec": extra.pop("spec", {}),
+        "status": status,
+    }
+
+
+@pytest.mark.parametrize(
+    ("obj", "expected"),
+    [
+        (_with("Deployment", {"Available": "True"}, status={"availableReplicas": 1}), Health.HEALTHY),
+        (_with("Deployment", {"Available": "False"}), Health.PROGRESSING),
+        (_with("Deployment", {"Progressing": "False"}), Health.DEGRADED),
+        (
+            _with(
+                "Deployment",
+                {"Available": "True"},
+                metadata={"generation": 3},
+                status={"observedGeneration": 2},
+            ),
+            Health.PROGRESSING,
+        ),
+        (_with("Job", {"Complete": "True"}), Health.HEALTHY),
+        (_with("Job", {"Failed": "True"}), Health.DEGRADED),
+        (_with("Job", {}), Health.PROGRESSING),
+        (_with("CustomResourceDefinition", {"Established": "True"}), Health.HEALTHY),
+        (_with("SpinApp", {"Available": "True", "Progressing": "True"}), Health.HEALTHY),
+        (_with("SpinApp", {"Progressing": "True"}), Health.PROGRESSING),
+        (_with("SpinApp", {"Available": "False", "Progressing": "False"}), Health.DEGRADED),
+        (_with("ConfigMap", {}), Health.HEALTHY),
+        (None, Health.UNKNOWN),
+    ],
+)
+def test_health(obj: dict[str, Any] | None, expected: Health) -> None:
+    assert health.of(obj) is expected
+
+
+@pytest.mark.parametrize(
+    ("operation", "action", "job_health", "label"),
+    [
+        ("install", Action.CREATED, Health.PROGRESSING, (True, "pending")),
+        ("install", Action.UNCHANGED, Health.HEALTHY, (True, "provisioned")),
+        ("install", Action.CREATED, Health.DEGRADED, (True, "failed")),
+        ("install", Action.FAILED, Health.NOT_CHECKED, (True, "failed")),
+        ("uninstall", Action.CREATED, Health.PROGRESSING, (True, "uninstall")),
+        ("uninstall", Action.UNCHANGED, Health.HEALTHY, (True, None)),
+        ("other", Action.CREATED, Health.HEALTHY, (False, None)),
+    ],
+)
+def test_node_label_follows_job(
+    operation: str, action: Action, job_health: Health, label: tuple[bool, str | None]
+) -> None:
+    assert nodes.wanted_label(operation, action, job_health) == label
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("example-repo", "example-repo"),
+        ("/tmp/My Repo/", "tmp-My-Repo"),
+        ("", "default"),
+        ("x" * 80, "x" * 63),
+    ],
+)
+def test_label_value(text: str, value: str) -> None:
+    assert objects.label_value(text) == value
