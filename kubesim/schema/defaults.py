@@ -124,6 +124,11 @@ def _d(obj: Obj, key: str, value: Any) -> Any:
     return obj[key]
 
 
+def _items(obj: Any, key: str) -> list[Any]:
+    v = obj.get(key) if isinstance(obj, dict) else None
+    return v if isinstance(v, list) else []
+
+
 def _sub(obj: Obj, key: str) -> Obj | None:
     v = obj.get(key)
     return v if isinstance(v, dict) else None
@@ -166,10 +171,10 @@ def _default_container(c: Any) -> None:
     _d(c, "terminationMessagePolicy", "File")
     _d(c, "imagePullPolicy", _image_pull_policy(c.get("image")))
     _d(c, "resources", {})
-    for p in c.get("ports") or []:
+    for p in _items(c, "ports"):
         if isinstance(p, dict):
             _d(p, "protocol", "TCP")
-    for e in c.get("env") or []:
+    for e in _items(c, "env"):
         vf = _sub(e, "valueFrom") if isinstance(e, dict) else None
         ref = _sub(vf, "fieldRef") if vf else None
         if ref is not None:
@@ -204,9 +209,9 @@ def default_pod_spec(spec: Any) -> None:
     _d(spec, "securityContext", {})
     _d(spec, "schedulerName", "default-scheduler")
     for key in ("containers", "initContainers"):
-        for c in spec.get(key) or []:
+        for c in _items(spec, key):
             _default_container(c)
-    for v in spec.get("volumes") or []:
+    for v in _items(spec, "volumes"):
         _default_volume(v)
 
 
@@ -260,7 +265,7 @@ def default_pod(obj: Obj) -> None:
         return
     default_pod_spec(spec)
     _d(spec, "enableServiceLinks", True)
-    for c in spec.get("containers") or []:
+    for c in _items(spec, "containers"):
         res = _sub(c, "resources") if isinstance(c, dict) else None
         if res is not None and isinstance(res.get("limits"), dict):
             req = _d(res, "requests", {})
@@ -275,7 +280,7 @@ def default_service(obj: Obj) -> None:
         return
     _d(spec, "sessionAffinity", "None")
     stype = _d(spec, "type", "ClusterIP")
-    for p in spec.get("ports") or []:
+    for p in _items(spec, "ports"):
         if isinstance(p, dict):
             _d(p, "protocol", "TCP")
             if stype != "ExternalName" and "port" in p:
@@ -332,7 +337,7 @@ def default_hpa(obj: Obj) -> None:
 
 
 def default_binding(obj: Obj) -> None:
-    for s in obj.get("subjects") or []:
+    for s in _items(obj, "subjects"):
         if isinstance(s, dict) and "apiGroup" not in s:
             kind = s.get("kind")
             if kind in ("User", "Group"):

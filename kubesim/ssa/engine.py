@@ -63,9 +63,10 @@ class ApplyResult:
 UpdateResult = ApplyResult
 
 
-def _gvknn(obj: dict[str, Any], schema: ResourceSchema) -> str:
-    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
-    assert isinstance(meta, dict)
+def _gvknn(obj: Any, schema: ResourceSchema) -> str:
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    if not isinstance(meta, dict):
+        meta = {}
     g = schema.gvk
     ns = meta.get("namespace") or ""
     name = meta.get("name") or ""
@@ -197,7 +198,10 @@ def _sync_last_applied(result: dict[str, Any], config: dict[str, Any]) -> None:
     if isinstance(ann, dict):
         ann.pop(LAST_APPLIED, None)
     text = json.dumps(cfg, separators=(",", ":"), sort_keys=True, ensure_ascii=False) + "\n"
-    result["metadata"].setdefault("annotations", {})[LAST_APPLIED] = text
+    meta = result["metadata"]
+    if not isinstance(meta.get("annotations"), dict):
+        meta["annotations"] = {}
+    meta["annotations"][LAST_APPLIED] = text
 
 
 def apply(
@@ -375,9 +379,16 @@ def update(
     live_clean = _without_managed(live)
     what = _gvknn(live_clean or new, schema)
     managed_before = decode_managed_fields((live or {}).get("metadata", {}).get("managedFields"), what=what)
-    obj = drop_unknown(new, root)
-    if not isinstance(obj, dict):
+    if not isinstance(new, dict):
         raise ApplyBodyError(f"{what}: the object must be a JSON object")
+    obj = drop_unknown(new, root)
+    try:
+        typed.field_set(obj, root, strict=True)
+    except typed.TypeErrors as exc:
+        # Duplicate list-map keys are tolerated on updates (SMD AllowDuplicates), bad types are not.
+        kept = [(p, m) for p, m in exc.errors if not m.startswith("duplicate entries")]
+        if kept:
+            raise _typed_error(f"failed to create typed new object ({what})", typed.TypeErrors(kept)) from exc
     if _is_reset_request(obj):
         obj["metadata"].pop("managedFields", None)
         obj = _reset(obj, live_clean, schema, subresource) if live_clean else obj

@@ -717,7 +717,9 @@ def test_56_quantities_accept_numbers_and_strings() -> None:
     live = apply(None, cfg, now=T0).object
     # stored in canonical form, as the API server does
     assert live["spec"]["template"]["spec"]["containers"][0]["resources"] == {
-        "limits": {"cpu": "1", "memory": "128Mi"}, "requests": {"cpu": "500m"}}
+        "limits": {"cpu": "1", "memory": "128Mi"},
+        "requests": {"cpu": "500m"},
+    }
     # and, as upstream, re-applying the non-canonical spelling counts as a change of the manager's time
     r = apply(live, cfg, now=T3)
     assert not r.changed and entry(r.object, "alice")["time"] == T3
@@ -727,8 +729,11 @@ def test_56_quantities_accept_numbers_and_strings() -> None:
 
 def client_side_applied(cfg: dict[str, Any]) -> dict[str, Any]:
     """What `kubectl apply` (client-side) leaves: an Update entry and the last-applied annotation."""
-    obj = with_(cfg, "metadata.annotations", {"kubectl.kubernetes.io/last-applied-configuration":
-                                              json.dumps(cfg, sort_keys=True) + "\n"})
+    obj = with_(
+        cfg,
+        "metadata.annotations",
+        {"kubectl.kubernetes.io/last-applied-configuration": json.dumps(cfg, sort_keys=True) + "\n"},
+    )
     return update(None, obj, "kubectl-client-side-apply", now=T0).object
 
 
@@ -749,3 +754,81 @@ def test_58_last_applied_upgrade_only_for_kubectl_and_unchanged_fields() -> None
     with pytest.raises(ssa.ConflictError) as err:
         apply(drifted, with_(BASE, "spec.replicas", 3), "kubectl")
     assert [c.field for c in err.value.conflicts] == [".spec.replicas"]
+
+
+# --- robustness: the engine answers every body with a result or an SSAError, never a crash ----------
+
+_ODD_VALUES: list[Any] = [
+    None,
+    0,
+    -1,
+    2.5,
+    True,
+    "",
+    "x",
+    [],
+    [1, "a"],
+    {},
+    {"a": {"b": []}},
+    [{}],
+    [None],
+    [{"name": 1}],
+    [{"name": "web"}, {"name": "web"}],
+]
+
+
+def _paths(v: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix]
+    if isinstance(v, dict):
+        for k, x in v.items():
+            out += _paths(x, (*prefix, k))
+    elif isinstance(v, list):
+        for i, x in enumerate(v):
+            out += _paths(x, (*prefix, i))
+    return out
+
+
+def _mutate(obj: dict[str, Any], rnd: Any) -> dict[str, Any]:
+    out = copy.deepcopy(obj)
+    path = rnd.choice(_paths(out)[1:])
+    cur: Any = out
+    for p in path[:-1]:
+        cur = cur[p]
+    cur[path[-1]] = copy.deepcopy(rnd.choice(_ODD_VALUES))
+    return out
+
+
+def test_59_mutated_bodies_never_crash_the_engine() -> None:
+    import random
+
+    rnd = random.Random(1234)
+    full = deployment(
+        [
+            {
+                "name": "web",
+                "image": "i",
+                "ports": [{"containerPort": 80}],
+                "env": [{"name": "A", "value": "1"}],
+                "resources": {"limits": {"cpu": "1"}},
+                "command": ["x"],
+            }
+        ],
+        labels={"app": "web"},
+        replicas=2,
+        selector={"matchLabels": {"app": "web"}},
+    )
+    live = apply(None, full).object
+    for _ in range(400):
+        body = _mutate(full, rnd)
+        for op in ("apply-create", "apply", "update", "smp"):
+            try:
+                if op == "apply-create":
+                    apply(None, body, "fuzz", force=True)
+                elif op == "apply":
+                    apply(live, body, "fuzz", force=rnd.random() < 0.5)
+                elif op == "update":
+                    update(live, {**body, "metadata": live["metadata"]}, "fuzz")
+                else:
+                    ssa.apply_strategic_merge_patch(live, body, DEPLOY)
+            except ssa.SSAError:
+                pass
