@@ -221,6 +221,11 @@ def _add_object(tree: RepoTree, source: SourceDoc, *, scaffolded: bool = False) 
     if not isinstance(name, str) or not name:
         tree.errors.append(DocumentError(f"{source.kind} has no metadata.name", source.at("metadata.name")))
         return
+    namespace = metadata.get("namespace") if isinstance(metadata, dict) else None
+    if namespace is not None and (not isinstance(namespace, str) or not namespace):
+        where = source.at("metadata.namespace")
+        tree.errors.append(DocumentError("metadata.namespace must be a non-empty string", where, source.kind))
+        return
     if scaffolded:
         tree.scaffolded.append(source)
     elif source.api_version == SPINKUBE_CORE and source.kind == "SpinApp":

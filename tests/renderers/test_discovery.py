@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 from renderers import spintoml
 from renderers.discovery import discover
@@ -356,3 +357,26 @@ def test_example_wagi_modules_answer_like_cgi(tmp_path: Path) -> None:
     body = b"ping " * 2000  # more than one 4 KiB read
     echo = _run_wagi(EXAMPLE / "apps/echo/echo.wasm", body, tmp_path)
     assert echo == b"content-type: text/plain\n\n" + body
+
+
+@pytest.mark.parametrize("odd", ["1", "[]", "{}", "true", "null", "[a, b]", "{a: 1}", "'x'", "2024-01-01"])
+@pytest.mark.parametrize("field", ["apiVersion", "kind", "metadata", "metadata.name", "metadata.namespace"])
+def test_odd_values_in_identity_fields_give_errors_not_exceptions(
+    tmp_path: Path, field: str, odd: str
+) -> None:
+    doc = yaml.safe_load(SPINAPP.format(name="app"))
+    *parents, last = field.split(".")
+    target = doc
+    for key in parents:
+        target = target[key]
+    target[last] = yaml.safe_load(odd)
+    write(tmp_path, "a.yaml", yaml.safe_dump(doc))
+    tree = discover(tmp_path)
+    kept = tree.spinapps + tree.others
+    assert len(kept) + len(tree.errors) == 1
+    usable = ("'x'", "2024-01-01") + (("null",) if field == "metadata.namespace" else ())
+    if field in ("metadata", "metadata.name", "metadata.namespace") and odd not in usable:
+        assert tree.errors, "an unusable name or namespace must be an error"
+    for error in tree.errors:
+        assert error.location.path == "a.yaml"
+        str(error)
