@@ -226,12 +226,15 @@ def _read_nodes(client: KubeClient) -> tuple[list[Obj], str | None]:
 def _read_inventory(
     client: KubeClient, source: str, record: ReconcileRecord
 ) -> tuple[Inventory | None, bool]:
+    """The previous inventory and whether it was readable. An API failure propagates (the
+    reconcile stops before changing anything: writing a fresh inventory would forget what to
+    prune); unreadable content is reported, disables prune, and is replaced."""
     name = inventory.configmap_name(source)
+    cm = client.get("v1", "ConfigMap", name, objects.SYSTEM_NAMESPACE)
     try:
-        cm = client.get("v1", "ConfigMap", name, objects.SYSTEM_NAMESPACE)
         return inventory.from_configmap(source, cm), True
-    except (errors.KubeError, inventory.InventoryError) as exc:
-        record.errors.append(str(exc))
+    except inventory.InventoryError as exc:
+        record.errors.append(f"{exc}; nothing pruned, the inventory is rewritten from this reconcile")
         return None, False
 
 

@@ -168,3 +168,27 @@ def test_unknown_field_fails_only_its_object_and_names_the_field(tmp_path: Path,
     entry = next(e for e in run.json()["entries"] if e["subject"] == "ConfigMap/apps/typo")
     assert entry["action"] == "Failed" and "dta" in entry["message"], entry
     assert run.actions()["Deployment/apps/alpha"] == "Created"
+
+
+def test_corrupt_inventory_prunes_nothing_and_is_rewritten(tmp_path: Path, cluster: Cluster) -> None:
+    repo = example_repo(tmp_path / "repo")
+    assert apply(repo, cluster).exit_code == 0
+    cluster.kubectl(
+        "patch",
+        "configmap",
+        "spindle-inventory-repo",
+        "-n",
+        "spindle-system",
+        "--type=merge",
+        "-p",
+        '{"data":{"inventory.json":"{not json"}}',
+    )
+    repo.remove("apps/gamma.yaml")
+    repo.commit("drop gamma")
+    run = apply(repo, cluster)
+    assert run.exit_code == 2
+    assert any("ConfigMap/spindle-system/spindle-inventory-repo" in e for e in run.json()["errors"])
+    assert cluster.get("apps/v1", "Deployment", "gamma") is not None  # not pruned blindly
+    healed = apply(repo, cluster)
+    assert healed.exit_code == 0, healed.stdout[-2000:]
+    assert cluster.get("apps/v1", "Deployment", "gamma") is not None  # forgotten, never deleted
