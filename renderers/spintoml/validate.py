@@ -61,6 +61,13 @@ TRIGGER_KEYS: dict[str, frozenset[str]] = {
     "redis": TRIGGER_COMMON_KEYS | {"channel", "address"},
 }
 BUILD_KEYS = frozenset({"command", "workdir", "watch"})
+# dependency table shapes: the key that selects the shape → the keys it may have
+DEPENDENCY_SHAPES = (
+    ("path", frozenset({"path", "export"})),
+    ("url", frozenset({"url", "digest", "export"})),
+    ("component", frozenset({"component", "export"})),
+    ("version", frozenset({"version", "registry", "package", "export"})),
+)
 FILE_MOUNT_KEYS = frozenset({"source", "destination"})
 STATIC_RESPONSE_KEYS = frozenset({"status_code", "headers", "body"})
 EXECUTOR_KEYS: dict[ExecutorType, frozenset[str]] = {
@@ -241,7 +248,9 @@ class Checker:
                 if problem:
                     self.error((*path, key, i), problem)
             stores[key] = labels
-        dependencies = self.table(table.get("dependencies"), (*path, "dependencies"), "dependencies") or {}
+        dependencies = self.dependencies(table.get("dependencies"), (*path, "dependencies"))
+        self.targets(table.get("targets"), (*path, "targets"))
+        self.table(table.get("tool"), (*path, "tool"), "tool")
         self.boolean(
             table.get("dependencies_inherit_configuration"), (*path, "dependencies_inherit_configuration")
         )
@@ -269,6 +278,43 @@ class Checker:
             dependencies=dependencies,
             extra=extra,
         )
+
+    def dependencies(self, raw: Any, path: Path) -> dict[str, Any]:
+        """`dependencies`: WIT import → a version string, or one of the tables Spin accepts."""
+        table = self.table(raw, path, "dependencies") or {}
+        for name, spec in table.items():
+            dpath = (*path, name)
+            if isinstance(spec, str):
+                continue
+            dep = self.table(spec, dpath, f"dependency {name!r}")
+            if dep is None:
+                continue
+            shape = next((keys for marker, keys in DEPENDENCY_SHAPES if marker in dep), None)
+            if shape is None:
+                self.error(dpath, "a dependency needs one of 'version', 'path', 'url' or 'component'")
+                continue
+            self.unknown_keys(dep, shape, dpath, f"dependency {name!r}")
+            if isinstance(dep.get("path"), str):
+                self.local_path(dep["path"], (*dpath, "path"), "dependency file")
+            if "url" in dep and not isinstance(dep.get("digest"), str):
+                self.error((*dpath, "digest"), "a URL dependency needs a 'digest' (\"sha256:...\")")
+        return table
+
+    def targets(self, raw: Any, path: Path) -> None:
+        """`targets`: environment references, "name:version" or { registry, id } or { path }."""
+        if raw is None:
+            return
+        if not isinstance(raw, list):
+            self.error(path, f"targets must be a list, not {_type_name(raw)}")
+            return
+        for i, item in enumerate(raw):
+            if isinstance(item, str):
+                continue
+            ref = self.table(item, (*path, i), "a target")
+            if ref is None:
+                continue
+            allowed = frozenset({"path"}) if "path" in ref else frozenset({"registry", "id"})
+            self.unknown_keys(ref, allowed, (*path, i), "a target")
 
     def templates(self, text: str, path: Path, app_vars: Mapping[str, Variable]) -> bool:
         """Check the `{{ var }}` templates of `text`; True when they are all fine."""
@@ -457,8 +503,9 @@ def check_v2(doc: dict[str, Any], checker: Checker) -> App | None:
     description = checker.string(app.get("description"), ("application", "description")) or ""
     authors = checker.strings(app.get("authors"), ("application", "authors"))
     targets = app.get("targets") or []
+    checker.targets(targets, ("application", "targets"))
     if not isinstance(targets, list):
-        checker.error(("application", "targets"), f"targets must be a list, not {_type_name(targets)}")
+        targets = []
     variables = checker.variables(doc.get("variables"), ("variables",))
 
     components: dict[str, Component] = {}
