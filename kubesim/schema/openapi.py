@@ -104,11 +104,32 @@ class _Gen:
 
     def kind(self, s: ResourceSchema) -> None:
         name = s.root.name or f"{s.gvk.group}.{s.gvk.version}.{s.gvk.kind}"
-        self.struct_def(s.root, name)
+        if s.crd_openapi is not None:
+            self.crd_def(s, name)
+        else:
+            self.struct_def(s.root, name)
         self.defs[name]["x-kubernetes-group-version-kind"] = [
             {"group": s.gvk.group, "kind": s.gvk.kind, "version": s.gvk.version}
         ]
         self.list_def(s, name)
+
+    def crd_def(self, s: ResourceSchema, name: str) -> None:
+        """A custom resource is published with its own schema (validation keywords included),
+        ``metadata`` pointing at ObjectMeta, as the apiextensions server does."""
+        raw = s.crd_openapi or {}
+        d: dict[str, Any] = {k: v for k, v in raw.items() if k != "properties"}
+        d.setdefault("type", "object")
+        props = dict(raw.get("properties") or {})
+        meta_node = s.root.fields["metadata"]
+        self.struct_def(meta_node, meta_node.name)
+        meta_ref = self.ref(meta_node.name)
+        props["metadata"] = {"allOf": [{"$ref": meta_ref}]} if self.v3 else {"$ref": meta_ref}
+        props.setdefault("apiVersion", {"type": "string", "description": "APIVersion defines the versioned "
+                                        "schema of this representation of an object."})
+        props.setdefault("kind", {"type": "string", "description": "Kind is a string value representing "
+                                  "the REST resource this object represents."})
+        d["properties"] = props
+        self.defs[name] = d
 
     def list_def(self, s: ResourceSchema, item_name: str) -> None:
         list_name = item_name + "List"

@@ -498,7 +498,15 @@ def test_openapi_v2_definitions_carry_gvk_and_patch_metadata() -> None:
     assert ports["x-kubernetes-patch-merge-key"] == "containerPort"
     assert defs["io.k8s.api.core.v1.ContainerPort"]["properties"]["protocol"]["default"] == "TCP"
     assert defs["io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector"]["x-kubernetes-map-type"] == "atomic"
-    assert defs["dev.spinkube.core.v1alpha1.SpinApp"]["x-kubernetes-group-version-kind"] == [
+    spin = defs["dev.spinkube.core.v1alpha1.SpinApp"]
+    assert spin["properties"]["metadata"] == {
+        "$ref": "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+    }
+    assert spin["properties"]["spec"]["properties"]["ports"]["x-kubernetes-list-map-keys"] == [
+        "port",
+        "protocol",
+    ]
+    assert spin["x-kubernetes-group-version-kind"] == [
         {"group": "core.spinkube.dev", "kind": "SpinApp", "version": "v1alpha1"}
     ]
     assert "/apis/apps/v1/namespaces/{namespace}/deployments/{name}" in doc["paths"]
@@ -523,10 +531,24 @@ def test_openapi_v3_group_version_document() -> None:
 @pytest.mark.parametrize(
     ("given", "canonical"),
     [
-        (0.5, "500m"), ("0.1", "100m"), (1, "1"), ("1000", "1k"), ("1500", "1500"), ("1.5", "1500m"),
-        ("2048Ki", "2Mi"), ("1.5Gi", "1536Mi"), ("128Mi", "128Mi"), ("1000m", "1"), ("0", "0"),
-        ("1e3", "1e3"), ("512", "512"), ("0.0000000001", "1n"), ("10G", "10G"), ("1.5k", "1500"),
-        (1e-05, "10u"), ("not-a-quantity", "not-a-quantity"),
+        (0.5, "500m"),
+        ("0.1", "100m"),
+        (1, "1"),
+        ("1000", "1k"),
+        ("1500", "1500"),
+        ("1.5", "1500m"),
+        ("2048Ki", "2Mi"),
+        ("1.5Gi", "1536Mi"),
+        ("128Mi", "128Mi"),
+        ("1000m", "1"),
+        ("0", "0"),
+        ("1e3", "1e3"),
+        ("512", "512"),
+        ("0.0000000001", "1n"),
+        ("10G", "10G"),
+        ("1.5k", "1500"),
+        (1e-05, "10u"),
+        ("not-a-quantity", "not-a-quantity"),
     ],
 )
 def test_quantity_canonical_form(given: Any, canonical: str) -> None:
