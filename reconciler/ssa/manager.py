@@ -84,6 +84,14 @@ class _Item:
     force: bool
 
 
+def _same_but_status(before: Obj | None, after: Obj) -> bool:
+    def shape(obj: Obj | None) -> tuple[Any, ...]:
+        meta = (obj or {}).get("metadata") or {}
+        return meta.get("generation"), meta.get("labels"), meta.get("annotations")
+
+    return shape(before) == shape(after)
+
+
 def _rv(obj: Obj | None) -> str:
     return str(((obj or {}).get("metadata") or {}).get("resourceVersion") or "")
 
@@ -468,9 +476,14 @@ class Applier:
                 for o in group:
                     current = live.get(key_of(o.ref))
                     if current is not None:
+                        # Still verified only if just status moved on: same generation (spec)
+                        # and same labels and annotations as right after the apply.
+                        if o.verified_rv and not _same_but_status(o.result, current):
+                            o.verified_rv = ""
+                        elif o.verified_rv:
+                            o.verified_rv = _rv(current)
                         o.result = current
                         o.health = self._health(current)
-                        o.verified_rv = _rv(current) if o.verified_rv else ""
             todo = [o for o in todo if not health.is_terminal(o.health)]
             if not todo or self.clock() >= deadline:
                 for o in todo:

@@ -192,3 +192,18 @@ def test_corrupt_inventory_prunes_nothing_and_is_rewritten(tmp_path: Path, clust
     healed = apply(repo, cluster)
     assert healed.exit_code == 0, healed.stdout[-2000:]
     assert cluster.get("apps/v1", "Deployment", "gamma") is not None  # forgotten, never deleted
+
+
+def test_noop_reconcile_lists_each_kind_once_and_dry_runs_nothing(tmp_path: Path, cluster: Cluster) -> None:
+    from reconciler import engine
+
+    repo = example_repo(tmp_path / "repo")
+    options = engine.Options(timeout=5)
+    first = engine.run(repo.root, source_name="repo", revision=None, options=options, client=cluster.client)
+    assert first.record.ok, first.record.errors
+    kinds = {(o.ref.api_version, o.ref.kind) for o in first.outcomes}
+    before = cluster.client.requests
+    second = engine.run(repo.root, source_name="repo", revision=None, options=options, client=cluster.client)
+    assert {o.action.value for o in second.outcomes} == {"Unchanged"}
+    # One list per kind, plus the Nodes and the inventory: no GET or dry-run per object.
+    assert cluster.client.requests - before == len(kinds) + 2
