@@ -23,7 +23,7 @@ from types import FrameType
 
 from shim.app import LoadedApp, LoadOptions, load_app
 from shim.engine import default_cache_dir, new_engine
-from shim.server import SpinServer, parse_listen, stop_gracefully
+from shim.server import SpinServer, parse_listen
 
 log = logging.getLogger("shim")
 
@@ -82,19 +82,8 @@ def bind(listen: str) -> socket.socket:
 def serve(opts: RunOptions, env: Mapping[str, str], *, sock: socket.socket | None = None,
           on_ready: Callable[[int], None] | None = None, spawn_workers: bool = True) -> int:
     """Load and serve until SIGTERM/SIGINT; returns after in-flight requests have finished."""
-    app, _engine = load(opts, env)  # raises ShimError subclasses before anything listens
-    sock = sock or bind(opts.listen)
-    server = SpinServer(app, sock.getsockname(), sock=sock)
-    children: list[subprocess.Popen[bytes]] = []
-    if spawn_workers and opts.workers > 1:
-        fd = sock.fileno()
-        os.set_inheritable(fd, True)
-        for _ in range(opts.workers - 1):
-            children.append(subprocess.Popen(
-                [sys.executable, "-m", "shim.worker", str(fd), opts.to_json()],
-                pass_fds=(fd,), env=dict(env)))
-
     stopping = threading.Event()
+    children: list[subprocess.Popen[bytes]] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if not stopping.is_set():
@@ -102,11 +91,21 @@ def serve(opts: RunOptions, env: Mapping[str, str], *, sock: socket.socket | Non
             log.info("signal %d: draining in-flight requests", signum)
             for c in children:
                 c.send_signal(signal.SIGTERM)
-            stop_gracefully(server)
 
+    # installed before loading, so a signal during a long compile is not lost
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+    app, _engine = load(opts, env)  # raises ShimError subclasses before anything listens
+    sock = sock or bind(opts.listen)
+    server = SpinServer(app, sock.getsockname(), sock=sock)
+    if spawn_workers and opts.workers > 1:
+        fd = sock.fileno()
+        os.set_inheritable(fd, True)
+        for _ in range(opts.workers - 1):
+            children.append(subprocess.Popen(
+                [sys.executable, "-m", "shim.worker", str(fd), opts.to_json()],
+                pass_fds=(fd,), env=dict(env)))
     host, port = sock.getsockname()[:2]
     log.info("app %s serving on http://%s:%d (%d process%s)", app.manifest.name, host, port,
              max(1, opts.workers), "es" if opts.workers > 1 else "")
@@ -115,7 +114,10 @@ def serve(opts: RunOptions, env: Mapping[str, str], *, sock: socket.socket | Non
     if on_ready is not None:
         on_ready(port)
     try:
-        server.serve_forever(poll_interval=0.2)
+        # our own accept loop (not serve_forever/shutdown, which loses a stop that comes early)
+        while not stopping.is_set():
+            server.handle_request()
+        server.stop_idle_connections()
     finally:
         server.server_close()  # joins the request threads: the drain
         for c in children:

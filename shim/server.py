@@ -8,6 +8,7 @@ graceful stop: no new connections, in-flight requests finish (the SIGTERM path).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -130,6 +131,7 @@ class SpinServer(ThreadingHTTPServer):
     block_on_close = True
     allow_reuse_address = True
     request_queue_size = 128
+    timeout = 0.2  # handle_request() returns this often so the accept loop can see a stop
 
     def __init__(self, app: LoadedApp, addr: tuple[str, int], *, sock: socket.socket | None = None) -> None:
         self.app = app
@@ -152,10 +154,8 @@ class SpinServer(ThreadingHTTPServer):
         with self.active_lock:
             idle = [h for h in self.connections if not h.busy]
         for h in idle:
-            try:
+            with contextlib.suppress(OSError):
                 h.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     @property
     def port(self) -> int:
