@@ -2,8 +2,9 @@
 
     load(data, rel, project_dir) -> Loaded(app: App | None, lines: TomlLines | None, errors)
 
-`parse` reads the TOML, `lines` finds the line of every key, `validate` checks a v2 manifest into
-`model.App`, and `v1` converts and checks a v1 manifest into the same model. Every problem of a
+`parse` reads the TOML, `lines` finds the line of every key, `v2` checks a v2 manifest into
+`model.App` and `v1` converts and checks a v1 manifest into the same model, both with the
+`checker` (the shared checks) and `rules` (pure value rules). Every problem of a
 file is returned (not just the first), each naming the file, line and dotted key. The app is None
 when the file has any error.
 """
@@ -17,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from renderers.errors import Location, ManifestError
+from renderers.spintoml.checker import Checker
 from renderers.spintoml.lines import TomlLines
 from renderers.spintoml.model import App
 from renderers.spintoml.v1 import check_v1
-from renderers.spintoml.validate import Checker, check_v2
+from renderers.spintoml.v2 import check_v2
 
 __all__ = ["App", "Loaded", "TomlLines", "load", "parse"]
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from renderers.spintoml import rules
+from renderers.spintoml.checker import COMPONENT_KEYS_V2, TRIGGER_KEYS, Checker
 from renderers.spintoml.lines import Path
 from renderers.spintoml.model import App, Component, Trigger
-from renderers.spintoml.validate import COMPONENT_KEYS_V2, TRIGGER_KEYS, Checker
 
 TOP_KEYS_V1 = frozenset(
     {

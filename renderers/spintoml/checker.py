@@ -1,10 +1,10 @@
-"""Validate a parsed spin.toml (v2, or v1 through `renderers.spintoml.v1`) into the typed model.
+"""The checks shared by manifest v2 (`renderers.spintoml.v2`) and v1 (`renderers.spintoml.v1`).
 
 The `Checker` collects every problem of a file as a `ManifestError` naming the file, the line and
 the dotted key ("component.hello.source", "trigger.http[1].route"), and keeps going: a problem in
 one component never hides one in another. Checks follow Spin v3's manifest schema (unknown keys
-rejected, id cases, trigger references, routes, static responses, variables, templates, local
-paths, outbound hosts, store labels).
+rejected, id cases, routes, static responses, variables, templates, local paths, outbound hosts,
+store labels, dependencies).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from renderers.errors import Location, ManifestError
 from renderers.spintoml import rules
 from renderers.spintoml.lines import Path, TomlLines
 from renderers.spintoml.model import (
-    App,
     BuildConfig,
     Component,
     ExecutorType,
@@ -114,7 +113,7 @@ class Checker:
         if value is None:
             return None
         if not isinstance(value, dict):
-            self.error(path, f"{what} must be a table, not {_type_name(value)}")
+            self.error(path, f"{what} must be a table, not {type_name(value)}")
             return None
         return value
 
@@ -124,7 +123,7 @@ class Checker:
                 self.error(path, f"missing required key {path[-1]!r}")
             return None
         if not isinstance(value, str):
-            self.error(path, f"must be a string, not {_type_name(value)}")
+            self.error(path, f"must be a string, not {type_name(value)}")
             return None
         return value
 
@@ -132,7 +131,7 @@ class Checker:
         if value is None:
             return False
         if not isinstance(value, bool):
-            self.error(path, f"must be a boolean, not {_type_name(value)}")
+            self.error(path, f"must be a boolean, not {type_name(value)}")
             return False
         return value
 
@@ -140,14 +139,14 @@ class Checker:
         if value is None:
             return ()
         if not isinstance(value, list):
-            self.error(path, f"must be a list of strings, not {_type_name(value)}")
+            self.error(path, f"must be a list of strings, not {type_name(value)}")
             return ()
         out = []
         for i, item in enumerate(value):
             if isinstance(item, str):
                 out.append(item)
             else:
-                self.error((*path, i), f"must be a string, not {_type_name(item)}")
+                self.error((*path, i), f"must be a string, not {type_name(item)}")
         return tuple(out)
 
     def string_map(self, value: Any, path: Path, what: str) -> dict[str, str]:
@@ -305,7 +304,7 @@ class Checker:
         if raw is None:
             return
         if not isinstance(raw, list):
-            self.error(path, f"targets must be a list, not {_type_name(raw)}")
+            self.error(path, f"targets must be a list, not {type_name(raw)}")
             return
         for i, item in enumerate(raw):
             if isinstance(item, str):
@@ -368,7 +367,7 @@ class Checker:
         if raw is None:
             return ()
         if not isinstance(raw, list):
-            self.error(path, f"files must be a list, not {_type_name(raw)}")
+            self.error(path, f"files must be a list, not {type_name(raw)}")
             return ()
         out = []
         for i, item in enumerate(raw):
@@ -430,7 +429,7 @@ class Checker:
                 self.error(rpath, "a route table must be { private = true }")
             out["private"] = True
         else:
-            self.error(rpath, f"route must be a string or {{ private = true }}, not {_type_name(route)}")
+            self.error(rpath, f"route must be a string or {{ private = true }}, not {type_name(route)}")
         executor = self.table(trigger.get("executor"), (*path, "executor"), "executor")
         if executor is not None:
             epath = (*path, "executor")
@@ -483,7 +482,7 @@ class Checker:
                 seen[key] = (trigger.route, rpath)
 
 
-def _type_name(value: Any) -> str:
+def type_name(value: Any) -> str:
     return {
         dict: "a table",
         list: "an array",
@@ -492,197 +491,3 @@ def _type_name(value: Any) -> str:
         int: "an integer",
         float: "a float",
     }.get(type(value), type(value).__name__)
-
-
-def check_v2(doc: dict[str, Any], checker: Checker) -> App | None:
-    """Validate a manifest v2 document."""
-    checker.unknown_keys(doc, TOP_KEYS_V2, (), "the manifest")
-    app = checker.application(doc.get("application"), ("application",))
-    name = checker.string(app.get("name"), ("application", "name"), required=True) if app else None
-    version = checker.string(app.get("version"), ("application", "version")) or ""
-    description = checker.string(app.get("description"), ("application", "description")) or ""
-    authors = checker.strings(app.get("authors"), ("application", "authors"))
-    targets = app.get("targets") or []
-    checker.targets(targets, ("application", "targets"))
-    if not isinstance(targets, list):
-        targets = []
-    variables = checker.variables(doc.get("variables"), ("variables",))
-
-    components: dict[str, Component] = {}
-    raw_components = checker.table(doc.get("component"), ("component",), "[component]") or {}
-    for cid, raw in raw_components.items():
-        cpath: Path = ("component", cid)
-        problem = rules.kebab_problem(cid)
-        if problem:
-            checker.error(cpath, f"component id {problem}")
-        component = checker.component(cid, raw, cpath, variables)
-        if component is not None:
-            components[cid] = component
-
-    triggers: list[tuple[Trigger, Path]] = []
-    raw_triggers = checker.table(doc.get("trigger"), ("trigger",), "[trigger]") or {}
-    if not raw_triggers:
-        checker.error(("trigger",), "the application has no triggers ([[trigger.<type>]])")
-    for ttype, entries in raw_triggers.items():
-        if not isinstance(entries, list):
-            checker.error(
-                ("trigger", ttype), f"trigger.{ttype} must be an array of tables ([[trigger.{ttype}]])"
-            )
-    trigger_ids = _trigger_ids(raw_triggers)
-    taken = set(raw_components)
-    for (ttype, i), tid in trigger_ids.items():
-        tpath: Path = ("trigger", ttype, i)
-        entry = raw_triggers[ttype][i]
-        trigger = _trigger_v2(checker, ttype, entry, tpath, tid, variables, raw_components, components, taken)
-        if trigger is not None:
-            triggers.append((trigger, tpath))
-    checker.check_routes(triggers)
-
-    if name is None or checker.errors:
-        return None
-    return App(
-        name=name,
-        manifest_version=2,
-        version=version,
-        description=description,
-        authors=authors,
-        targets=tuple(targets),
-        variables=variables,
-        triggers=tuple(t for t, _ in triggers),
-        components=components,
-        trigger_settings=dict(app.get("trigger", {}) or {}),
-        tool=dict(app.get("tool", {}) or {}),
-    )
-
-
-def _trigger_ids(raw_triggers: Mapping[str, Any]) -> dict[tuple[str, int], str]:
-    """Every trigger's id, generated as Spin's normalize step does when the manifest gives none:
-    `<component>-<type>-trigger` for a component reference, else `<type>-trigger<n>`."""
-    entries = {
-        (ttype, i): entry
-        for ttype, items in raw_triggers.items()
-        if isinstance(items, list)
-        for i, entry in enumerate(items)
-    }
-    taken: set[str] = {
-        entry["id"]
-        for entry in entries.values()
-        if isinstance(entry, dict) and isinstance(entry.get("id"), str)
-    }
-    ids: dict[tuple[str, int], str] = {}
-    counters: dict[str, int] = {}
-    for (ttype, i), entry in entries.items():
-        table = entry if isinstance(entry, dict) else {}
-        tid = table.get("id")
-        if isinstance(tid, str) and tid:
-            ids[(ttype, i)] = tid
-            continue
-        component = table.get("component")
-        candidate = f"{component}-{ttype}-trigger"
-        if isinstance(component, str) and candidate not in taken:
-            ids[(ttype, i)] = candidate
-        else:
-            counter = counters.get(ttype, 1)
-            while f"{ttype}-trigger{counter}" in taken:
-                counter += 1
-            candidate = f"{ttype}-trigger{counter}"
-            counters[ttype] = counter
-            ids[(ttype, i)] = candidate
-        taken.add(candidate)
-    return ids
-
-
-def _trigger_v2(
-    checker: Checker,
-    ttype: str,
-    entry: Any,
-    path: Path,
-    tid: str,
-    variables: Mapping[str, Variable],
-    declared: Mapping[str, Any],
-    components: dict[str, Component],
-    taken: set[str],
-) -> Trigger | None:
-    table = checker.table(entry, path, f"a [[trigger.{ttype}]] entry")
-    if table is None:
-        return None
-    allowed = TRIGGER_KEYS.get(ttype)
-    if allowed is not None:
-        checker.unknown_keys(table, allowed, path, f"a [[trigger.{ttype}]] entry")
-    checker.string(table.get("id"), (*path, "id"))
-    # Every component spec of the trigger: `component`, then each of `components`.
-    specs: list[tuple[Any, Path]] = []
-    if "component" in table:
-        specs.append((table["component"], (*path, "component")))
-    extra = checker.table(table.get("components"), (*path, "components"), "components") or {}
-    for name, value in extra.items():
-        if isinstance(value, list):
-            specs += [(spec, (*path, "components", name, j)) for j, spec in enumerate(value)]
-        else:
-            specs.append((value, (*path, "components", name)))
-    counter = [1]
-    resolved = [
-        _component_ref(
-            checker, spec, spath, tid, len(specs) > 1, counter, variables, declared, components, taken
-        )
-        for spec, spath in specs
-    ]
-    component_id = resolved[0] if "component" in table else None
-    settings: dict[str, Any] = {}
-    if ttype == "http":
-        settings = checker.http_settings(table, path)
-        has_component, has_static = "component" in table, "static_response" in table
-        if has_component and has_static:
-            checker.error(
-                (*path, "static_response"),
-                "an HTTP trigger needs exactly one of 'component' and 'static_response', not both",
-            )
-        elif not has_component and not has_static:
-            checker.error(path, "an HTTP trigger needs exactly one of 'component' and 'static_response'")
-    elif ttype == "redis":
-        settings["channel"] = checker.string(table.get("channel"), (*path, "channel"), required=True)
-        if "component" not in table:
-            checker.error((*path, "component"), "missing required key 'component'")
-    known = {"id", "component", "components", "route", "executor", "static_response", "channel"}
-    config = {key: value for key, value in table.items() if key not in known}
-    return Trigger(type=ttype, component=component_id, id=tid, config=config, **settings)
-
-
-def _component_ref(
-    checker: Checker,
-    spec: Any,
-    path: Path,
-    tid: str,
-    several: bool,
-    counter: list[int],
-    variables: Mapping[str, Variable],
-    declared: Mapping[str, Any],
-    components: dict[str, Component],
-    taken: set[str],
-) -> str | None:
-    """Resolve a trigger's component spec (an id string or an inline table) to a component id.
-    Inline components are lifted into `components` under the id Spin gives them:
-    `<trigger id>-component`, or `inline-component<n>` when the trigger has several specs or
-    that id is not kebab-case or already used."""
-    if isinstance(spec, str):
-        problem = rules.kebab_problem(spec)
-        if problem:
-            checker.error(path, f"component reference {problem}")
-        elif spec not in declared:
-            checker.error(
-                path, f"trigger refers to component {spec!r}, which is not defined ([component.{spec}])"
-            )
-        return spec
-    if isinstance(spec, dict):
-        inline_id = f"{tid}-component"
-        if several or rules.kebab_problem(inline_id) or inline_id in taken:
-            while f"inline-component{counter[0]}" in taken:
-                counter[0] += 1
-            inline_id = f"inline-component{counter[0]}"
-        taken.add(inline_id)
-        component = checker.component(inline_id, spec, path, variables)
-        if component is not None:
-            components[inline_id] = component
-        return inline_id
-    checker.error(path, f"component must be an id string or an inline table, not {_type_name(spec)}")
-    return None
