@@ -138,8 +138,16 @@ def _conflicts(conflicts: dict[ManagerKey, fp.FieldSet], managed: Managed,
     return out
 
 
-def _copy_managed(managed: Managed) -> Managed:
-    return {k: ManagerEntry(v.fields, v.api_version, v.time) for k, v in managed.items()}
+def _copy_managed(managed: Managed, schema: ResourceSchema | None = None) -> Managed:
+    """A working copy; for custom resources (whose schema may have changed since the sets were
+    recorded) the sets are reconciled with the current schema, as SMD does."""
+    out = {k: ManagerEntry(v.fields, v.api_version, v.time) for k, v in managed.items()}
+    if schema is not None and not schema.builtin:
+        for entry in out.values():
+            reconciled = typed.reconcile_with_schema(entry.fields, schema.root)
+            if reconciled is not None:
+                entry.fields = reconciled
+    return out
 
 
 def _typed_error(prefix: str, exc: typed.TypeErrors) -> InvalidObjectError:
@@ -274,7 +282,7 @@ def _apply(
     live_clean = _without_managed(live)
     what = _gvknn(live_clean or config, schema)
     managed_before = decode_managed_fields((live or {}).get("metadata", {}).get("managedFields"), what=what)
-    managed = _copy_managed(managed_before)
+    managed = _copy_managed(managed_before, schema)
     ignored = _ignored(schema, subresource)
 
     merged = typed.merge(live_clean, config, root) if live_clean else typed.deep_copy(config)
@@ -398,7 +406,7 @@ def update(
         given = decode_managed_fields((obj.get("metadata") or {}).get("managedFields"), what=what)
     except ApplyBodyError:
         given = {}
-    managed = _copy_managed(given if given else managed_before)
+    managed = _copy_managed(given if given else managed_before, schema)
     if isinstance(obj.get("metadata"), dict):
         obj["metadata"].pop("managedFields", None)
     if live_clean:

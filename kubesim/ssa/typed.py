@@ -531,3 +531,27 @@ def ensure_named(fs: FieldSet, node: TypeNode) -> FieldSet:
         else:
             out[pe] = ensure_named(sub, node.item or UNTYPED)
     return out
+
+
+def reconcile_with_schema(fs: FieldSet, node: TypeNode) -> FieldSet | None:
+    """SMD ``ReconcileFieldSetWithSchema``: where the schema now says atomic but the set still owns
+    parts, own the whole value instead.  None when nothing changes."""
+    changed = False
+    out: FieldSet = {}
+    for pe, sub in fs.items():
+        if pe == MEMBER:
+            out[pe] = sub
+            continue
+        cn = (child_node(node, pe[2:]) if pe[0] == "f" else node.item) or UNTYPED
+        children = len(sub) - (1 if MEMBER in sub else 0)
+        if children and cn.type is not NodeType.UNTYPED and cn.type is not NodeType.SCALAR and cn.is_atomic:
+            out[pe] = {MEMBER: {}}
+            changed = True
+            continue
+        new = reconcile_with_schema(sub, cn) if children else None
+        if new is not None:
+            changed = True
+            out[pe] = new
+        else:
+            out[pe] = sub
+    return out if changed else None

@@ -555,3 +555,25 @@ def test_quantity_canonical_form(given: Any, canonical: str) -> None:
     from kubesim.schema.quantity import canonical_quantity
 
     assert canonical_quantity(given) == canonical
+
+
+def test_crd_list_turned_atomic_gives_item_owners_the_whole_list() -> None:
+    live = crd_apply(None, spinapp(ports=[{"port": 80}]), "a").object
+    crd = copy.deepcopy(CRD)
+    ports = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"][
+        "ports"
+    ]
+    ports["x-kubernetes-list-type"] = "atomic"
+    del ports["x-kubernetes-list-map-keys"]
+    [atomic] = ks.crd_schemas(crd)
+    with pytest.raises(ssa.ConflictError) as err:
+        ssa.apply(
+            live,
+            spinapp(ports=[{"port": 81}]),
+            manager="b",
+            api_version=atomic.api_version,
+            force=False,
+            schema=atomic,
+            now="2026-01-01T00:00:00Z",
+        )
+    assert [c.field for c in err.value.conflicts] == [".spec.ports"]
