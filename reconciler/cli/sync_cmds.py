@@ -11,6 +11,7 @@ found by `--detect-only`, 2 error (a failed object, a render error, no cluster).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sys
@@ -140,11 +141,12 @@ def run_once(
     from reconciler.kube import errors, target
 
     try:
-        checkout = resolve_source(source, ref=ref, subpath=options.path if _URL.match(source) else None)
+        fetched = bool(_URL.match(source)) or ref is not None
+        checkout = resolve_source(source, ref=ref, subpath=options.path if fetched else None)
     except Exception as exc:  # SourceError and friends: reported, exit 2
         raise click.ClickException(f"source {source}: {exc}") from exc
-    if _URL.match(source):
-        options = Options(**{**options.__dict__, "path": None})
+    if _URL.match(source) or ref is not None:  # the Git source already applied the sub-path
+        options = dataclasses.replace(options, path=None)
     try:
         tgt = target.connect(
             kubeconfig=kubeconfig, context=context, notice=_err, timeout=max(options.timeout, 30.0)
