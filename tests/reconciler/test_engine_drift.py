@@ -202,3 +202,21 @@ def test_report_names_the_kubectl_manager_in_text_summary(tmp_path: Path, cluste
     assert run.exit_code == 1
     assert "Deployment/apps/alpha" in run.stdout and "Configured" in run.stdout
     assert ".spec.replicas: 3 → 1   owned by kubectl (Update (scale)" in run.stdout
+
+
+def test_kubectl_client_side_apply_is_folded_and_reverted(tmp_path: Path, cluster: Cluster) -> None:
+    repo = example_repo(tmp_path / "repo", apps=("alpha",))
+    repo.write("config/settings.yaml", CONFIGMAP.format(name="settings", annotations="{}"))
+    repo.commit("settings")
+    assert apply(repo, cluster).exit_code == 0
+    edited = tmp_path / "settings.yaml"
+    edited.write_text(CONFIGMAP.format(name="settings", annotations="{}") + "  extra: by-hand\n")
+    cluster.kubectl("apply", "-f", str(edited))  # client-side apply
+
+    drift = diff(repo, cluster)
+    assert drift.exit_code == 1
+    assert '.data.extra: "by-hand" → null   owned by kubectl-client-side-apply (Update' in drift.stdout
+    assert apply(repo, cluster).exit_code == 0
+    live = cluster.get("v1", "ConfigMap", "settings")
+    assert live is not None and live["data"] == {"key": "from-git"}
+    assert diff(repo, cluster).exit_code == 0
