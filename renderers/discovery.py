@@ -7,7 +7,7 @@
   JSON files that are not Kubernetes objects (package.json, tsconfig.json, ...) are skipped:
   a JSON file is only read as a manifest when its top-level object has `apiVersion` or `kind`.
 - `spin.toml` files are Spin projects: parsed and validated (`renderers.spintoml`); those with an
-  `[application.tool.spindle]` table are scaffolded (`renderers.scaffold`) into
+  `[application.tool.spindle]` table are scaffolded (`renderers.tooltable`) into
   `RepoTree.scaffolded`.
 - `.spindleignore` at the root (gitignore syntax) excludes paths. Hidden files and directories
   (`.git`, `.github/workflows`, `.gitlab-ci.yml`, `.pre-commit-config.yaml`, ...) are never
@@ -29,7 +29,7 @@ from typing import Any
 
 import pathspec
 
-from renderers import scaffold, spintoml
+from renderers import spintoml, tooltable
 from renderers.errors import DocumentError, Location, RenderError
 from renderers.model import RepoTree, SourceDoc, SpinProject
 from renderers.yamldocs import YamlDoc, load_documents
@@ -247,7 +247,7 @@ def _add_project(tree: RepoTree, path: Path, rel: str) -> None:
     if loaded.app is None or loaded.lines is None:
         return
     problems: list[RenderError] = []
-    docs = scaffold.scaffold_project(loaded.app, rel, loaded.lines, path.parent, problems, tree.root)
+    docs = tooltable.scaffold_project(loaded.app, rel, loaded.lines, path.parent, problems, tree.root)
     tree.errors.extend(problems)
     tree.projects.append(SpinProject(Location(rel, 1), loaded.app, tuple(docs)))
     for doc in docs:

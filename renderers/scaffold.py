@@ -1,4 +1,4 @@
-"""`spin kube scaffold` as a pure function, and Spin projects' `[application.tool.spindle]` tables.
+"""`spin kube scaffold` (spin-plugin-kube v0.4.0) as a pure function.
 
 `scaffold(options)` validates the options exactly as spin-plugin-kube v0.4.0 does (same order,
 same messages) and returns the SpinApp, plus the runtime-config Secret and the HPA or KEDA
@@ -8,31 +8,23 @@ The text mirrors the plugin's Go template: the image is double-quoted and variab
 written raw, so `--variable n=007` prints `value: 007` (which YAML reads back as the integer 7,
 as with the plugin). The objects keep what the user meant: variable values are strings.
 
-`scaffold_project(...)` maps a project's tool table to the same options; the image is required,
-`namespace` (a spindle extension) is set on every generated object, and every problem names the
-spin.toml, the line and the key.
+Spin projects' `[application.tool.spindle]` tables map to the same options in
+`renderers.tooltable`.
 """
 
 from __future__ import annotations
 
 import base64
 import enum
-import posixpath
 import re
-import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from renderers.errors import Location, ManifestError, RenderError, ScaffoldError
-from renderers.model import Obj, SourceDoc
-from renderers.spintoml.lines import TomlLines
-from renderers.spintoml.model import App
-from renderers.spintoml.rules import unknown_key_hint
+from renderers.errors import ScaffoldError
+from renderers.model import Obj
 
 DEFAULT_EXECUTOR = "containerd-shim-spin"
-TOOL_TABLE = ("application", "tool", "spindle")
 
 
 class Autoscaler(enum.Enum):
@@ -302,259 +294,3 @@ def _text(opts: ScaffoldOptions, name: str, runtime_config: str) -> str:
                 out += [f"  - type: {resource}", "    metricType: Utilization", "    metadata:"]
                 out.append(f'      value: "{value}"')
     return "\n".join(out) + "\n"
-
-
-# --- Spin projects: [application.tool.spindle] ------------------------------------------------
-
-# tool-table key → (ScaffoldOptions field, expected type, the SpinApp field it lands in, if any)
-_TOOL_KEYS: dict[str, tuple[str, type, str]] = {
-    "image": ("from_image", str, "spec.image"),
-    "name": ("name", str, "metadata.name"),
-    "namespace": ("namespace", str, "metadata.namespace"),
-    "replicas": ("replicas", int, "spec.replicas"),
-    "max_replicas": ("max_replicas", int, ""),
-    "executor": ("executor", str, "spec.executor"),
-    "autoscaler": ("autoscaler", str, "spec.enableAutoscaling"),
-    "autoscaler_target_cpu_utilization": ("target_cpu_utilization", int, ""),
-    "autoscaler_target_memory_utilization": ("target_memory_utilization", int, ""),
-    "cpu_limit": ("cpu_limit", str, "spec.resources.limits.cpu"),
-    "memory_limit": ("memory_limit", str, "spec.resources.limits.memory"),
-    "cpu_request": ("cpu_request", str, "spec.resources.requests.cpu"),
-    "memory_request": ("memory_request", str, "spec.resources.requests.memory"),
-    "variables": ("variables", dict, "spec.variables"),
-    "components": ("components", list, "spec.components"),
-    "image_pull_secrets": ("image_pull_secrets", list, "spec.imagePullSecrets"),
-    "service_account": ("service_account_name", str, "spec.serviceAccountName"),
-    "azure_identity": ("azure_identity", bool, "spec.podLabels"),
-    "runtime_config_file": ("runtime_config", str, "spec.runtimeConfig"),
-}
-_TYPE_NAMES = {str: "a string", int: "an integer", bool: "a boolean", dict: "a table", list: "an array"}
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-
-
-class FieldLines(Mapping[str, int]):
-    """SpinApp field path → the line of the tool-table key it came from, looked up only when
-    asked (finding TOML lines means scanning the file, which a valid project never needs)."""
-
-    def __init__(self, lines: TomlLines, keys: Mapping[str, str]) -> None:
-        self._lines = lines
-        self._keys = dict(keys)  # SpinApp field → tool-table key
-
-    def __getitem__(self, field_path: str) -> int:
-        key = self._keys[field_path]
-        line = self._lines.line_of((*TOOL_TABLE, key))
-        if line is None:  # pragma: no cover - the key was read from this very file
-            raise KeyError(field_path)
-        return line
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._keys)
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-
-def project_options(
-    app: App,
-    rel: str,
-    lines: TomlLines,
-    project_dir: Path,
-    errors: list[RenderError],
-    root: Path | None = None,
-) -> tuple[ScaffoldOptions | None, Mapping[str, int]]:
-    """The scaffold options of a project's tool table (None when it has none or is invalid), and
-    the line of each SpinApp field that came from a key, for pointing schema errors at the TOML.
-
-    When `root` (the checkout) is given, `runtime_config_file` must stay inside it: its content
-    goes into a Secret, so a repo must not be able to pull in files from elsewhere."""
-    table = app.spindle
-    if table is None:
-        return None, {}
-    start = len(errors)
-
-    def fail(key: str | None, message: str) -> None:
-        path = (*TOOL_TABLE, key) if key else TOOL_TABLE
-        line = lines.line_of(path)
-        if key in ("cpu_limit", "memory_limit") and key not in table:
-            line = lines.line_of((*TOOL_TABLE, "autoscaler"))  # missing because of the autoscaler
-        field = ".".join(str(p) for p in path)
-        errors.append(ManifestError(message, Location(rel, line, field), f"Spin app {app.name}"))
-
-    values: dict[str, Any] = {}
-    field_keys: dict[str, str] = {}
-    for key, value in table.items():
-        spec = _TOOL_KEYS.get(key)
-        if spec is None:
-            fail(
-                key,
-                f"unknown key {key!r} in [application.tool.spindle] ({unknown_key_hint(key, _TOOL_KEYS)})",
-            )
-            continue
-        attr, kind, target = spec
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            fail(key, f"{key} must be {_TYPE_NAMES[kind]}, not {type(value).__name__}")
-            continue
-        if target:
-            field_keys[target] = key
-        values[attr] = value
-    for key in ("variables",):
-        if key in values:
-            for name, value in values[key].items():
-                if not isinstance(value, str):
-                    fail(key, f"variables.{name} must be a string, not {type(value).__name__}")
-                elif name not in app.variables:
-                    fail(key, f"variables.{name}: the app declares no variable {name!r} in [variables]")
-    for key in ("components", "image_pull_secrets"):
-        if key in values:
-            if not all(isinstance(item, str) for item in values[key]):
-                fail(key, f"{key} must be an array of strings")
-                del values[key]
-            else:
-                values[key] = tuple(values[key])
-    for component in values.get("components", ()):
-        if component not in app.components:
-            fail("components", f"component {component!r} is not defined in the spin.toml")
-    # Keys the plugin's template would silently drop: say so instead of deploying without them.
-    if not table.get("autoscaler"):
-        for key in (
-            "max_replicas",
-            "autoscaler_target_cpu_utilization",
-            "autoscaler_target_memory_utilization",
-        ):
-            if key in table:
-                fail(key, f'{key} has no effect without an autoscaler (autoscaler = "hpa" or "keda")')
-    if not table.get("cpu_limit") and not table.get("memory_limit"):
-        for key in ("cpu_request", "memory_request"):
-            if key in table:
-                fail(key, f"{key} is only used with a cpu_limit or memory_limit (as in spin kube scaffold)")
-    namespace = values.get("namespace")
-    if namespace is not None and not _DNS_LABEL.match(namespace):
-        fail("namespace", f"namespace {namespace!r} is not a valid DNS label")
-    config_path = values.get("runtime_config")
-    if config_path is not None:
-        config_file = (project_dir / config_path).resolve()
-        if root is not None and root.resolve() not in config_file.parents:
-            fail("runtime_config_file", f"runtime config file {config_path!r} is outside the checkout")
-        else:
-            try:
-                values["runtime_config"] = config_file.read_bytes()
-            except OSError as exc:
-                fail(
-                    "runtime_config_file", f"cannot read runtime config file {config_path!r}: {exc.strerror}"
-                )
-    runtime_config = _runtime_config_tables(values.get("runtime_config"), rel, config_path, errors)
-    if config_path is None or runtime_config is not None:  # else: the file's problem is reported
-        _check_store_labels(app, values.get("components", ()), runtime_config or {}, rel, lines, errors)
-    field_lines = FieldLines(lines, field_keys)
-    if "from_image" not in values:
-        if "image" not in table:
-            fail(None, "[application.tool.spindle] needs an 'image' (the OCI reference of the app)")
-        return None, field_lines
-    if len(errors) > start:
-        return None, field_lines
-    opts = ScaffoldOptions(**values)
-    try:
-        validate(opts)
-    except ScaffoldError as exc:
-        fail(_blame(opts, str(exc)), str(exc))
-        return None, field_lines
-    name = opts.name or name_from_image(opts.from_image)
-    if not _DNS_LABEL.match(name) or len(name) > 63:
-        # It names the Deployment and Service too: a DNS label (the plugin would print it anyway).
-        hint = "" if opts.name else ' (it comes from the image; set name = "...")'
-        fail("name" if opts.name else "image", f"app name {name!r} is not a valid DNS label{hint}")
-        return None, field_lines
-    return opts, field_lines
-
-
-def _runtime_config_tables(
-    data: Any, rel: str, config_path: str | None, errors: list[RenderError]
-) -> dict[str, Any] | None:
-    """The parsed runtime config file, or None (no file, or malformed: reported at its line)."""
-    if not isinstance(data, bytes) or config_path is None:
-        return None
-    where = posixpath.normpath(posixpath.join(posixpath.dirname(rel), config_path))
-    try:
-        return tomllib.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        errors.append(ManifestError(f"runtime config is not UTF-8 text: {exc.reason}", Location(where)))
-    except tomllib.TOMLDecodeError as exc:
-        match = re.search(r"\(at line (\d+), column \d+\)", str(exc))
-        line = int(match.group(1)) if match else None
-        reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
-        errors.append(ManifestError(f"malformed TOML in the runtime config: {reason}", Location(where, line)))
-    return None
-
-
-# component key → runtime config table that must define its non-default labels
-_STORE_TABLES = {"key_value_stores": "key_value_store", "sqlite_databases": "sqlite_database"}
-
-
-def _check_store_labels(
-    app: App,
-    components: tuple[str, ...],
-    runtime_config: Mapping[str, Any],
-    rel: str,
-    lines: TomlLines,
-    errors: list[RenderError],
-) -> None:
-    """Stores other than `default` exist only when the runtime config defines them; a scaffolded
-    app's only runtime config is its `runtime_config_file`, so check the labels against it."""
-    for cid, component in app.components.items():
-        if components and cid not in components:
-            continue  # not deployed (selective deployment)
-        for key, section in _STORE_TABLES.items():
-            defined = runtime_config.get(section) or {}
-            for i, label in enumerate(getattr(component, key)):
-                if label == "default" or label in defined:
-                    continue
-                path = ("component", cid, key, i)
-                line = lines.line_of(path) or lines.table_line(TOOL_TABLE)
-                field = f"component.{cid}.{key}[{i}]"
-                errors.append(
-                    ManifestError(
-                        f"{section.replace('_', ' ')} {label!r} is not 'default', so the runtime config "
-                        f"must define [{section}.{label}] (runtime_config_file in "
-                        "[application.tool.spindle])",
-                        Location(rel, line, field),
-                        f"Spin app {app.name}",
-                    )
-                )
-
-
-def _blame(opts: ScaffoldOptions, message: str) -> str | None:
-    """The tool-table key a plugin validation message is about."""
-    for needle, key in (
-        ("image reference", "image"),
-        ("minimum replica count", "replicas"),
-        ("maximum replica count", "max_replicas"),
-        ("autoscaler type", "autoscaler"),
-        ("cpu limits", "cpu_limit"),
-        ("memory limits", "memory_limit"),
-        ("target cpu", "autoscaler_target_cpu_utilization"),
-        ("target memory", "autoscaler_target_memory_utilization"),
-    ):
-        if needle in message:
-            return key
-    return None
-
-
-def scaffold_project(
-    app: App,
-    rel: str,
-    lines: TomlLines,
-    project_dir: Path,
-    errors: list[RenderError],
-    root: Path | None = None,
-) -> list[SourceDoc]:
-    """The SourceDocs a project's `[application.tool.spindle]` table scaffolds to; problems are
-    appended to `errors` (and then nothing is scaffolded). `root`: see `project_options`."""
-    opts, field_lines = project_options(app, rel, lines, project_dir, errors, root)
-    if opts is None:
-        return []
-    result = scaffold(opts)
-    table_line = lines.table_line(TOOL_TABLE)
-    location = Location(rel, table_line)
-    docs = [SourceDoc(result.objects[0], location, field_lines)]
-    docs += [SourceDoc(obj, location, {}) for obj in result.objects[1:]]
-    return docs

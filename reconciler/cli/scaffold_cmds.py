@@ -19,7 +19,7 @@ from typing import NoReturn
 import click
 
 from renderers import scaffold as scaffolding
-from renderers import spintoml
+from renderers import spintoml, tooltable
 from renderers.errors import RenderError, ScaffoldError
 
 
@@ -76,7 +76,7 @@ def _scaffold_project(spin_toml: Path) -> str:
         if loaded.app.spindle is None:
             click.echo(f"{rel}: the project has no [application.tool.spindle] table to scaffold", err=True)
             sys.exit(1)
-        opts, _ = scaffolding.project_options(loaded.app, rel, loaded.lines, spin_toml.parent, errors)
+        opts, _ = tooltable.project_options(loaded.app, rel, loaded.lines, spin_toml.parent, errors)
         if opts is not None:
             docs = [scaffolding.scaffold(opts).text]
     if errors or not docs:

@@ -16,7 +16,7 @@ import yaml
 from click.testing import CliRunner
 
 from reconciler.cli.scaffold_cmds import scaffold as scaffold_cmd
-from renderers import scaffold, spintoml
+from renderers import scaffold, spintoml, tooltable
 from renderers.errors import ManifestError, RenderError, ScaffoldError
 
 DATA = Path(__file__).parent / "testdata" / "scaffold"
@@ -342,7 +342,7 @@ def test_project_objects_carry_the_namespace_and_lines() -> None:
     loaded = spintoml.load(path.read_bytes(), "shop/spin.toml", path.parent)
     assert loaded.app is not None and loaded.lines is not None
     errors: list[RenderError] = []
-    docs = scaffold.scaffold_project(loaded.app, "shop/spin.toml", loaded.lines, path.parent, errors)
+    docs = tooltable.scaffold_project(loaded.app, "shop/spin.toml", loaded.lines, path.parent, errors)
     assert errors == []
     assert [d.subject for d in docs] == [
         "SpinApp/spin-apps/shop",
@@ -447,7 +447,7 @@ def test_bad_tool_tables_name_file_line_and_key(
     loaded = spintoml.load(text, "apps/app/spin.toml", tmp_path)
     assert loaded.errors == [] and loaded.app is not None and loaded.lines is not None
     errors: list[RenderError] = []
-    docs = scaffold.scaffold_project(loaded.app, "apps/app/spin.toml", loaded.lines, tmp_path, errors)
+    docs = tooltable.scaffold_project(loaded.app, "apps/app/spin.toml", loaded.lines, tmp_path, errors)
     assert docs == []
     assert len(errors) == 1, errors
     [error] = errors
@@ -531,7 +531,7 @@ def test_non_default_stores_need_the_runtime_config(
     loaded = spintoml.load(STORES.format(tool=tool), "p/spin.toml", tmp_path)
     assert loaded.errors == [] and loaded.app is not None and loaded.lines is not None
     errors: list[RenderError] = []
-    docs = scaffold.scaffold_project(loaded.app, "p/spin.toml", loaded.lines, tmp_path, errors)
+    docs = tooltable.scaffold_project(loaded.app, "p/spin.toml", loaded.lines, tmp_path, errors)
     assert [(e.location.line, e.location.field) for e in errors] == expected
     assert all(e.location.path == "p/spin.toml" and "must define [" in e.message for e in errors)
     assert bool(docs) == (not expected)
@@ -545,7 +545,7 @@ def test_malformed_runtime_config_is_reported_at_its_own_line(tmp_path: Path) ->
     loaded = spintoml.load(text, "apps/p/spin.toml", tmp_path)
     assert loaded.app is not None and loaded.lines is not None
     errors: list[RenderError] = []
-    assert scaffold.scaffold_project(loaded.app, "apps/p/spin.toml", loaded.lines, tmp_path, errors) == []
+    assert tooltable.scaffold_project(loaded.app, "apps/p/spin.toml", loaded.lines, tmp_path, errors) == []
     [error] = errors
     assert (error.location.path, error.location.line) == ("apps/p/config/rc.toml", 2)
     assert "malformed TOML in the runtime config" in error.message

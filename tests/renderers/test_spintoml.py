@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import tomlkit
 
-from renderers import scaffold, spintoml
+from renderers import spintoml, tooltable
 from renderers.errors import ManifestError, RenderError
 from renderers.spintoml.lines import TomlLines
 from renderers.spintoml.model import ExecutorType, LocalSource, RegistrySource, UrlSource
@@ -822,7 +822,7 @@ def test_type_swapped_manifests_give_errors_not_exceptions(manifest_path: str, s
         assert (loaded.app is None) == bool(loaded.errors)
         errors: list[RenderError] = list(loaded.errors)
         if loaded.app is not None and loaded.lines is not None:
-            scaffold.scaffold_project(loaded.app, "odd/spin.toml", loaded.lines, path.parent, errors)
+            tooltable.scaffold_project(loaded.app, "odd/spin.toml", loaded.lines, path.parent, errors)
         for error in errors:
             assert error.location.path.startswith("odd/")
             str(error)
