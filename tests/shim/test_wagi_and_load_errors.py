@@ -100,3 +100,28 @@ def test_every_error_is_a_shim_error(engine_box: EngineBox, tmp_path: Path) -> N
     root = make_app(tmp_path / "app", WAT_APP.replace('name = "wat-app"', 'name = "x"\nbad = 1'))
     with pytest.raises(ShimError):
         _load(engine_box, root)
+
+
+INBOUND_APP = """\
+    spin_manifest_version = 2
+    [application]
+    name = "inbound"
+    [[trigger.http]]
+    route = "/in/..."
+    component = "legacy"
+    [component.legacy]
+    source = "inbound.wasm"
+"""
+
+
+@pytest.mark.parametrize(("method", "body", "expected", "method_index"), [
+    ("GET", None, b"/in/x?y=1", "0"),
+    ("POST", b"payload", b"payload", "1"),
+    ("DELETE", None, b"/in/x?y=1", "3"),
+])
+def test_inbound_http_executor(serve: Serve, tmp_path: Path, method: str, body: bytes | None,
+                               expected: bytes, method_index: str) -> None:
+    srv = serve(make_app(tmp_path / "app", INBOUND_APP, guests=("inbound.wasm",)))
+    status, headers, data = srv.request(method, "/in/x?y=1", body=body)
+    assert (status, headers["content-type"], headers["x-method"], data) == (200, "text/plain",
+                                                                            method_index, expected)

@@ -10,3 +10,6 @@ WT=${WASM_TOOLS:-wasm-tools}
 "$WT" parse p3.wat -o /tmp/p3-core.wasm
 "$WT" component embed wit-p3 -w p3 /tmp/p3-core.wasm -o /tmp/p3-embed.wasm
 "$WT" component new /tmp/p3-embed.wasm -o p3.wasm
+"$WT" parse inbound.wat -o /tmp/inbound-core.wasm
+"$WT" component embed wit-inbound -w inbound /tmp/inbound-core.wasm -o /tmp/inbound-embed.wasm
+"$WT" component new /tmp/inbound-embed.wasm -o inbound.wasm
