@@ -832,3 +832,33 @@ def test_59_mutated_bodies_never_crash_the_engine() -> None:
                     ssa.apply_strategic_merge_patch(live, body, DEPLOY)
             except ssa.SSAError:
                 pass
+
+
+def test_60_create_service_by_update_matches_kubectl_create_shape() -> None:
+    cfg = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "s", "namespace": "default", "labels": {"app": "s"}},
+        "spec": {"selector": {"app": "s"}, "ports": [{"name": "80-8080", "port": 80, "targetPort": 8080}]},
+    }
+    r = update(None, cfg, "kubectl-create", schema=SERVICE)
+    f = entry(r.object, "kubectl-create", "Update")["fieldsV1"]
+    assert f == {
+        "f:metadata": {"f:labels": {".": {}, "f:app": {}}},
+        "f:spec": {
+            "f:internalTrafficPolicy": {},
+            "f:ports": {
+                ".": {},
+                'k:{"port":80,"protocol":"TCP"}': {
+                    ".": {},
+                    "f:name": {},
+                    "f:port": {},
+                    "f:protocol": {},
+                    "f:targetPort": {},
+                },
+            },
+            "f:selector": {},
+            "f:sessionAffinity": {},
+            "f:type": {},
+        },
+    }
