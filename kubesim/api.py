@@ -21,7 +21,7 @@ from typing import Any
 import jsonpatch
 import yaml
 
-from kubesim import crds, fields, meta
+from kubesim import crds, fields, meta, protobuf
 from kubesim.errors import (
     ApiError,
     Cause,
@@ -114,11 +114,17 @@ class Reply:
 BODY_TYPES = ["application/json", "application/yaml"]
 
 
-def check_body_type(call: Call) -> None:
-    """create/update bodies: JSON or YAML. Protobuf (which typed Go clients try first) is a 415,
-    after which client-go retries the request as JSON."""
+def read_body(call: Call) -> dict[str, Any]:
+    """A create/update body: JSON, YAML, or protobuf for the few kinds kubectl's typed generators
+    send that way (`kubectl create namespace|configmap|secret|serviceaccount`); else a 415."""
+    if call.content_type == protobuf.MEDIA_TYPE:
+        try:
+            return protobuf.decode(call.body)
+        except protobuf.ProtobufError as exc:
+            raise ApiError(415, "UnsupportedMediaType", f"{exc}; send {', '.join(BODY_TYPES)}") from None
     if call.content_type not in ("", *BODY_TYPES, "text/plain"):
         raise unsupported_media_type(call.content_type, BODY_TYPES)
+    return decode(call.body, allow_yaml=call.content_type in YAML_TYPES)
 
 
 def decode(body: bytes, *, allow_yaml: bool) -> dict[str, Any]:
@@ -249,8 +255,7 @@ class Cluster:
 
     def create(self, call: Call) -> Reply:
         rtype = call.rtype
-        check_body_type(call)
-        obj = decode(call.body, allow_yaml=call.content_type in YAML_TYPES)
+        obj = read_body(call)
         _check_gvk(rtype, obj)
         obj.setdefault("apiVersion", rtype.api_version)
         obj.setdefault("kind", rtype.kind)
@@ -346,10 +351,9 @@ class Cluster:
 
     def update(self, call: Call) -> Reply:
         rtype = call.rtype
-        check_body_type(call)
+        obj = read_body(call)
         if call.subresource == "scale":
-            return self._update_scale(call, decode(call.body, allow_yaml=call.content_type in YAML_TYPES))
-        obj = decode(call.body, allow_yaml=call.content_type in YAML_TYPES)
+            return self._update_scale(call, obj)
         _check_gvk(rtype, obj)
         obj.setdefault("apiVersion", rtype.api_version)
         obj.setdefault("kind", rtype.kind)
