@@ -325,3 +325,61 @@ def test_deletecollection_by_label(raw: Raw) -> None:
     status, doc = raw.request("DELETE", CMS + "?labelSelector=dc%3Dyes")
     assert status == 200 and len(doc["items"]) == 3
     assert raw.request("GET", CMS + "?labelSelector=dc%3Dyes")[1]["items"] == []
+
+
+def test_deleting_a_crd_deletes_its_objects_and_stops_serving_it(raw: Raw) -> None:
+    crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "nuts.example.net"},
+        "spec": {
+            "group": "example.net",
+            "scope": "Namespaced",
+            "names": {"plural": "nuts", "kind": "Nut"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {"type": "object", "properties": {"size": {"type": "integer"}}}
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+    assert raw.request("POST", crds, crd)[0] == 201
+    nuts = "/apis/example.net/v1/namespaces/default/nuts"
+    for i in range(3):
+        assert (
+            raw.request(
+                "POST",
+                nuts,
+                {
+                    "apiVersion": "example.net/v1",
+                    "kind": "Nut",
+                    "metadata": {"name": f"n{i}"},
+                    "spec": {"size": i},
+                },
+            )[0]
+            == 201
+        )
+    status, doc = raw.request(
+        "PUT",
+        nuts + "/n0",
+        {"apiVersion": "example.net/v1", "kind": "Nut", "metadata": {"name": "n0"}, "spec": {"size": 9}},
+    )
+    assert status == 422 and "resourceVersion" in doc["message"]  # custom objects: no unconditional update
+    assert raw.request("DELETE", crds + "/nuts.example.net")[0] in (200, 202)
+    assert _wait_gone(raw, crds + "/nuts.example.net")
+    assert raw.request("GET", nuts)[0] == 404
+    assert "example.net" not in {g["name"] for g in raw.request("GET", "/apis")[1]["groups"]}
+    assert raw.request("POST", crds, crd)[0] == 201
+    assert raw.request("GET", nuts + "/n1")[0] == 404
+    assert raw.request("GET", nuts)[1]["items"] == []
