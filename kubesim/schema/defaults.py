@@ -108,11 +108,43 @@ def drop_unknown(value: Any, node: TypeNode) -> Any:
     return value
 
 
+def drop_omitted(value: Any, node: TypeNode) -> None:
+    """What a round trip through the Go types does to a built-in object (in place): optional
+    fields that are null, and optional slices/maps that are empty (``omitempty``), disappear.
+    Empty structs stay (pointers to ``{}`` and non-pointer structs are always written)."""
+    if isinstance(value, dict):
+        if node.type is NodeType.STRUCT:
+            drop: list[str] = []
+            for k, v in value.items():
+                f = node.fields.get(k)
+                if f is None:
+                    continue
+                if v is None:
+                    if k not in node.required:
+                        drop.append(k)
+                elif isinstance(v, dict | list):
+                    if not v and f.type in (NodeType.LIST, NodeType.MAP) and k not in node.required:
+                        drop.append(k)
+                    else:
+                        drop_omitted(v, f)
+            for k in drop:
+                del value[k]
+        elif node.type is NodeType.MAP and node.item is not None and node.item.type is not NodeType.SCALAR:
+            for v in value.values():
+                drop_omitted(v, node.item)
+    elif isinstance(value, list) and node.type is NodeType.LIST and node.item is not None:
+        if node.item.type is NodeType.STRUCT:
+            for v in value:
+                drop_omitted(v, node.item)
+
+
 def default_object(schema: ResourceSchema, obj: Obj) -> None:
     """Apply every default the API server would to ``obj`` (in place)."""
     apply_structural_defaults(obj, schema.root)
     if schema.defaulter is not None:
         schema.defaulter(obj)
+    if schema.builtin:
+        drop_omitted(obj, schema.root)
 
 
 # --- built-in SetDefaults_* ----------------------------------------------------------------------

@@ -862,3 +862,16 @@ def test_60_create_service_by_update_matches_kubectl_create_shape() -> None:
             "f:type": {},
         },
     }
+
+
+def test_61_builtin_objects_lose_null_and_empty_optional_values_like_go() -> None:
+    cfg = with_(
+        with_(BASE, "metadata.labels", {}),
+        "spec.template.spec.containers",
+        [{"name": "web", "image": "i", "args": [], "env": [], "workingDir": None, "securityContext": {}}],
+    )
+    r = apply(None, cfg)
+    assert "labels" not in r.object["metadata"]
+    c = r.object["spec"]["template"]["spec"]["containers"][0]
+    assert "args" not in c and "env" not in c and "workingDir" not in c and c["securityContext"] == {}
+    assert r.object["spec"]["template"]["spec"]["containers"] != []
