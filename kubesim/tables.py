@@ -32,16 +32,20 @@ def columns(rtype: ResourceType) -> list[dict[str, Any]]:
         if rtype.kind == "Secret":
             cols += [_col("Type")]
         cols += [_col("Data", "integer")]
+    # A CRD's additionalPrinterColumns replace the default Age column (as the real table convertor).
     for pc in rtype.printer_columns:
+        kind = str(pc.get("type", "string"))
         cols.append(
             _col(
-                str(pc.get("name", "")).capitalize() if False else str(pc.get("name", "")),
-                str(pc.get("type", "string")),
+                str(pc.get("name", "")),
+                "string" if kind == "date" else kind,
                 str(pc.get("format", "")),
                 int(pc.get("priority", 0)),
+                str(pc.get("description", "")),
             )
         )
-    cols.append(_col("Age", fmt="", desc="CreationTimestamp"))
+    if not rtype.printer_columns:
+        cols.append(_col("Age", fmt="", desc="CreationTimestamp"))
     return cols
 
 
@@ -68,8 +72,10 @@ def row(rtype: ResourceType, obj: dict[str, Any], include: str) -> dict[str, Any
             cells += [obj.get("type", "Opaque")]
         cells += [len(obj.get("data") or {}) + len(obj.get("binaryData") or {})]
     for pc in rtype.printer_columns:
-        cells.append(_json_path(obj, str(pc.get("jsonPath", ""))))
-    cells.append(age(m.get("creationTimestamp")))
+        value = _json_path(obj, str(pc.get("jsonPath", "")))
+        cells.append(age(value) if pc.get("type") == "date" and value is not None else value)
+    if not rtype.printer_columns:
+        cells.append(age(m.get("creationTimestamp")))
     out: dict[str, Any] = {"cells": cells}
     if include == "Object":
         out["object"] = obj

@@ -260,3 +260,50 @@ def test_scale_and_edit(kubeconfig: Path, tmp_path: Path) -> None:
         kubectl(kubeconfig, "get", "deploy", "scaled", "-o", "json", "--show-managed-fields").stdout
     )["metadata"]["managedFields"]
     assert {"kubectl-edit", "kubectl"} <= {m["manager"] for m in managers}
+
+
+def test_get_prints_a_crds_printer_columns(kubeconfig: Path, tmp_path: Path) -> None:
+    crd = _write(
+        tmp_path,
+        "crd.yaml",
+        """\
+        apiVersion: apiextensions.k8s.io/v1
+        kind: CustomResourceDefinition
+        metadata: {name: apps.demo.example}
+        spec:
+          group: demo.example
+          scope: Namespaced
+          names: {plural: apps, singular: app, kind: App}
+          versions:
+          - name: v1
+            served: true
+            storage: true
+            additionalPrinterColumns:
+            - {jsonPath: .spec.replicas, name: Desired, type: integer}
+            - {jsonPath: .spec.executor, name: Executor, type: string}
+            - {jsonPath: .metadata.creationTimestamp, name: Age, type: date}
+            schema:
+              openAPIV3Schema:
+                type: object
+                properties:
+                  spec:
+                    type: object
+                    properties:
+                      replicas: {type: integer, default: 1}
+                      executor: {type: string}
+        """,
+    )
+    kubectl(kubeconfig, "apply", "--server-side", "-f", str(crd))
+    kubectl(
+        kubeconfig,
+        "apply",
+        "--server-side",
+        "-f",
+        "-",
+        stdin=("apiVersion: demo.example/v1\nkind: App\nmetadata: {name: hello}\nspec: {executor: shim}\n"),
+    )
+    lines = kubectl(kubeconfig, "get", "apps.demo.example").stdout.splitlines()
+    assert lines[0].split() == ["NAME", "DESIRED", "EXECUTOR", "AGE"]
+    name, desired, executor, age = lines[1].split()
+    assert (name, desired, executor) == ("hello", "1", "shim")  # the schema default filled replicas
+    assert age.endswith("s")
