@@ -12,10 +12,14 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from kubesim import ssa
-from kubesim.schema import schema_for
+# Run as a script, bench/ is first on sys.path and bench/kubesim.py would shadow the package.
+sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from kubesim import ssa  # noqa: E402
+from kubesim.schema import schema_for  # noqa: E402
 
 SCHEMA = schema_for("apps/v1", "Deployment")
 assert SCHEMA is not None

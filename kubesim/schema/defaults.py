@@ -132,10 +132,10 @@ def drop_omitted(value: Any, node: TypeNode) -> None:
         elif node.type is NodeType.MAP and node.item is not None and node.item.type is not NodeType.SCALAR:
             for v in value.values():
                 drop_omitted(v, node.item)
-    elif isinstance(value, list) and node.type is NodeType.LIST and node.item is not None:
-        if node.item.type is NodeType.STRUCT:
-            for v in value:
-                drop_omitted(v, node.item)
+    elif (isinstance(value, list) and node.type is NodeType.LIST and node.item is not None
+          and node.item.type is NodeType.STRUCT):
+        for v in value:
+            drop_omitted(v, node.item)
 
 
 def default_object(schema: ResourceSchema, obj: Obj) -> None:
