@@ -219,7 +219,10 @@ class Checker:
         app_vars: Mapping[str, Variable],
         allowed: frozenset[str] = COMPONENT_KEYS_V2,
         variables_key: str = "variables",
+        database_access: bool = False,
     ) -> Component | None:
+        """A component; `database_access` is manifest v1's implicit access to every Redis, MySQL
+        and Postgres host when the component has no `allowed_outbound_hosts`."""
         table = self.table(raw, path, f"component {cid!r}")
         if table is None:
             return None
@@ -239,6 +242,12 @@ class Checker:
                 problem = rules.outbound_host_problem(host)
                 if problem:
                     self.error(hpath, f"invalid allowed outbound host: {problem}")
+        http_hosts = self.strings(table.get("allowed_http_hosts"), (*path, "allowed_http_hosts"))
+        converted, problems = rules.http_hosts_to_outbound(
+            http_hosts, allow_database_access=database_access and "allowed_outbound_hosts" not in table
+        )
+        for i, problem in problems:
+            self.error((*path, "allowed_http_hosts", i), f"invalid allowed HTTP host: {problem}")
         stores = {}
         for key in ("key_value_stores", "sqlite_databases"):
             labels = self.strings(table.get(key), (*path, key))
@@ -268,8 +277,8 @@ class Checker:
             environment=self.string_map(table.get("environment"), (*path, "environment"), "environment"),
             files=self.files(table.get("files"), (*path, "files")),
             exclude_files=self.strings(table.get("exclude_files"), (*path, "exclude_files")),
-            allowed_outbound_hosts=hosts,
-            allowed_http_hosts=self.strings(table.get("allowed_http_hosts"), (*path, "allowed_http_hosts")),
+            allowed_outbound_hosts=(*hosts, *converted),
+            allowed_http_hosts=http_hosts,
             key_value_stores=stores["key_value_stores"],
             sqlite_databases=stores["sqlite_databases"],
             ai_models=self.strings(table.get("ai_models"), (*path, "ai_models")),

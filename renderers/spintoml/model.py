@@ -76,8 +76,10 @@ class Component:
     environment: dict[str, str] = field(default_factory=dict)
     files: tuple[FileMount, ...] = ()
     exclude_files: tuple[str, ...] = ()
+    # Includes what the deprecated `allowed_http_hosts` (and manifest v1's defaults) allow,
+    # converted as Spin does.
     allowed_outbound_hosts: tuple[str, ...] = ()
-    allowed_http_hosts: tuple[str, ...] = ()  # deprecated, kept for v1
+    allowed_http_hosts: tuple[str, ...] = ()  # deprecated; as written
     key_value_stores: tuple[str, ...] = ()
     sqlite_databases: tuple[str, ...] = ()
     ai_models: tuple[str, ...] = ()

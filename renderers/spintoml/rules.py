@@ -9,7 +9,8 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from urllib.parse import urlsplit
 
 _TEMPLATE = re.compile(r"\{\{(.*?)\}\}")
 
@@ -209,3 +210,48 @@ def unknown_key_hint(key: str, allowed: Iterable[str]) -> str:
     if close:
         return f"did you mean {close[0]!r}?"
     return f"expected one of: {', '.join(choices)}"
+
+
+def http_hosts_to_outbound(
+    entries: Sequence[str], allow_database_access: bool
+) -> tuple[list[str], list[tuple[int, str]]]:
+    """The deprecated `allowed_http_hosts` as `allowed_outbound_hosts`, converted as Spin's
+    compat layer does: each host allows http and https on its port (or the default ports);
+    `insecure:allow-all` allows every HTTP host; manifest v1 components without
+    `allowed_outbound_hosts` keep their old access to every Redis, MySQL and Postgres host.
+    Returns the hosts and the (index, problem) of each invalid entry."""
+    hosts = ["redis://*:*", "mysql://*:*", "postgres://*:*"] if allow_database_access else []
+    if "insecure:allow-all" in entries:
+        return [*hosts, "http://*:*", "https://*:*", "http://self"], []
+    problems: list[tuple[int, str]] = []
+    for i, entry in enumerate(entries):
+        parsed = _http_host(entry)
+        if isinstance(parsed, str):
+            problems.append((i, parsed))
+            continue
+        domain, port = parsed
+        if domain == "self":
+            hosts.append("http://self")
+        else:
+            suffix = f":{port}" if port is not None else ""
+            hosts += [f"http://{domain}{suffix}", f"https://{domain}{suffix}"]
+    return hosts, problems
+
+
+def _http_host(text: str) -> tuple[str, int | None] | str:
+    """(domain, port) of an `allowed_http_hosts` entry, or why it is invalid."""
+    schemed = "//" in text
+    try:
+        url = urlsplit(text if schemed else f"http://{text}")
+        port = url.port
+    except ValueError:
+        return f"{text!r} isn't a valid host or host:port string"
+    if schemed and url.scheme not in ("http", "https"):
+        return f"{text!r} isn't a valid host or host:port string (only http and https)"
+    if not url.hostname:
+        return f"{text!r} doesn't contain a host name"
+    if len(url.path) > 1 or url.query or url.fragment:
+        return f"{text!r} contains a path: give a host and optional port only"
+    host = url.netloc.rsplit("@", 1)[-1]
+    host = host[: -len(f":{port}")] if port is not None and host.endswith(f":{port}") else host
+    return host.lower(), port

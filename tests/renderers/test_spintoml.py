@@ -595,15 +595,33 @@ def test_v1_manifest_is_converted_to_the_v2_model() -> None:
         "1.0.0",
         ("Old Timer",),
     )
-    assert list(app.components) == ["hello", "cgi"]
-    assert app.components["hello"].variables == {"message": "{{ greeting }}"}
-    assert app.components["hello"].allowed_http_hosts == ("example.com",)
-    assert [(t.type, t.route, t.component) for t in app.triggers] == [
-        ("http", "/legacy/hello", "hello"),
-        ("http", "/legacy/cgi/...", "cgi"),
+    assert list(app.components) == ["hello", "old-style"]  # Spin's id fix-up: snake/Mixed → kebab
+    hello, old = app.components["hello"], app.components["old-style"]
+    assert hello.variables == {"message": "{{ greeting }}"}
+    assert hello.allowed_http_hosts == ("example.com", "localhost:3001")
+    # No allowed_outbound_hosts in v1: the old implicit database access stays.
+    assert hello.allowed_outbound_hosts == (
+        "redis://*:*",
+        "mysql://*:*",
+        "postgres://*:*",
+        "http://example.com",
+        "https://example.com",
+        "http://localhost:3001",
+        "https://localhost:3001",
+    )
+    assert old.allowed_outbound_hosts == (
+        "https://api.example.com",
+        "http://*:*",
+        "https://*:*",
+        "http://self",
+    )
+    assert [(t.type, t.id, t.route, t.component) for t in app.triggers] == [
+        ("http", "trigger-hello", "/hello", "hello"),
+        ("http", "trigger-old-style", "/cgi/...", "old-style"),
     ]
     executor = app.triggers[1].executor
     assert executor is not None and executor.type is ExecutorType.WAGI
+    assert app.trigger_settings == {"http": {"base": "/"}}
 
 
 V1 = """\
@@ -628,7 +646,21 @@ route = "/two"
 @pytest.mark.parametrize(
     ("old", "new", "line", "key", "needle"),
     [
-        ('id = "second"', 'id = "Second_One"', 12, "component[1].id", "not kebab-case"),
+        ('id = "second"', 'id = "2nd"', 12, "component[1].id", "not kebab-case"),
+        (
+            'trigger = { type = "http" }',
+            'trigger = { type = "http", base = "/v1" }',
+            3,
+            "trigger.base",
+            "'base' setting is no longer supported",
+        ),
+        (
+            'id = "second"\nsource = "web.wasm"',
+            'id = "second"\nsource = "web.wasm"\nallowed_http_hosts = ["ftp://x"]',
+            14,
+            "component[1].allowed_http_hosts[0]",
+            "only http and https",
+        ),
         ('id = "second"', 'id = "hello"', 12, "component[1].id", "duplicate component id 'hello'"),
         ('route = "/two"', 'route = "/hello"', 15, "component[1].trigger.route", "duplicate route '/hello'"),
         (
@@ -826,3 +858,17 @@ def test_type_swapped_manifests_give_errors_not_exceptions(manifest_path: str, s
         for error in errors:
             assert error.location.path.startswith("odd/")
             str(error)
+
+
+def test_v2_deprecated_allowed_http_hosts_join_the_outbound_hosts(tmp_path: Path) -> None:
+    text = manifest(
+        append='allowed_outbound_hosts = ["redis://cache:6379"]\nallowed_http_hosts = ["self", "x.io:81"]'
+    )
+    loaded = load(text, tmp_path)
+    assert loaded.errors == [] and loaded.app is not None
+    assert loaded.app.components["web"].allowed_outbound_hosts == (
+        "redis://cache:6379",
+        "http://self",
+        "http://x.io:81",
+        "https://x.io:81",
+    )
