@@ -103,26 +103,33 @@ class Str(Codec):
         c.of.string = ffi.str_to_capi(v)
 
 
+_KINDS = bytes((_U8,)) * (1 << 20)  # the kind byte of every element of a lowered list<u8>
+
+
+def _c_view(ptr: Any, size: int) -> memoryview:
+    """A writable byte view of `size` bytes of C memory at `ptr` (no copy)."""
+    return memoryview((ctypes.c_char * size).from_address(ctypes.addressof(ptr.contents))).cast("B")
+
+
 class Bytes(Codec):
-    """list<u8>: one C copy plus a strided slice instead of one Python call per byte."""
+    """list<u8>: strided slices over the C value array instead of one Python call per byte."""
 
     def lift(self, ctx: Ctx, c: CVal) -> Any:
         lst = c.of.list
         n = lst.size
-        data = ctypes.string_at(lst.data, n * _VAL_SIZE)[_OF::_VAL_SIZE] if n else b""
+        data = bytes(_c_view(lst.data, n * _VAL_SIZE)[_OF::_VAL_SIZE]) if n else b""
         ffi.wasmtime_component_vallist_delete(byref(lst))
         return data
 
     def lower(self, ctx: Ctx, v: Any, c: CVal) -> None:
-        data = bytes(v)
-        n = len(data)
+        n = len(v)
         raw = ffi.wasmtime_component_vallist_t()
         ffi.wasmtime_component_vallist_new_uninit(raw, n)
         if n:
-            buf = bytearray(n * _VAL_SIZE)
-            buf[0::_VAL_SIZE] = bytes((_U8,)) * n
-            buf[_OF::_VAL_SIZE] = data
-            ctypes.memmove(raw.data, bytes(buf), n * _VAL_SIZE)
+            view = _c_view(raw.data, n * _VAL_SIZE)
+            kinds = _KINDS if n <= len(_KINDS) else bytes((_U8,)) * n
+            view[0::_VAL_SIZE] = memoryview(kinds)[:n]
+            view[_OF::_VAL_SIZE] = v if isinstance(v, (bytes, bytearray)) else bytes(v)
         c.kind = ffi.WASMTIME_COMPONENT_LIST.value
         c.of.list = raw
 

@@ -1,0 +1,217 @@
+"""Benchmark: the shim serving real guests over loopback HTTP, next to the bare in-process rate.
+
+    python3 bench/shim.py [--requests N] [--concurrency C] [--workers W] [--only wat,wagi,js,py]
+
+For each guest (hand-written WAT wasi:http component, WAGI WAT module, JS app built with
+@spinframework/build-tools 1.0.7, Python app built with spin-sdk 3.4.1 / componentize-py 0.17.2;
+the last two are built on first use and cached like the tests do):
+
+* http      `spindle shim up --workers W` in a subprocess, N requests at concurrency C over
+            keep-alive loopback connections: req/s, p50, p99;
+* bare      the same executor in this process: new Store + instantiate + call, no HTTP, one
+            thread (the peer); the ratio http/bare shows what the HTTP layer and the processes cost
+            or gain;
+* 1 MiB     POST 1 MiB to the echo route, body streamed back (median of 10);
+* start     warm artifact cache: time from launching the process to the port accepting, and the
+            latency of the first request.
+
+Goals on a 2-core machine: WAT >= 2,000 req/s, Python >= 200 req/s, 1 MiB echo < 50 ms, first
+request after start < 100 ms. The machine is shared; compare ratios, not absolute numbers alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import io
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "shim"))
+
+from shim.app import LoadOptions, load_app  # noqa: E402
+from shim.engine import new_engine  # noqa: E402
+from shim.executors import WagiExecutor, WagiRequest, WasiHttpExecutor  # noqa: E402
+from shim.loadgen import encode_request, run_load  # noqa: E402
+from shim.wasi_http import InboundRequest  # noqa: E402
+
+GUESTS = ROOT / "tests" / "shim" / "guests"
+CACHE = Path(os.environ.get("SPINDLE_SHIM_GUEST_CACHE") or Path.home() / ".cache" / "spindle-shim" / "test-guests")
+
+
+@dataclass
+class Guest:
+    name: str
+    wasm: Callable[[], Path]
+    manifest: str
+    path: str  # benchmarked route
+    echo: str | None  # echo route, if the guest has one
+    status: int = 200
+
+
+def _manifest(source: str, route: str = "/...", wagi: bool = False) -> str:
+    ex = '\nexecutor = { type = "wagi" }' if wagi else ""
+    return (f'spin_manifest_version = 2\n[application]\nname = "bench"\n[variables]\nwho = {{ default = "x" }}\n'
+            f'[[trigger.http]]\nroute = "{route}"\ncomponent = "g"{ex}\n[component.g]\nsource = "{source}"\n'
+            'key_value_stores = ["default"]\n')
+
+
+def _built(kind: str) -> Callable[[], Path]:
+    def build() -> Path:
+        import shim_testlib
+        return shim_testlib.build_python_app() if kind == "py" else shim_testlib.build_js_app()
+    return build
+
+
+GUEST_LIST = [
+    Guest("wat", lambda: GUESTS / "handler.wasm", _manifest("app.wasm"), "/hello", "/echo"),
+    Guest("wagi", lambda: GUESTS / "wagi.wasm", _manifest("app.wasm", wagi=True), "/hello", None, 201),
+    Guest("js", _built("js"), _manifest("app.wasm"), "/hello", "/echo"),
+    Guest("py", _built("py"), _manifest("app.wasm"), "/hello", "/echo"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def start_server(root: Path, cache: Path, workers: int) -> tuple[subprocess.Popen[bytes], int, float]:
+    port = free_port()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "reconciler.cli", "shim", "up", str(root), "--listen",
+                             f"127.0.0.1:{port}", "--workers", str(workers), "--cache-dir", str(cache),
+                             "--state-dir", str(root / ".state")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.1):
+                return proc, port, time.perf_counter() - t0
+        except OSError:
+            time.sleep(0.005)
+
+
+def first_request_ms(port: int, path: str) -> float:
+    t0 = time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request("GET", path)
+    conn.getresponse().read()
+    conn.close()
+    return (time.perf_counter() - t0) * 1e3
+
+
+def echo_ms(port: int, path: str, size: int, repeat: int = 10) -> float:
+    body = os.urandom(size)
+    times = []
+    for _ in range(repeat):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+        head = f"POST {path} HTTP/1.1\r\nhost: x\r\ncontent-length: {size}\r\nconnection: close\r\n\r\n"
+        t0 = time.perf_counter()
+        sender = threading.Thread(target=lambda s=sock: s.sendall(head.encode() + body))
+        sender.start()
+        resp = http.client.HTTPResponse(sock)
+        resp.begin()
+        data = resp.read()
+        times.append(time.perf_counter() - t0)
+        sender.join()
+        sock.close()
+        if data != body:
+            raise RuntimeError("echo mismatch")
+    return statistics.median(times) * 1e3
+
+
+def bare_rps(root: Path, cache: Path, path: str, n: int) -> float:
+    box = new_engine()
+    app = load_app(root, box.engine, LoadOptions(env={}, cache_dir=cache, state_dir=root / ".state"))
+    ex = app.executors["g"]
+
+    class Sink:
+        def start(self, status: int, headers: list[tuple[str, bytes]]) -> None: ...
+        def write(self, data: bytes) -> None: ...
+        def finish(self) -> None: ...
+
+    def once() -> None:
+        if isinstance(ex, WasiHttpExecutor):
+            req = InboundRequest("GET", path, "http", "127.0.0.1", [("host", b"127.0.0.1")], io.BytesIO().read)
+            ex.serve(req, Sink(), app.limits)
+        elif isinstance(ex, WagiExecutor):
+            ex.serve(WagiRequest("GET", path, "", [], b"", {"REQUEST_METHOD": "GET"}), app.limits)
+        else:
+            raise TypeError(type(ex).__name__)
+
+    for _ in range(min(50, n)):
+        once()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        once()
+    rate = n / (time.perf_counter() - t0)
+    app.close()
+    return rate
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--requests", type=int, default=5000)
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--only", default="wat,wagi,js,py")
+    args = ap.parse_args()
+    wanted = set(args.only.split(","))
+    cache = CACHE / "artifacts"
+    print(f"shim bench: {args.requests} requests, concurrency {args.concurrency}, {args.workers} worker "
+          f"processes, loadavg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"{'guest':6} {'http req/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'bare req/s':>10} {'ratio':>6} "
+          f"{'1MiB ms':>8} {'start ms':>8} {'1st req ms':>10}")
+    with tempfile.TemporaryDirectory(prefix="shim-bench-") as tmp:
+        for g in GUEST_LIST:
+            if g.name not in wanted:
+                continue
+            try:
+                wasm = g.wasm()
+            except BaseException as exc:  # pytest.skip from the builders: toolchain unavailable
+                print(f"{g.name:6} skipped: {exc}")
+                continue
+            root = Path(tmp) / g.name
+            root.mkdir()
+            (root / "app.wasm").symlink_to(wasm)
+            (root / "spin.toml").write_text(g.manifest)
+            # warm the artifact cache, then measure a start against it
+            proc, port, _ = start_server(root, cache, 1)
+            first_request_ms(port, g.path)
+            proc.terminate()
+            proc.wait()
+            proc, port, start_s = start_server(root, cache, args.workers)
+            try:
+                first = first_request_ms(port, g.path)
+                time.sleep(1.0 if args.workers > 1 else 0.0)  # other workers load from the warm cache
+                n = args.requests if g.name in ("wat", "wagi") else max(500, args.requests // 5)
+                req = encode_request("GET", g.path)
+                run_load("127.0.0.1", port, req, min(500, n), args.concurrency, expect_status=g.status)
+                res = run_load("127.0.0.1", port, req, n, args.concurrency, expect_status=g.status)
+                echo = echo_ms(port, g.echo, 1 << 20) if g.echo else float("nan")
+            finally:
+                proc.terminate()
+                proc.wait()
+            bare = bare_rps(root, cache, g.path, max(200, n // 5))
+            err = f"  ERRORS {res.errors} {res.statuses}" if res.errors else ""
+            print(f"{g.name:6} {res.rps:10.0f} {res.p50 * 1e3:7.2f} {res.percentile(99) * 1e3:7.2f} "
+                  f"{bare:10.0f} {res.rps / bare:6.2f} {echo:8.1f} {start_s * 1e3:8.0f} {first:10.1f}{err}")
+
+
+if __name__ == "__main__":
+    main()
