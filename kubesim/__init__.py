@@ -35,8 +35,10 @@ engine), `controllers` (GC, namespace and CRD cleanup, the opt-in workload simul
 `discovery`, `openapi`, `tables` (kubectl's Table output), `selectors`, `meta`, `tls`,
 `kubeconfig`, `errors` (the error tree).
 
-Known gaps: protobuf request bodies are answered 415 (kubectl's typed generators such as
-`kubectl create configmap` send protobuf; `kubectl apply`, `edit`, `scale`, `patch`, `delete`,
-`get`, `diff`, `wait`, `rollout status`, `explain` use JSON and work); no admission webhooks,
-RBAC or conversion between CRD versions (each version is served from the one stored object).
+Known gaps: protobuf request bodies are read only for Namespace, ConfigMap, Secret and
+ServiceAccount (what `kubectl create namespace|configmap|secret|serviceaccount` send); other
+protobuf bodies (e.g. `kubectl create deployment`) get a 415. Everything kubectl sends as JSON
+(`apply`, `edit`, `scale`, `patch`, `label`, `delete`, `get`, `diff`, `wait`, `rollout status`,
+`explain`) works. No admission webhooks, RBAC, CEL validation rules or conversion between CRD
+versions (each served version reads the one stored object).
 """

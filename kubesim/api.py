@@ -319,6 +319,8 @@ class Cluster:
         m["name"] = name
         if rtype.namespaced:
             m["namespace"] = ns
+        else:
+            m.pop("namespace", None)
         m["uid"] = str(uuid.uuid4())
         m["creationTimestamp"] = now
         if rtype.generation:

@@ -383,3 +383,20 @@ def test_deleting_a_crd_deletes_its_objects_and_stops_serving_it(raw: Raw) -> No
     assert raw.request("POST", crds, crd)[0] == 201
     assert raw.request("GET", nuts + "/n1")[0] == 404
     assert raw.request("GET", nuts)[1]["items"] == []
+
+
+def test_cluster_scoped_objects_never_carry_a_namespace(raw: Raw) -> None:
+    body = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": "reader", "namespace": "default"},
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}],
+    }
+    status, made = raw.request(
+        "PATCH", "/apis/rbac.authorization.k8s.io/v1/clusterroles/reader?fieldManager=t", body, APPLY
+    )
+    assert status == 201 and "namespace" not in made["metadata"]
+    assert (
+        raw.request("GET", "/apis/rbac.authorization.k8s.io/v1/namespaces/default/clusterroles/reader")[0]
+        == 404
+    )
