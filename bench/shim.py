@@ -47,7 +47,8 @@ from shim.loadgen import encode_request, run_load  # noqa: E402
 from shim.wasi_http import InboundRequest  # noqa: E402
 
 GUESTS = ROOT / "tests" / "shim" / "guests"
-CACHE = Path(os.environ.get("SPINDLE_SHIM_GUEST_CACHE") or Path.home() / ".cache" / "spindle-shim" / "test-guests")
+CACHE = Path(os.environ.get("SPINDLE_SHIM_GUEST_CACHE")
+             or Path.home() / ".cache" / "spindle-shim" / "test-guests")
 
 
 @dataclass
@@ -62,7 +63,7 @@ class Guest:
 
 def _manifest(source: str, route: str = "/...", wagi: bool = False) -> str:
     ex = '\nexecutor = { type = "wagi" }' if wagi else ""
-    return (f'spin_manifest_version = 2\n[application]\nname = "bench"\n[variables]\nwho = {{ default = "x" }}\n'
+    return ('spin_manifest_version = 2\n[application]\nname = "bench"\n'
             f'[[trigger.http]]\nroute = "{route}"\ncomponent = "g"{ex}\n[component.g]\nsource = "{source}"\n'
             'key_value_stores = ["default"]\n')
 
@@ -122,7 +123,8 @@ def echo_ms(port: int, path: str, size: int, repeat: int = 10) -> float:
         sock = socket.create_connection(("127.0.0.1", port), timeout=60)
         head = f"POST {path} HTTP/1.1\r\nhost: x\r\ncontent-length: {size}\r\nconnection: close\r\n\r\n"
         t0 = time.perf_counter()
-        sender = threading.Thread(target=lambda s=sock: s.sendall(head.encode() + body))
+        payload = head.encode() + body
+        sender = threading.Thread(target=sock.sendall, args=(payload,))
         sender.start()
         resp = http.client.HTTPResponse(sock)
         resp.begin()
@@ -147,7 +149,8 @@ def bare_rps(root: Path, cache: Path, path: str, n: int) -> float:
 
     def once() -> None:
         if isinstance(ex, WasiHttpExecutor):
-            req = InboundRequest("GET", path, "http", "127.0.0.1", [("host", b"127.0.0.1")], io.BytesIO().read)
+            req = InboundRequest("GET", path, "http", "127.0.0.1", [("host", b"127.0.0.1")],
+                                 io.BytesIO().read)
             ex.serve(req, Sink(), app.limits)
         elif isinstance(ex, WagiExecutor):
             ex.serve(WagiRequest("GET", path, "", [], b"", {"REQUEST_METHOD": "GET"}), app.limits)
