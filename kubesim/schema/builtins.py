@@ -77,6 +77,11 @@ LISTS: dict[tuple[str, str], ListSpec] = {
     ("V1CustomResourceDefinitionStatus", "conditions"): _map("type"),
 }
 
+#: (model, field) → patchStrategy of struct-valued fields.
+FIELD_PATCH_STRATEGIES: dict[tuple[str, str], str] = {
+    ("V1DeploymentSpec", "strategy"): "retainKeys",
+}
+
 #: Types marked ``+structType=atomic`` (owned and replaced as a whole).
 ATOMIC_STRUCTS = frozenset({
     "V1LabelSelector", "V1ObjectReference", "V1LocalObjectReference", "V1TypedLocalObjectReference",
@@ -236,6 +241,9 @@ class _Builder:
                 if not child.description and child.type is not NodeType.STRUCT:
                     child.description = desc
             node.fields[jname] = child
+            strategy = FIELD_PATCH_STRATEGIES.get((model, jname))
+            if strategy:
+                node.field_patch_strategies[jname] = strategy
             if attr in required:
                 req_json.append(jname)
         node.required = tuple(req_json)

@@ -37,6 +37,8 @@ class _Gen:
         if node.required:
             d["required"] = list(node.required)
         props = {k: self.prop(f, node.field_descriptions.get(k, "")) for k, f in node.fields.items()}
+        for k, strategy in node.field_patch_strategies.items():
+            props[k]["x-kubernetes-patch-strategy"] = strategy
         if props:
             d["properties"] = props
         if node.map_type is MapType.ATOMIC:

@@ -51,6 +51,7 @@ class TypeNode:
         "description",
         "enum",
         "field_descriptions",
+        "field_patch_strategies",
         "fields",
         "format",
         "has_defaults",
@@ -107,6 +108,8 @@ class TypeNode:
         self.required: tuple[str, ...] = ()
         #: STRUCT: per-field documentation (a shared named type cannot carry its use's text).
         self.field_descriptions: dict[str, str] = {}
+        #: STRUCT: ``patchStrategy`` of non-list fields (``retainKeys`` on DeploymentSpec.strategy).
+        self.field_patch_strategies: dict[str, str] = {}
         #: Cache of "can defaulting add anything below this node" (None: not computed yet).
         self.has_defaults: bool | None = None
         self.enum: tuple[Any, ...] = ()

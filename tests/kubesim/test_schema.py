@@ -498,6 +498,8 @@ def test_openapi_v2_definitions_carry_gvk_and_patch_metadata() -> None:
     assert ports["x-kubernetes-patch-merge-key"] == "containerPort"
     assert defs["io.k8s.api.core.v1.ContainerPort"]["properties"]["protocol"]["default"] == "TCP"
     assert defs["io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector"]["x-kubernetes-map-type"] == "atomic"
+    strategy = defs["io.k8s.api.apps.v1.DeploymentSpec"]["properties"]["strategy"]
+    assert strategy["x-kubernetes-patch-strategy"] == "retainKeys"
     spin = defs["dev.spinkube.core.v1alpha1.SpinApp"]
     assert spin["properties"]["metadata"] == {
         "$ref": "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
