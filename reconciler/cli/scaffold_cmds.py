@@ -93,11 +93,28 @@ def _scaffold_project(spin_toml: Path) -> str:
     "--max-replicas", default=3, show_default=True, type=int, help="Maximum replicas (autoscaling only)."
 )
 @click.option("--autoscaler", default="", help="The autoscaler to use: 'hpa' or 'keda'.")
-@click.option("--autoscaler-target-cpu-utilization", "cpu_target", default=60, show_default=True, type=int)
 @click.option(
-    "--autoscaler-target-memory-utilization", "memory_target", default=60, show_default=True, type=int
+    "--autoscaler-target-cpu-utilization",
+    "cpu_target",
+    default=60,
+    show_default=True,
+    type=int,
+    help="Target CPU utilization percentage across the pods.",
 )
-@click.option("--executor", default=scaffolding.DEFAULT_EXECUTOR, show_default=True)
+@click.option(
+    "--autoscaler-target-memory-utilization",
+    "memory_target",
+    default=60,
+    show_default=True,
+    type=int,
+    help="Target memory utilization percentage across the pods.",
+)
+@click.option(
+    "--executor",
+    default=scaffolding.DEFAULT_EXECUTOR,
+    show_default=True,
+    help="The SpinAppExecutor that runs the app.",
+)
 @click.option("--cpu-limit", default="", help="Maximum CPU the application may use.")
 @click.option("--memory-limit", default="", help="Maximum memory the application may use.")
 @click.option("--cpu-request", default="", help="CPU requested (written only with a limit).")
