@@ -75,6 +75,8 @@ LISTS: dict[tuple[str, str], ListSpec] = {
     ("V1DeploymentStatus", "conditions"): _map("type"),
     ("V2HorizontalPodAutoscalerStatus", "conditions"): _map("type"),
     ("V1CustomResourceDefinitionStatus", "conditions"): _map("type"),
+    # +listType=atomic for SSA, yet strategic merge patch merges by type.
+    ("V1JobStatus", "conditions"): ListSpec(ListType.ATOMIC, (), "merge", "type"),
 }
 
 #: (model, field) → patchStrategy of struct-valued fields.
