@@ -538,7 +538,9 @@ class Cluster:
         m = new["metadata"]
         if rtype.generation:
             gen = int(live.get("metadata", {}).get("generation") or 1)
-            m["generation"] = gen + 1 if meta.spec_changed(live, new) else gen
+            # Without a status subresource a custom object's status is part of its "spec".
+            keep_status = not (rtype.crd and not rtype.status)
+            m["generation"] = gen + 1 if meta.spec_changed(live, new, ignore_status=keep_status) else gen
         m["resourceVersion"] = live["metadata"].get("resourceVersion")
         if new == live or _same(new, live):
             return Reply(200, self._present(rtype, entry))

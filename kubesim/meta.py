@@ -130,9 +130,10 @@ def without(obj: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {k: v for k, v in obj.items() if k not in keys}
 
 
-def spec_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
-    """Anything but metadata and status differs: that is what bumps metadata.generation."""
-    return without(old, "metadata", "status") != without(new, "metadata", "status")
+def spec_changed(old: dict[str, Any], new: dict[str, Any], *, ignore_status: bool = True) -> bool:
+    """Anything but metadata (and status) differs: that is what bumps metadata.generation."""
+    skip = ("metadata", "status") if ignore_status else ("metadata", "apiVersion")
+    return without(old, *skip, "apiVersion") != without(new, *skip, "apiVersion")
 
 
 def walk(obj: Any, fn: Callable[[Any], None]) -> None:

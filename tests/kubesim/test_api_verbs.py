@@ -400,3 +400,50 @@ def test_cluster_scoped_objects_never_carry_a_namespace(raw: Raw) -> None:
         raw.request("GET", "/apis/rbac.authorization.k8s.io/v1/namespaces/default/clusterroles/reader")[0]
         == 404
     )
+
+
+def test_custom_object_generation_with_and_without_status_subresource(raw: Raw) -> None:
+    crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+    for plural, sub in (("plains", {}), ("splits", {"status": {}})):
+        crd = {
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": f"{plural}.gen.example"},
+            "spec": {
+                "group": "gen.example",
+                "scope": "Namespaced",
+                "names": {"plural": plural, "kind": plural.capitalize()[:-1]},
+                "versions": [
+                    {
+                        "name": "v1",
+                        "served": True,
+                        "storage": True,
+                        "subresources": sub,
+                        "schema": {
+                            "openAPIV3Schema": {
+                                "type": "object",
+                                "x-kubernetes-preserve-unknown-fields": True,
+                            }
+                        },
+                    }
+                ],
+            },
+        }
+        assert raw.request("POST", crds, crd)[0] == 201
+    gens = {}
+    for plural in ("plains", "splits"):
+        path = f"/apis/gen.example/v1/namespaces/default/{plural}"
+        kind = plural.capitalize()[:-1]
+        status, made = raw.request(
+            "POST",
+            path,
+            {"apiVersion": "gen.example/v1", "kind": kind, "metadata": {"name": "o"}, "spec": {"a": 1}},
+        )
+        assert status == 201 and made["metadata"]["generation"] == 1
+        status, out = raw.request(
+            "PATCH", path + "/o", {"status": {"ok": True}}, "application/merge-patch+json"
+        )
+        assert status == 200
+        gens[plural] = (out["metadata"]["generation"], out.get("status"))
+    assert gens["plains"] == (2, {"ok": True})  # status is just another field there
+    assert gens["splits"] == (1, None)  # the main resource ignores status
