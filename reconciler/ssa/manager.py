@@ -145,13 +145,31 @@ class Applier:
         live: dict[Key, Obj] = {}
         failed: dict[tuple[str, str], str] = {}
         selector = f"{objects.SOURCE_LABEL}={self.options.source}"
-        for api_version, kind in sorted({(i.ref.api_version, i.ref.kind) for i in items}):
+        namespaces: dict[tuple[str, str], set[str | None]] = defaultdict(set)
+        for i in items:
+            namespaces[(i.ref.api_version, i.ref.kind)].add(i.ref.namespace)
+        for (api_version, kind), wanted in sorted(namespaces.items(), key=lambda kv: kv[0]):
             try:
-                for obj in self.client.list(api_version, kind, label_selector=selector):
+                for obj in self._list_kind(api_version, kind, selector, wanted):
                     live[key_of(objects.ref_of(obj))] = obj
             except errors.KubeError as exc:
                 failed[(api_version, kind)] = str(exc)
         return live, failed
+
+    def _list_kind(
+        self, api_version: str, kind: str, selector: str, namespaces: set[str | None]
+    ) -> list[Obj]:
+        """One cluster-wide list; when that is forbidden (least-privilege RBAC), one list per
+        namespace the desired objects live in."""
+        try:
+            return self.client.list(api_version, kind, label_selector=selector)
+        except errors.Forbidden:
+            if None in namespaces or not self.client.resource(api_version, kind).namespaced:
+                raise
+        out: list[Obj] = []
+        for ns in sorted(n for n in namespaces if n):
+            out.extend(self.client.list(api_version, kind, namespace=ns, label_selector=selector))
+        return out
 
     # -- one stage -------------------------------------------------------------------------
 

@@ -148,3 +148,68 @@ def test_unreachable_server_is_unavailable() -> None:
     with pytest.raises(errors.Unavailable, match="GET /api/v1"):
         c.get("v1", "ConfigMap", "a", "default")
     assert sleeps == [0.01, 0.02]
+
+
+class _NamespaceOnly(BaseHTTPRequestHandler):
+    """An API server whose user may list Deployments only inside namespace `a` (RBAC)."""
+
+    def do_GET(self) -> None:
+        server: Any = self.server
+        path = self.path.split("?")[0]
+        server.paths.append(path)
+        if path == "/apis/apps/v1":
+            code, doc = (
+                200,
+                {"resources": [{"name": "deployments", "kind": "Deployment", "namespaced": True}]},
+            )
+        elif path == "/apis/apps/v1/namespaces/a/deployments":
+            code, doc = 200, {"items": [server.live]}
+        else:
+            code, doc = (
+                403,
+                {
+                    "kind": "Status",
+                    "message": "deployments is forbidden at the cluster scope",
+                    "reason": "Forbidden",
+                },
+            )
+        body = json.dumps(doc).encode()
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+
+def test_forbidden_cluster_wide_list_falls_back_to_namespaces() -> None:
+    from reconciler.changeset import Action
+    from reconciler.ssa import inventory, normalize, objects
+    from reconciler.ssa.manager import Applier, ApplyOptions
+
+    desired = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "d", "namespace": "a"},
+        "spec": {"replicas": 1},
+    }
+    stamped = objects.with_owner_labels(normalize.desired(desired), "src")
+    live = {**stamped, "metadata": {**stamped["metadata"], "resourceVersion": "7"}}
+    ref = objects.ref_of(stamped)
+    cache = inventory.Inventory("src", "", {ref: inventory.Entry(ref, objects.digest(stamped), "7")})
+    httpd: Any = ThreadingHTTPServer(("127.0.0.1", 0), _NamespaceOnly)
+    httpd.paths, httpd.live = [], live
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        client = _client(f"http://127.0.0.1:{httpd.server_address[1]}", [])
+        out = Applier(client, ApplyOptions("src", wait_timeout=0)).run([desired], cache)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert [o.action for o in out] == [Action.UNCHANGED]
+    assert httpd.paths == [
+        "/apis/apps/v1",
+        "/apis/apps/v1/deployments",
+        "/apis/apps/v1/namespaces/a/deployments",
+    ]
