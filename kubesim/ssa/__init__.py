@@ -29,6 +29,22 @@ Public API::
 
     decode_fields_v1(raw) / encode_fields_v1(fs): FieldsV1 JSON ⇄ field-set trie.
 
+Semantics worth knowing (all as upstream):
+  * An applier's ``time`` moves only when the merged object (before defaulting) differs from live;
+    a new applier that merely shares values gets an entry without ``time``.  Applying an atomic
+    value that defaulting completes (``fieldRef`` without ``apiVersion``) or a non-canonical
+    quantity (``cpu: 0.5``) therefore bumps the time on every apply, content unchanged.
+  * Update entries take (force) every field they change; removed fields leave every manager;
+    more than 10 Update entries fold the oldest into ``ancient-changes``.
+  * The main resource never owns ``status`` of kinds with a status subresource, and the status
+    subresource owns only ``status`` (separate ``subresource: status`` entries).
+  * ``manager == "kubectl"`` upgrades from client-side apply: conflicts on fields still holding
+    their ``last-applied-configuration`` value are taken over, and the annotation is rewritten.
+  * Deliberate divergence: typing errors of an apply body (duplicate keys, missing keys,
+    undeclared fields) are 422 here; upstream answers them with a 500 carrying the same text.
+
+Everything is pure and thread-safe (module caches only hold immutable strings).
+
 Error tree: see kubesim/ssa/errors.py.
 """
 
