@@ -86,104 +86,145 @@ def project_options(
 
     When `root` (the checkout) is given, `runtime_config_file` must stay inside it: its content
     goes into a Secret, so a repo must not be able to pull in files from elsewhere."""
-    table = app.spindle
-    if table is None:
+    if app.spindle is None:
         return None, {}
-    start = len(errors)
-
-    def fail(key: str | None, message: str) -> None:
-        path = (*TOOL_TABLE, key) if key else TOOL_TABLE
-        line = lines.line_of(path)
-        if key in ("cpu_limit", "memory_limit") and key not in table:
-            line = lines.line_of((*TOOL_TABLE, "autoscaler"))  # missing because of the autoscaler
-        field = ".".join(str(p) for p in path)
-        errors.append(ManifestError(message, Location(rel, line, field), f"Spin app {app.name}"))
-
-    values: dict[str, Any] = {}
-    field_keys: dict[str, str] = {}
-    for key, value in table.items():
-        spec = TOOL_KEYS.get(key)
-        if spec is None:
-            fail(
-                key,
-                f"unknown key {key!r} in [application.tool.spindle] ({unknown_key_hint(key, TOOL_KEYS)})",
-            )
-            continue
-        attr, kind, target = spec
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            fail(key, f"{key} must be {_TYPE_NAMES[kind]}, not {type(value).__name__}")
-            continue
-        if target:
-            field_keys[target] = key
-        values[attr] = value
-    for key in ("variables",):
-        if key in values:
-            for name, value in values[key].items():
-                if not isinstance(value, str):
-                    fail(key, f"variables.{name} must be a string, not {type(value).__name__}")
-                elif name not in app.variables:
-                    fail(key, f"variables.{name}: the app declares no variable {name!r} in [variables]")
-    for key in ("components", "image_pull_secrets"):
-        if key in values:
-            if not all(isinstance(item, str) for item in values[key]):
-                fail(key, f"{key} must be an array of strings")
-                del values[key]
-            else:
-                values[key] = tuple(values[key])
-    for component in values.get("components", ()):
-        if component not in app.components:
-            fail("components", f"component {component!r} is not defined in the spin.toml")
-    # Keys the plugin's template would silently drop: say so instead of deploying without them.
-    if not table.get("autoscaler"):
-        for key in (
-            "max_replicas",
-            "autoscaler_target_cpu_utilization",
-            "autoscaler_target_memory_utilization",
-        ):
-            if key in table:
-                fail(key, f'{key} has no effect without an autoscaler (autoscaler = "hpa" or "keda")')
-    if not table.get("cpu_limit") and not table.get("memory_limit"):
-        for key in ("cpu_request", "memory_request"):
-            if key in table:
-                fail(key, f"{key} is only used with a cpu_limit or memory_limit (as in spin kube scaffold)")
-    namespace = values.get("namespace")
-    if namespace is not None and not _DNS_LABEL.match(namespace):
-        fail("namespace", f"namespace {namespace!r} is not a valid DNS label")
-    config_path = values.get("runtime_config")
-    if config_path is not None:
-        config_file = (project_dir / config_path).resolve()
-        if root is not None and root.resolve() not in config_file.parents:
-            fail("runtime_config_file", f"runtime config file {config_path!r} is outside the checkout")
-        else:
-            try:
-                values["runtime_config"] = config_file.read_bytes()
-            except OSError as exc:
-                fail(
-                    "runtime_config_file", f"cannot read runtime config file {config_path!r}: {exc.strerror}"
-                )
-    runtime_config = _runtime_config_tables(values.get("runtime_config"), rel, config_path, errors)
-    if config_path is None or runtime_config is not None:  # else: the file's problem is reported
-        _check_store_labels(app, values.get("components", ()), runtime_config or {}, rel, lines, errors)
+    reader = _TableReader(app, app.spindle, rel, lines, errors)
+    values, field_keys = reader.typed_values()
+    reader.check_references(values)
+    reader.check_dropped_keys()
+    reader.check_namespace(values)
+    reader.load_runtime_config(values, project_dir, root)
     field_lines = FieldLines(lines, field_keys)
-    if "from_image" not in values:
-        if "image" not in table:
-            fail(None, "[application.tool.spindle] needs an 'image' (the OCI reference of the app)")
-        return None, field_lines
-    if len(errors) > start:
-        return None, field_lines
-    opts = ScaffoldOptions(**values)
-    try:
-        validate(opts)
-    except ScaffoldError as exc:
-        fail(_blame(opts, str(exc)), str(exc))
-        return None, field_lines
-    name = opts.name or name_from_image(opts.from_image)
-    if not _DNS_LABEL.match(name) or len(name) > 63:
-        # It names the Deployment and Service too: a DNS label (the plugin would print it anyway).
-        hint = "" if opts.name else ' (it comes from the image; set name = "...")'
-        fail("name" if opts.name else "image", f"app name {name!r} is not a valid DNS label{hint}")
-        return None, field_lines
-    return opts, field_lines
+    return reader.options(values), field_lines
+
+
+class _TableReader:
+    """Reads one `[application.tool.spindle]` table, appending every problem to `errors`."""
+
+    def __init__(
+        self, app: App, table: Mapping[str, Any], rel: str, lines: TomlLines, errors: list[RenderError]
+    ) -> None:
+        self.app, self.table, self.rel, self.lines, self.errors = app, table, rel, lines, errors
+        self.start = len(errors)
+
+    def fail(self, key: str | None, message: str) -> None:
+        path = (*TOOL_TABLE, key) if key else TOOL_TABLE
+        line = self.lines.line_of(path)
+        if key in ("cpu_limit", "memory_limit") and key not in self.table:
+            line = self.lines.line_of((*TOOL_TABLE, "autoscaler"))  # missing because of the autoscaler
+        field = ".".join(str(p) for p in path)
+        self.errors.append(
+            ManifestError(message, Location(self.rel, line, field), f"Spin app {self.app.name}")
+        )
+
+    def typed_values(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """ScaffoldOptions field → value for every known key of the right type, and SpinApp
+        field → the key it came from."""
+        values: dict[str, Any] = {}
+        field_keys: dict[str, str] = {}
+        for key, value in self.table.items():
+            spec = TOOL_KEYS.get(key)
+            if spec is None:
+                hint = unknown_key_hint(key, TOOL_KEYS)
+                self.fail(key, f"unknown key {key!r} in [application.tool.spindle] ({hint})")
+                continue
+            attr, kind, target = spec
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                self.fail(key, f"{key} must be {_TYPE_NAMES[kind]}, not {type(value).__name__}")
+                continue
+            if target:
+                field_keys[target] = key
+            values[attr] = value
+        return values, field_keys
+
+    def check_references(self, values: dict[str, Any]) -> None:
+        """Variables must be declared by the app, components defined; lists hold strings."""
+        for name, value in values.get("variables", {}).items():
+            if not isinstance(value, str):
+                self.fail("variables", f"variables.{name} must be a string, not {type(value).__name__}")
+            elif name not in self.app.variables:
+                self.fail(
+                    "variables", f"variables.{name}: the app declares no variable {name!r} in [variables]"
+                )
+        for key in ("components", "image_pull_secrets"):
+            if key in values:
+                if not all(isinstance(item, str) for item in values[key]):
+                    self.fail(key, f"{key} must be an array of strings")
+                    del values[key]
+                else:
+                    values[key] = tuple(values[key])
+        for component in values.get("components", ()):
+            if component not in self.app.components:
+                self.fail("components", f"component {component!r} is not defined in the spin.toml")
+
+    def check_dropped_keys(self) -> None:
+        """Keys the plugin's template would silently drop: say so instead of deploying without."""
+        if not self.table.get("autoscaler"):
+            for key in (
+                "max_replicas",
+                "autoscaler_target_cpu_utilization",
+                "autoscaler_target_memory_utilization",
+            ):
+                if key in self.table:
+                    self.fail(
+                        key, f'{key} has no effect without an autoscaler (autoscaler = "hpa" or "keda")'
+                    )
+        if not self.table.get("cpu_limit") and not self.table.get("memory_limit"):
+            for key in ("cpu_request", "memory_request"):
+                if key in self.table:
+                    self.fail(
+                        key, f"{key} is only used with a cpu_limit or memory_limit (as in spin kube scaffold)"
+                    )
+
+    def check_namespace(self, values: Mapping[str, Any]) -> None:
+        namespace = values.get("namespace")
+        if namespace is not None and not _DNS_LABEL.match(namespace):
+            self.fail("namespace", f"namespace {namespace!r} is not a valid DNS label")
+
+    def load_runtime_config(self, values: dict[str, Any], project_dir: Path, root: Path | None) -> None:
+        """Replace the runtime config path by the file's content, and check the store labels
+        the components use against it."""
+        config_path = values.get("runtime_config")
+        if config_path is not None:
+            config_file = (project_dir / config_path).resolve()
+            if root is not None and root.resolve() not in config_file.parents:
+                self.fail(
+                    "runtime_config_file", f"runtime config file {config_path!r} is outside the checkout"
+                )
+            else:
+                try:
+                    values["runtime_config"] = config_file.read_bytes()
+                except OSError as exc:
+                    message = f"cannot read runtime config file {config_path!r}: {exc.strerror}"
+                    self.fail("runtime_config_file", message)
+        runtime_config = _runtime_config_tables(
+            values.get("runtime_config"), self.rel, config_path, self.errors
+        )
+        if config_path is None or runtime_config is not None:  # else: the file's problem is reported
+            components = values.get("components", ())
+            _check_store_labels(self.app, components, runtime_config or {}, self.rel, self.lines, self.errors)
+
+    def options(self, values: dict[str, Any]) -> ScaffoldOptions | None:
+        """The options, when the table is valid (including the plugin's own validation)."""
+        if "from_image" not in values:
+            if "image" not in self.table:
+                self.fail(None, "[application.tool.spindle] needs an 'image' (the OCI reference of the app)")
+            return None
+        if len(self.errors) > self.start:
+            return None
+        opts = ScaffoldOptions(**values)
+        try:
+            validate(opts)
+        except ScaffoldError as exc:
+            self.fail(_blame(opts, str(exc)), str(exc))
+            return None
+        name = opts.name or name_from_image(opts.from_image)
+        if not _DNS_LABEL.match(name) or len(name) > 63:
+            # It names the Deployment and Service too: a DNS label (the plugin would print it anyway).
+            hint = "" if opts.name else ' (it comes from the image; set name = "...")'
+            self.fail("name" if opts.name else "image", f"app name {name!r} is not a valid DNS label{hint}")
+            return None
+        return opts
 
 
 def _runtime_config_tables(
