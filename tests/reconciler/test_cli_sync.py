@@ -7,7 +7,18 @@ import json
 from pathlib import Path
 
 import pytest
-from spindle_synclib import Cluster, apply, cluster, diff, example_repo, spindle
+from spindle_synclib import (
+    EXECUTOR,
+    NAMESPACE,
+    Cluster,
+    Repo,
+    apply,
+    cluster,
+    diff,
+    example_repo,
+    spinapp,
+    spindle,
+)
 
 __all__ = ["cluster"]
 
@@ -133,3 +144,22 @@ def test_git_url_source_follows_commits(tmp_path: Path, cluster: Cluster) -> Non
     assert second.exit_code == 0, second.stdout + second.stderr
     assert second.json()["revision"] == {**second.json()["revision"], "sha": sha, "message": "drop beta"}
     assert second.actions()["Deployment/apps/beta"] == "Pruned"
+
+
+def test_path_renders_only_that_sub_directory(tmp_path: Path, cluster: Cluster) -> None:
+    repo = Repo(tmp_path / "repo")
+    repo.write("prod/namespace.yaml", NAMESPACE)
+    repo.write("prod/executor.yaml", EXECUTOR)
+    repo.write("prod/alpha.yaml", spinapp("alpha"))
+    repo.write(
+        "staging/only.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: staging-only\n  namespace: apps\n",
+    )
+    repo.commit("prod and staging")
+    run = apply(repo, cluster, "--path", "prod")
+    assert run.exit_code == 0, run.stdout[-2000:]
+    subjects = set(run.actions())
+    assert "SpinApp/apps/alpha" in subjects
+    assert "ConfigMap/apps/staging-only" not in subjects
+    assert diff(repo, cluster, "--path", "prod").exit_code == 0
+    assert diff(repo, cluster).exit_code == 1  # the whole repo also has staging's ConfigMap
