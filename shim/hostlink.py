@@ -186,6 +186,12 @@ def build_linker(engine: Engine, component: Component, impls: Implementations,
 
 
 def _stub(key: str, result: codec.Codec | None) -> HostFn:
+    if isinstance(result, codec.Resource) and result.owned:
+        # a constructor with no error case (e.g. instance-network): hand out an inert handle
+        # whose methods, stubbed too, return their interface's errors
+        def inert(*_args: Any) -> Any:
+            return CURRENT.state.new("unsupported", None)
+        return inert
     try:
         value = codec.default_error(result)
     except TypeError:

@@ -143,3 +143,11 @@ def test_stdout_logged_with_component_id_and_exception_is_500(serve: Serve, py_r
     assert any(m.startswith("[py] stderr: RuntimeError: boom from python") for m in messages)
     status, headers, body = srv.request("POST", "/echo", body=b"x" * 300_000)
     assert (status, headers["x-app"], len(body)) == (200, "py", 300_000)
+
+
+def test_unsupported_host_api_returns_its_error_value(serve: Serve, py_root: Path) -> None:
+    srv = serve(py_root, env={"SPIN_VARIABLE_WHO": "x"}, cache_dir=ARTIFACTS)
+    status, _, body = srv.request("GET", "/redis")
+    assert status == 200
+    assert body.startswith(b"redis error: ")  # an error value the SDK raised, not a trap
+    assert srv.request("GET", "/hello")[0] == 200

@@ -5,7 +5,7 @@ Built at test time: componentize-py -w spin-http componentize app -o app.wasm
 
 from urllib.parse import parse_qs, urlsplit
 
-from spin_sdk import http, key_value, variables
+from spin_sdk import http, key_value, redis, variables
 from spin_sdk.http import Request, Response, send
 
 
@@ -40,6 +40,12 @@ class IncomingHandler(http.IncomingHandler):
             except Exception as exc:
                 return text(502, f"denied: {exc!r}")
             return text(200, f"upstream {resp.status}: {(resp.body or b'').decode()}")
+        if path == "/redis":  # not provided by the shim: the host returns the interface's error
+            try:
+                redis.open("redis://127.0.0.1:1")
+            except Exception as exc:
+                return text(200, f"redis error: {exc!r}")
+            return text(200, "redis opened?")
         if path == "/boom":
             raise RuntimeError("boom from python")
         if path == "/print":
