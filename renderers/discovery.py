@@ -69,9 +69,9 @@ def discover(root: Path, subpath: str | None = None) -> RepoTree:
             continue
         if path.name == "spin.toml":
             _add_project(tree, path, rel)
-        elif path.suffix in YAML_SUFFIXES:
+        elif path.suffix.lower() in YAML_SUFFIXES:
             _add_yaml(tree, path, rel)
-        elif path.suffix == ".json":
+        elif path.suffix.lower() == ".json":
             _add_json(tree, path, rel)
     return tree
 
