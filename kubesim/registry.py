@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 from kubesim import crds
 from kubesim.resources import BUILTINS, CRD_TYPE, ResourceType
 from kubesim.storage import Store
@@ -12,7 +10,9 @@ from kubesim.storage import Store
 class Registry:
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._lock = threading.Lock()
+        # The store's own lock: callers already holding it (writes) may look types up, so a
+        # second lock here could deadlock against a reader taking them in the other order.
+        self._lock = store.lock
         self._stamp = -1
         self._types: list[ResourceType] = list(BUILTINS)
         self._by_path: dict[tuple[str, str, str], ResourceType] = {}
