@@ -100,3 +100,29 @@ def test_up_load_errors_exit_1_with_a_clear_message(tmp_path: Path, manifest: st
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert needle in proc.stderr
+
+
+def test_container_mode_reads_listen_addr_from_env(tmp_path: Path) -> None:
+    root = make_app(tmp_path / "app", WAT_APP)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "shim", str(root)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "SPIN_HTTP_LISTEN_ADDR": f"127.0.0.1:{port}",
+                                 "SPINDLE_SHIM_WORKERS": "1", "XDG_CACHE_HOME": str(tmp_path / "xdg")})
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("GET", "/c")
+                assert conn.getresponse().read().startswith(b"path=/c")
+                break
+            except (ConnectionRefusedError, http.client.RemoteDisconnected):
+                time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert any((tmp_path / "xdg" / "spindle-shim").iterdir())  # the artifact cache was filled

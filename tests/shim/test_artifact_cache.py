@@ -1,0 +1,35 @@
+"""The precompiled artifact cache: reused when warm, never rewritten in place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shim_testlib import GUESTS
+
+from shim.engine import ArtifactCache, EngineBox
+
+
+def test_warm_cache_is_reused_and_never_overwritten(engine_box: EngineBox, tmp_path: Path) -> None:
+    wasm = (GUESTS / "handler.wasm").read_bytes()
+    cache = ArtifactCache(engine_box.engine, tmp_path)
+    cache.load_component(wasm)
+    (artifact,) = tmp_path.glob("*.cwasm")
+    stamp = artifact.stat().st_mtime_ns, artifact.stat().st_ino
+    cache.load_component(wasm)  # warm: deserialised, not written again
+    assert list(tmp_path.glob("*.cwasm")) == [artifact]
+    assert (artifact.stat().st_mtime_ns, artifact.stat().st_ino) == stamp
+    # a different module gets its own artifact
+    cache.load_module((GUESTS / "wagi.wasm").read_bytes())
+    assert len(list(tmp_path.glob("*.cwasm"))) == 2
+
+
+def test_unusable_artifact_is_left_alone_and_a_new_one_written(engine_box: EngineBox, tmp_path: Path) -> None:
+    wasm = (GUESTS / "handler.wasm").read_bytes()
+    cache = ArtifactCache(engine_box.engine, tmp_path)
+    cache.load_component(wasm)
+    (artifact,) = tmp_path.glob("*.cwasm")
+    artifact.write_bytes(b"garbage")  # e.g. written by another engine version
+    comp = cache.load_component(wasm)
+    assert comp is not None
+    assert artifact.read_bytes() == b"garbage"  # a mapped file is never rewritten
+    assert len(list(tmp_path.glob("*.cwasm*"))) == 2
