@@ -217,7 +217,12 @@ class KubeClient:
         """Every object of a kind (all namespaces unless `namespace`), in one request."""
         res = self.resource(api_version, kind)
         query = {"labelSelector": label_selector} if label_selector else None
-        doc = self.request("GET", res.collection(namespace), subject=f"{kind} list", query=query)
+        try:
+            doc = self.request("GET", res.collection(namespace), subject=f"{kind} list", query=query)
+        except errors.NotFound as exc:
+            # The kind went away since discovery (its CRD was deleted): forget it.
+            self.forget(api_version)
+            raise errors.UnknownKind(f"{kind} ({api_version})", "no longer served by the cluster") from exc
         items: list[Obj] = doc.get("items") or []
         for item in items:  # list items omit apiVersion/kind
             item.setdefault("apiVersion", res.api_version)

@@ -213,3 +213,40 @@ def test_forbidden_cluster_wide_list_falls_back_to_namespaces() -> None:
         "/apis/apps/v1/deployments",
         "/apis/apps/v1/namespaces/a/deployments",
     ]
+
+
+def test_a_deleted_kind_is_forgotten_and_rediscovered(cluster: Cluster) -> None:
+    import time
+
+    c = cluster.client
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {
+            "group": "example.com",
+            "scope": "Namespaced",
+            "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                    },
+                }
+            ],
+        },
+    }
+    c.apply(crd)
+    assert c.list("example.com/v1", "Widget") == []
+    c.delete("apiextensions.k8s.io/v1", "CustomResourceDefinition", "widgets.example.com")
+    deadline = time.monotonic() + 10
+    while c.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", "widgets.example.com") is not None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    with pytest.raises(errors.UnknownKind, match=r"Widget \(example.com/v1\)"):
+        c.list("example.com/v1", "Widget")
+    c.apply(crd)
+    assert c.list("example.com/v1", "Widget") == []
