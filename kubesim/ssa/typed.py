@@ -286,10 +286,14 @@ def _merge_map(lhs: dict[str, Any], rhs: dict[str, Any], node: TypeNode) -> dict
     for k, lv in lhs.items():
         if k in rhs:
             rv = rhs[k]
+            cn = child_node(node, k) or UNTYPED
             if rv is None:
-                out[k] = None
+                # SMD: null is a value for scalars and atomic values, but "nothing" for a granular
+                # map/struct/list that has content: the live content stays.
+                granular = cn.type not in (NodeType.SCALAR, NodeType.UNTYPED) and not cn.is_atomic
+                out[k] = lv if granular and lv else None
             else:
-                out[k] = merge(lv, rv, child_node(node, k) or UNTYPED)
+                out[k] = merge(lv, rv, cn)
         else:
             out[k] = lv
     for k, rv in rhs.items():

@@ -875,3 +875,11 @@ def test_61_builtin_objects_lose_null_and_empty_optional_values_like_go() -> Non
     c = r.object["spec"]["template"]["spec"]["containers"][0]
     assert "args" not in c and "env" not in c and "workingDir" not in c and c["securityContext"] == {}
     assert r.object["spec"]["template"]["spec"]["containers"] != []
+
+
+def test_62_null_in_apply_config_resets_scalars_but_not_granular_maps() -> None:
+    live = apply(None, with_(BASE, "spec.replicas", 3)).object
+    live = update(live, with_(live, "metadata.labels", {"a": "1"}), "labeller").object
+    r = apply(live, with_(with_(BASE, "metadata.labels", None), "spec.replicas", None))
+    assert r.object["metadata"]["labels"] == {"a": "1"}  # granular map: null keeps live content
+    assert r.object["spec"]["replicas"] == 1  # scalar: null clears, defaulting fills it again
