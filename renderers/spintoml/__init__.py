@@ -64,7 +64,7 @@ def load(data: bytes | str, rel: str, project_dir: Path | None) -> Loaded:
         return Loaded(None, None, errors)
     checker = Checker(rel, lines, project_dir)
     version = doc.get("spin_manifest_version", doc.get("spin_version"))
-    if version == 2:
+    if version == 2 and type(version) is int:  # not 2.0 (Spin wants the integer)
         app = check_v2(doc, checker)
     elif version == "1":
         app = check_v1(doc, checker)

@@ -497,6 +497,13 @@ BROKEN = [
         "spin_manifest_version",
         "unsupported manifest version 3",
     ),
+    (
+        "manifest-version-float",
+        manifest({1: "spin_manifest_version = 2.0"}),
+        1,
+        "spin_manifest_version",
+        "unsupported manifest version 2.0",
+    ),
     ("manifest-version-missing", manifest({1: ""}), None, None, "missing spin_manifest_version"),
 ]
 
