@@ -163,3 +163,14 @@ def test_path_renders_only_that_sub_directory(tmp_path: Path, cluster: Cluster) 
     assert "ConfigMap/apps/staging-only" not in subjects
     assert diff(repo, cluster, "--path", "prod").exit_code == 0
     assert diff(repo, cluster).exit_code == 1  # the whole repo also has staging's ConfigMap
+
+
+def test_event_storms_are_capped_with_one_summary(tmp_path: Path, cluster: Cluster) -> None:
+    repo = example_repo(tmp_path / "repo", apps=tuple(f"app{i:02d}" for i in range(20)))
+    assert apply(repo, cluster, "--timeout", "0").exit_code == 0  # 60+ objects change
+    per_object = [e for e in cluster.client.list("v1", "Event") if e["reason"] == "Created"]
+    summary = cluster.client.list("v1", "Event", namespace="spindle-system")
+    assert len(per_object) == 50
+    assert [e["reason"] for e in summary] == ["Reconciled"]
+    assert summary[0]["involvedObject"]["name"] == "spindle-inventory-repo"
+    assert "created" in summary[0]["message"]
