@@ -15,7 +15,6 @@ from kubernetes.client import models as k8s_models
 
 from kubesim.schema import defaults as _defaults
 from kubesim.schema.types import (
-    UNTYPED,
     GroupVersionKind,
     ListType,
     MapType,
@@ -321,6 +320,3 @@ def builtin_schemas() -> dict[GroupVersionKind, ResourceSchema]:
     with _BUILD_LOCK:
         return _build_all()
 
-
-def untyped_root() -> TypeNode:
-    return UNTYPED

@@ -93,14 +93,6 @@ def has(fs: FieldSet, path: tuple[str, ...] | list[str]) -> bool:
     return MEMBER in node
 
 
-def is_empty(fs: FieldSet) -> bool:
-    return not fs
-
-
-def copy_set(fs: FieldSet) -> FieldSet:
-    return {k: copy_set(v) for k, v in fs.items()}
-
-
 def union(a: FieldSet, b: FieldSet) -> FieldSet:
     """Sets are persistent: results share unchanged subtrees with the inputs (never mutate them)."""
     if not a:
@@ -173,10 +165,6 @@ def recursive_difference(a: FieldSet, b: FieldSet) -> FieldSet:
         if sub:
             out[k] = sub
     return out
-
-
-def equal(a: FieldSet, b: FieldSet) -> bool:
-    return a == b
 
 
 # --- ordering and printing ------------------------------------------------------------------

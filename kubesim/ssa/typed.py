@@ -18,12 +18,6 @@ from typing import Any
 from kubesim.schema.types import MISSING, UNTYPED, ListType, MapType, NodeType, TypeNode
 from kubesim.ssa.fieldpath import MEMBER, FieldSet, key_pe, pe_string, value_pe
 
-_LEAF: dict[str, Any] = {}
-
-
-def _member() -> FieldSet:
-    return {MEMBER: {}}
-
 
 def deep_copy(v: Any) -> Any:
     """A fast deep copy for JSON values."""
