@@ -174,6 +174,7 @@ def _run(
     if not options.changes_nothing:
         _widen_inventory(client, source, previous, refs, record)
     outcomes = applier.run(desired, previous)
+    _publish(result, outcomes)  # kept even if a later step fails
     can_prune = options.prune and inventory_ok and not rendered.errors
     pruned: prune.PruneResult | None = None
     if can_prune:
@@ -182,6 +183,7 @@ def _run(
             say(f"pruning {len(stale)} objects")
         pruned = prune.prune(client, stale, source=source, dry_run=options.changes_nothing)
         outcomes.extend(pruned.outcomes)
+        _publish(result, outcomes)
     elif options.prune and previous is not None and inventory.stale(previous, set(refs)):
         record.errors.append("nothing pruned: the render or the inventory read failed")
     if not options.changes_nothing:
@@ -190,8 +192,12 @@ def _run(
         _write_inventory(client, source, record, previous, outcomes, pruned, can_prune)
         if options.events:
             _emit_events(client, source, record, outcomes)
+    _publish(result, outcomes)  # node labels and waits may have updated health
+
+
+def _publish(result: Result, outcomes: list[Outcome]) -> None:
     result.outcomes = outcomes
-    record.entries = [_entry(o) for o in outcomes]
+    result.record.entries = [_entry(o) for o in outcomes]
 
 
 # -- pieces ----------------------------------------------------------------------------------
