@@ -59,6 +59,10 @@ class KubesimHTTPServer(ThreadingHTTPServer):
         self.stopping = threading.Event()
         self.openapi = openapi.Documents(cluster.registry)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-handshake or speaks plain HTTP to the TLS port is not news.
+        log.debug("kubesim: connection from %s failed", client_address, exc_info=True)
+
     @property
     def address_text(self) -> str:
         host, port = self.server_address[:2]
@@ -426,13 +430,16 @@ def start(
     state is a SQLite path (created if missing; its TLS key pair lives beside it) or ":memory:".
     """
     cleanup: list[Path] = []
+    # Clients reach a wildcard bind through loopback; any other address goes into the certificate.
+    client_host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(address, address)
+    hosts = (client_host,)
     if str(state) == ":memory:":
         tls_dir = Path(tempfile.mkdtemp(prefix="kubesim-tls-"))
         cleanup.append(tls_dir)
-        pair = tls.ensure(tls_dir)
+        pair = tls.ensure(tls_dir, hosts=hosts)
     else:
         Path(state).parent.mkdir(parents=True, exist_ok=True)
-        pair = tls.ensure(Path(state).parent, Path(state).name + "-tls")
+        pair = tls.ensure(Path(state).parent, Path(state).name + "-tls", hosts=hosts)
     store = Store(str(state))
     controllers = Controllers(simulate_workloads=simulate_workloads, delay=simulate_delay)
     cluster = Cluster(store, on_delete=controllers.notify_deleted)
@@ -449,12 +456,12 @@ def start(
     )
     thread.start()
     controllers.start()
-    host = address if ":" not in address else f"[{address}]"
+    host = client_host if ":" not in client_host else f"[{client_host}]"
     url = f"https://{host}:{httpd.server_address[1]}"
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         try:
-            with socket.create_connection((address, int(httpd.server_address[1])), timeout=0.5):
+            with socket.create_connection((client_host, int(httpd.server_address[1])), timeout=0.5):
                 break
         except OSError:
             time.sleep(0.02)

@@ -29,10 +29,43 @@ class KeyPair:
         return self.cert_file.read_bytes()
 
 
-def ensure(directory: Path, stem: str = "kubesim") -> KeyPair:
-    """The key pair in `directory`, created on first use."""
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+def _names(hosts: tuple[str, ...]) -> list[x509.GeneralName]:
+    out: list[x509.GeneralName] = []
+    for host in dict.fromkeys((*LOOPBACK, *hosts)):
+        try:
+            out.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            out.append(x509.DNSName(host))
+    return out
+
+
+def _covers(cert_file: Path, hosts: tuple[str, ...]) -> bool:
+    try:
+        cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (ValueError, x509.ExtensionNotFound, OSError):
+        return False
+    have = {str(v) for v in san.get_values_for_type(x509.IPAddress)} | set(
+        san.get_values_for_type(x509.DNSName)
+    )
+    return all(str(ipaddress.ip_address(h)) in have if _is_ip(h) else h in have for h in hosts)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def ensure(directory: Path, stem: str = "kubesim", hosts: tuple[str, ...] = ()) -> KeyPair:
+    """The key pair in `directory`, created on first use (and again when it lacks one of `hosts`)."""
     pair = KeyPair(directory / f"{stem}.crt", directory / f"{stem}.key")
-    if pair.cert_file.exists() and pair.key_file.exists():
+    if pair.cert_file.exists() and pair.key_file.exists() and _covers(pair.cert_file, hosts):
         return pair
     directory.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
@@ -47,13 +80,7 @@ def ensure(directory: Path, stem: str = "kubesim") -> KeyPair:
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=3650))
         .add_extension(
-            x509.SubjectAlternativeName(
-                [
-                    x509.DNSName("localhost"),
-                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                    x509.IPAddress(ipaddress.ip_address("::1")),
-                ]
-            ),
+            x509.SubjectAlternativeName(_names(hosts)),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
