@@ -326,11 +326,12 @@ class Resource(Codec):
         self.type_id, self.owned = type_id, owned
 
     def lift(self, ctx: Ctx, c: CVal) -> Any:
-        anyp = ffi.take_pointer(c.of, "resource")
+        anyp = c.of.resource  # a view of the field: use it, free it, then null the field
         host = POINTER(ffi.wasmtime_component_resource_host_t)()
         # to_host also ends a borrow (the lab's trap: a borrow left open fails the call)
         err = ffi.wasmtime_component_resource_any_to_host(ctx, anyp, byref(host))
         ffi.wasmtime_component_resource_any_delete(anyp)
+        c.of.resource = None
         if err:
             raise WasmtimeError._from_ptr(err)
         rep = int(ffi.wasmtime_component_resource_host_rep(host))

@@ -151,3 +151,15 @@ def test_unsupported_host_api_returns_its_error_value(serve: Serve, py_root: Pat
     assert status == 200
     assert body.startswith(b"redis error: ")  # an error value the SDK raised, not a trap
     assert srv.request("GET", "/hello")[0] == 200
+
+
+def test_runtime_config_env_provider_and_kv_store_path(serve: Serve, py_root: Path, tmp_path: Path) -> None:
+    rc = tmp_path / "runtime-config.toml"
+    rc.write_text('[[variables_provider]]\ntype = "env"\nprefix = "MYAPP"\n'
+                  '[key_value_store.default]\ntype = "spin"\npath = "custom-default.db"\n')
+    state = tmp_path / "rcstate"
+    srv = serve(py_root, env={"MYAPP_WHO": "from-runtime-config"}, runtime_config=rc, cache_dir=ARTIFACTS,
+                state_dir=state)
+    assert srv.request("GET", "/var/greeting")[2] == b"hi from-runtime-config"
+    assert srv.request("POST", "/kv/a", body=b"1")[0] == 201
+    assert (state / "custom-default.db").exists()
