@@ -283,6 +283,10 @@ def _apply(
     what = _gvknn(live_clean or config, schema)
     managed_before = decode_managed_fields((live or {}).get("metadata", {}).get("managedFields"), what=what)
     managed = _copy_managed(managed_before, schema)
+    if live is not None and not managed:
+        # skipNonAppliedManager: fields of an object nobody tracked yet belong to
+        # "before-first-apply", as if it had created them, so the first apply can conflict.
+        managed = _before_first_apply(live_clean, schema, api_version, now)
     ignored = _ignored(schema, subresource)
 
     merged = typed.merge(live_clean, config, root) if live_clean else typed.deep_copy(config)
@@ -350,6 +354,22 @@ def _managed_differs(a: Managed, b: Managed) -> bool:
     )
 
 
+BEFORE_FIRST_APPLY = "before-first-apply"
+
+
+def _before_first_apply(live: dict[str, Any], schema: ResourceSchema, api_version: str, now: str,
+                        ) -> Managed:
+    base = {**_zero_struct(schema.root), "apiVersion": live.get("apiVersion"), "kind": live.get("kind")}
+    cmp = typed.compare(base, live, schema.root)
+    fields = fp.difference(fp.union(cmp.added, cmp.modified), _STRIP)
+    ignored = _ignored(schema, None)
+    if ignored:
+        fields = fp.recursive_difference(fields, ignored)
+    if not fields:
+        return {}
+    return {key_for(BEFORE_FIRST_APPLY, UPDATE, api_version, None): ManagerEntry(fields, api_version, now)}
+
+
 def _zero_struct(node: TypeNode) -> dict[str, Any]:
     """The object a Go ``New()`` serialises to: non-pointer structs as {}, required fields as null."""
     out: dict[str, Any] = {}
@@ -412,6 +432,9 @@ def update(
     if live_clean:
         obj = _reset(obj, live_clean, schema, subresource)
     default_object(schema, obj)
+    if live is not None and not managed:
+        # skipNonAppliedManager: an existing object nobody tracks stays untracked by updates.
+        return ApplyResult(obj, obj != live_clean, False, False)
 
     base = live_clean if live_clean else {**_zero_struct(root), "apiVersion": obj.get("apiVersion"),
                                           "kind": obj.get("kind")}

@@ -883,3 +883,21 @@ def test_62_null_in_apply_config_resets_scalars_but_not_granular_maps() -> None:
     r = apply(live, with_(with_(BASE, "metadata.labels", None), "spec.replicas", None))
     assert r.object["metadata"]["labels"] == {"a": "1"}  # granular map: null keeps live content
     assert r.object["spec"]["replicas"] == 1  # scalar: null clears, defaulting fills it again
+
+
+def test_63_untracked_object_first_apply_conflicts_with_before_first_apply() -> None:
+    live = update(None, with_(BASE, "spec.replicas", 2), "creator").object
+    untracked = with_(live, "metadata.managedFields", _DELETE)
+    with pytest.raises(ssa.ConflictError) as err:
+        apply(untracked, with_(BASE, "spec.replicas", 5))
+    assert err.value.message == (
+        'Apply failed with 1 conflict: conflict with "before-first-apply" using apps/v1: .spec.replicas'
+    )
+    r = apply(untracked, with_(BASE, "spec.replicas", 2))  # equal values: shared, no conflict
+    assert owns(r.object, "before-first-apply", "f:spec", "f:replicas", operation="Update")
+
+
+def test_64_update_of_untracked_object_stays_untracked() -> None:
+    live = with_(update(None, BASE, "creator").object, "metadata.managedFields", _DELETE)
+    r = update(live, with_(live, "spec.replicas", 4))
+    assert r.changed and "managedFields" not in r.object["metadata"]
