@@ -38,7 +38,7 @@ from kubesim.errors import (
 )
 from kubesim.registry import Registry
 from kubesim.resources import CRD_TYPE, DEFAULT_NAMESPACES, NAMESPACE_TYPE, ResourceType
-from kubesim.selectors import parse_fields, parse_labels
+from kubesim.selectors import KIND_FIELDS, parse_fields, parse_labels
 from kubesim.storage import Entry, Event, Store, dumps
 
 APPLY = "application/apply-patch+yaml"
@@ -236,7 +236,7 @@ class Cluster:
             pred = parse_labels(q["labelSelector"])
             entries = [e for e in entries if pred(e.labels)]
         if q.get("fieldSelector"):
-            fpred = parse_fields(q["fieldSelector"])
+            fpred = parse_fields(q["fieldSelector"], selectable_fields(call.rtype))
             entries = [e for e in entries if fpred(e.obj)]
         start = q.get("continue")
         if start:
@@ -862,7 +862,7 @@ class Cluster:
         q = call.query
         ns = call.namespace if rtype.namespaced and call.namespace else None
         lpred = parse_labels(q["labelSelector"]) if q.get("labelSelector") else None
-        fpred = parse_fields(q["fieldSelector"]) if q.get("fieldSelector") else None
+        fpred = parse_fields(q["fieldSelector"], selectable_fields(rtype)) if q.get("fieldSelector") else None
         rv_param = q.get("resourceVersion", "")
         bookmarks = q.get("allowWatchBookmarks") in ("true", "1")
 
@@ -1010,6 +1010,13 @@ class Cluster:
             reply = self._replace(rtype, entry, obj, manager, "scale", dry_run=dry)
             assert reply.body is not None
             return Reply(reply.code, self._scale_of(rtype, reply.body))
+
+
+def selectable_fields(rtype: ResourceType) -> tuple[str, ...]:
+    """A built-in's extra field labels, or the jsonPaths a CRD version declares selectable."""
+    if rtype.crd:
+        return tuple(str(f.get("jsonPath", "")).lstrip(".") for f in rtype.selectable_fields)
+    return KIND_FIELDS.get((rtype.group, rtype.kind), ())
 
 
 def _field_validation(call: Call, obj: dict[str, Any]) -> list[str]:

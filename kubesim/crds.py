@@ -104,6 +104,7 @@ def types_for(crd: dict[str, Any]) -> list[ResourceType]:
                 generation=True,
                 crd=True,
                 schema=schema,
+                selectable_fields=tuple(v.get("selectableFields") or ()),
                 printer_columns=tuple(v.get("additionalPrinterColumns") or ()),
                 ssa_schema=by_version.get(v["name"]),
             )

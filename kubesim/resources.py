@@ -30,6 +30,7 @@ class ResourceType:
     # For CRDs: the version's openAPIV3Schema, and the scale subresource's paths.
     schema: dict[str, Any] | None = field(default=None, compare=False, hash=False)
     printer_columns: tuple[dict[str, Any], ...] = field(default=(), compare=False, hash=False)
+    selectable_fields: tuple[dict[str, Any], ...] = field(default=(), compare=False, hash=False)
     # For CRDs: the version's kubesim.schema.ResourceSchema (built-ins look theirs up by kind).
     ssa_schema: Any = field(default=None, compare=False, hash=False)
 

@@ -63,9 +63,39 @@ def _term(m: re.Match[str], selector: str) -> Predicate:
 
 FIELDS = ("metadata.name", "metadata.namespace")
 
+# The extra selectable fields of the built-ins (the real server's per-kind field label lists).
+KIND_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("", "Event"): (
+        *tuple(
+            f"involvedObject.{f}"
+            for f in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")
+        ),
+        "reason",
+        "reportingComponent",
+        "source",
+        "type",
+    ),
+    ("", "Pod"): (
+        "spec.nodeName",
+        "spec.restartPolicy",
+        "spec.schedulerName",
+        "spec.serviceAccountName",
+        "spec.hostNetwork",
+        "status.phase",
+        "status.podIP",
+        "status.nominatedNodeName",
+    ),
+    ("", "Secret"): ("type",),
+    ("", "Namespace"): ("status.phase",),
+    ("", "Node"): ("spec.unschedulable",),
+    ("", "Service"): ("spec.clusterIP", "spec.type"),
+    ("batch", "Job"): ("status.successful",),
+    ("apps", "Deployment"): (),
+}
 
-def parse_fields(selector: str) -> Callable[[Mapping[str, Any]], bool]:
-    """Compile a field selector over an object's metadata.name / metadata.namespace."""
+
+def parse_fields(selector: str, extra: tuple[str, ...] = ()) -> Callable[[Mapping[str, Any]], bool]:
+    """Compile a field selector over metadata.name / metadata.namespace and the kind's extra fields."""
     checks: list[Callable[[Mapping[str, Any]], bool]] = []
     for raw in selector.split(","):
         term = raw.strip()
@@ -75,17 +105,26 @@ def parse_fields(selector: str) -> Callable[[Mapping[str, Any]], bool]:
         if not m:
             raise _bad("fieldSelector", selector)
         path, op, want = m.group(1), m.group(2), m.group(3).strip()
-        if path not in FIELDS:
+        if path not in FIELDS and path not in extra:
             raise bad_request(f"field label not supported: {path}")
-        attr = path.split(".", 1)[1]
-        checks.append(_field_check(attr, op != "!=", want))
+        checks.append(_field_check(tuple(path.split(".")), op != "!=", want))
     return lambda obj: all(c(obj) for c in checks)
 
 
-def _field_check(attr: str, equal: bool, want: str) -> Callable[[Mapping[str, Any]], bool]:
+def _field_check(path: tuple[str, ...], equal: bool, want: str) -> Callable[[Mapping[str, Any]], bool]:
     def check(obj: Mapping[str, Any]) -> bool:
-        have = (obj.get("metadata") or {}).get(attr, "")
-        return bool((have == want) == equal)
+        cur: Any = obj
+        for part in path:
+            cur = cur.get(part) if isinstance(cur, Mapping) else None
+        if isinstance(cur, bool):
+            have = "true" if cur else "false"
+        elif cur is None:
+            have = ""
+        elif isinstance(cur, dict):  # e.g. an Event's source: its component
+            have = str(cur.get("component", ""))
+        else:
+            have = str(cur)
+        return (have == want) == equal
 
     return check
 

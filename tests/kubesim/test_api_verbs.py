@@ -447,3 +447,24 @@ def test_custom_object_generation_with_and_without_status_subresource(raw: Raw) 
         gens[plural] = (out["metadata"]["generation"], out.get("status"))
     assert gens["plains"] == (2, {"ok": True})  # status is just another field there
     assert gens["splits"] == (1, None)  # the main resource ignores status
+
+
+def test_event_field_selectors_as_kubectl_describe_uses_them(raw: Raw) -> None:
+    events = "/api/v1/namespaces/default/events"
+    for i, (name, reason) in enumerate([("web", "Scaled"), ("web", "Failed"), ("db", "Scaled")]):
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"ev-{i}"},
+            "involvedObject": {"kind": "Deployment", "namespace": "default", "name": name},
+            "reason": reason,
+            "type": "Normal",
+            "source": {"component": "spindle"},
+        }
+        assert raw.request("POST", events, body)[0] == 201
+    from urllib.parse import quote
+
+    sel = quote("involvedObject.name=web,involvedObject.kind=Deployment,reason!=Failed,source=spindle")
+    status, doc = raw.request("GET", f"{events}?fieldSelector={sel}")
+    assert status == 200 and [e["metadata"]["name"] for e in doc["items"]] == ["ev-0"]
+    assert raw.request("GET", f"{CMS}?fieldSelector=reason%3Dx")[0] == 400  # not a ConfigMap field
