@@ -97,7 +97,10 @@ def embedded(state_dir: Path, **kwargs: Any) -> Target:
     except KubeError:
         running.stop()
         raise
-    target.description = f"embedded kubesim cluster ({state}), started for this command"
+    target.description = (
+        f"embedded kubesim cluster ({state}), started for this command; workloads are simulated"
+        " (Deployments and Jobs are marked ready, nothing runs)"
+    )
     target.embedded = True
     target._stop = running.stop
     return target
