@@ -178,7 +178,7 @@ def main() -> None:
     cache = CACHE / "artifacts"
     print(f"shim bench: {args.requests} requests, concurrency {args.concurrency}, {args.workers} worker "
           f"processes, loadavg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print(f"{'guest':6} {'http req/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'bare req/s':>10} {'ratio':>6} "
+    print(f"{'guest':8} {'http req/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'bare req/s':>10} {'ratio':>6} "
           f"{'1MiB ms':>8} {'start ms':>8} {'1st req ms':>10}")
     with tempfile.TemporaryDirectory(prefix="shim-bench-") as tmp:
         for g in GUEST_LIST:
@@ -193,28 +193,33 @@ def main() -> None:
             root.mkdir()
             (root / "app.wasm").symlink_to(wasm)
             (root / "spin.toml").write_text(g.manifest)
-            # warm the artifact cache, then measure a start against it
+            # warm the artifact cache, then measure starts against it
             proc, port, _ = start_server(root, cache, 1)
             first_request_ms(port, g.path)
             proc.terminate()
             proc.wait()
-            proc, port, start_s = start_server(root, cache, args.workers)
-            try:
-                first = first_request_ms(port, g.path)
-                time.sleep(1.0 if args.workers > 1 else 0.0)  # other workers load from the warm cache
-                n = args.requests if g.name in ("wat", "wagi") else max(500, args.requests // 5)
-                req = encode_request("GET", g.path)
-                run_load("127.0.0.1", port, req, min(500, n), args.concurrency, expect_status=g.status)
-                res = run_load("127.0.0.1", port, req, n, args.concurrency, expect_status=g.status)
-                echo = echo_ms(port, g.echo, 1 << 20) if g.echo else float("nan")
-            finally:
-                proc.terminate()
-                proc.wait()
+            n = args.requests if g.name in ("wat", "wagi") else max(500, args.requests // 5)
             bare = bare_rps(root, cache, g.path, max(200, n // 5))
-            err = f"  ERRORS {res.errors} {res.statuses}" if res.errors else ""
-            print(f"{g.name:6} {res.rps:10.0f} {res.p50 * 1e3:7.2f} {res.percentile(99) * 1e3:7.2f} "
-                  f"{bare:10.0f} {res.rps / bare:6.2f} {echo:8.1f} {start_s * 1e3:8.0f} {first:10.1f}{err}")
-
+            # the WAT guest also runs on one process, to show what the second process buys
+            sweep = sorted({1, args.workers}) if g.name == "wat" else [args.workers]
+            for workers in sweep:
+                label = f"{g.name}/{workers}p"
+                proc, port, start_s = start_server(root, cache, workers)
+                try:
+                    first = first_request_ms(port, g.path)
+                    time.sleep(1.0 if workers > 1 else 0.0)  # other workers load from the warm cache
+                    req = encode_request("GET", g.path)
+                    c = args.concurrency
+                    run_load("127.0.0.1", port, req, min(500, n), c, expect_status=g.status)
+                    res = run_load("127.0.0.1", port, req, n, c, expect_status=g.status)
+                    echo = echo_ms(port, g.echo, 1 << 20) if g.echo else float("nan")
+                finally:
+                    proc.terminate()
+                    proc.wait()
+                err = f"  ERRORS {res.errors} {res.statuses}" if res.errors else ""
+                print(f"{label:8} {res.rps:10.0f} {res.p50 * 1e3:7.2f} {res.percentile(99) * 1e3:7.2f} "
+                      f"{bare:10.0f} {res.rps / bare:6.2f} {echo:8.1f} {start_s * 1e3:8.0f} {first:10.1f}{err}",
+                      flush=True)
 
 if __name__ == "__main__":
     main()
