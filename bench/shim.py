@@ -218,8 +218,8 @@ def main() -> None:
                     proc.wait()
                 err = f"  ERRORS {res.errors} {res.statuses}" if res.errors else ""
                 print(f"{label:8} {res.rps:10.0f} {res.p50 * 1e3:7.2f} {res.percentile(99) * 1e3:7.2f} "
-                      f"{bare:10.0f} {res.rps / bare:6.2f} {echo:8.1f} {start_s * 1e3:8.0f} {first:10.1f}{err}",
-                      flush=True)
+                      f"{bare:10.0f} {res.rps / bare:6.2f} {echo:8.1f} {start_s * 1e3:8.0f} "
+                      f"{first:10.1f}{err}", flush=True)
 
 if __name__ == "__main__":
     main()
