@@ -869,8 +869,10 @@ class Cluster:
         def matches(e: Entry) -> bool:
             return (lpred is None or lpred(e.labels)) and (fpred is None or fpred(e.obj))
 
+        # Watch-list (sendInitialEvents=true): the current state first, then a bookmark marking its end.
+        watch_list = q.get("sendInitialEvents") in ("true", "1")
         with self.store.lock:
-            if rv_param in ("", "0"):
+            if rv_param in ("", "0") or watch_list:
                 since = self.store.rv
                 initial = [e for e in self.store.items(rtype.storage_key, ns) if matches(e)]
             else:
@@ -883,7 +885,31 @@ class Cluster:
                 if since < oldest:
                     expired = gone(f"too old resource version: {since} ({oldest})").status()
                     return iter([("ERROR", expired)])
-        return self._stream(rtype, ns, initial, since, matches, bookmarks, stop, timeout)
+        stream = self._stream(rtype, ns, initial, since, matches, bookmarks, stop, timeout)
+        if not watch_list:
+            return stream
+        return self._initial_events_end(stream, len(initial), rtype, since)
+
+    def _initial_events_end(
+        self, stream: Iterator[tuple[str, dict[str, Any]]], count: int, rtype: ResourceType, rv: int
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        for _ in range(count):
+            item = next(stream, None)
+            if item is None:
+                return
+            yield item
+        yield (
+            "BOOKMARK",
+            {
+                "kind": rtype.kind,
+                "apiVersion": rtype.api_version,
+                "metadata": {
+                    "resourceVersion": str(rv),
+                    "annotations": {"k8s.io/initial-events-end": "true"},
+                },
+            },
+        )
+        yield from stream
 
     def _stream(
         self,

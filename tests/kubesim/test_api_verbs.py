@@ -468,3 +468,16 @@ def test_event_field_selectors_as_kubectl_describe_uses_them(raw: Raw) -> None:
     status, doc = raw.request("GET", f"{events}?fieldSelector={sel}")
     assert status == 200 and [e["metadata"]["name"] for e in doc["items"]] == ["ev-0"]
     assert raw.request("GET", f"{CMS}?fieldSelector=reason%3Dx")[0] == 400  # not a ConfigMap field
+
+
+def test_watch_list_ends_initial_events_with_a_bookmark(raw: Raw, running: kserver.RunningServer) -> None:
+    raw.request("POST", CMS, cm("wl-1", {"wl": "y"}))
+    raw.request("POST", CMS, cm("wl-2", {"wl": "y"}))
+    events = _watch_lines(
+        running,
+        f"{CMS}?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan"
+        "&allowWatchBookmarks=true&labelSelector=wl%3Dy&timeoutSeconds=2",
+        3,
+    )
+    assert [e["type"] for e in events] == ["ADDED", "ADDED", "BOOKMARK"]
+    assert events[2]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
