@@ -431,6 +431,8 @@ def update(
         obj["metadata"].pop("managedFields", None)
     if live_clean:
         obj = _reset(obj, live_clean, schema, subresource)
+    elif schema.status_subresource and subresource is None:
+        obj.pop("status", None)  # PrepareForCreate: a new object starts without status
     default_object(schema, obj)
     if live is not None and not managed:
         # skipNonAppliedManager: an existing object nobody tracks stays untracked by updates.

@@ -901,3 +901,9 @@ def test_64_update_of_untracked_object_stays_untracked() -> None:
     live = with_(update(None, BASE, "creator").object, "metadata.managedFields", _DELETE)
     r = update(live, with_(live, "spec.replicas", 4))
     assert r.changed and "managedFields" not in r.object["metadata"]
+
+
+def test_65_create_ignores_status_of_kinds_with_status_subresource() -> None:
+    r = update(None, with_(BASE, "status", {"replicas": 3}), "kubectl-create")
+    assert r.object["status"] == {}
+    assert "f:status" not in entry(r.object, "kubectl-create", "Update")["fieldsV1"]
