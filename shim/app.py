@@ -168,7 +168,12 @@ def _load_component(engine: Engine, cache: ArtifactCache, app: AppManifest, spec
     try:
         if export == INBOUND_HTTP:
             return InboundHttpExecutor(engine, component, ctx)
-        return WasiHttpExecutor(engine, component, ctx, export)
+        executor = WasiHttpExecutor(engine, component, ctx, export)
+        if executor.report.stubbed:
+            ifaces = sorted({k.split("#")[0] for k in executor.report.stubbed})
+            log.debug("component %s: imports answered with their error values: %s", spec.id,
+                      ", ".join(ifaces))
+        return executor
     except WasmtimeError as exc:
         raise ComponentLoadError(spec.id, f"cannot link: {_first_line(exc)}") from exc
 

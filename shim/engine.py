@@ -55,6 +55,7 @@ class ArtifactCache:
     def __init__(self, engine: Engine, directory: Path | None) -> None:
         self.engine = engine
         self.dir = directory
+        self._loaded: dict[str, Component | Module] = {}  # digest → compiled, once per process
 
     def _path(self, digest: str, kind: str) -> Path | None:
         if self.dir is None:
@@ -64,6 +65,14 @@ class ArtifactCache:
 
     def load_component(self, wasm: bytes) -> Component:
         digest = hashlib.sha256(wasm).hexdigest()
+        known = self._loaded.get("c" + digest)
+        if isinstance(known, Component):
+            return known
+        comp = self._load_component(wasm, digest)
+        self._loaded["c" + digest] = comp
+        return comp
+
+    def _load_component(self, wasm: bytes, digest: str) -> Component:
         path = self._path(digest, "component")
         if path is not None and path.exists():
             try:
@@ -78,6 +87,14 @@ class ArtifactCache:
 
     def load_module(self, wasm: bytes) -> Module:
         digest = hashlib.sha256(wasm).hexdigest()
+        known = self._loaded.get("m" + digest)
+        if isinstance(known, Module):
+            return known
+        mod = self._load_module(wasm, digest)
+        self._loaded["m" + digest] = mod
+        return mod
+
+    def _load_module(self, wasm: bytes, digest: str) -> Module:
         path = self._path(digest, "module")
         if path is not None and path.exists():
             try:

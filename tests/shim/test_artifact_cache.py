@@ -15,7 +15,7 @@ def test_warm_cache_is_reused_and_never_overwritten(engine_box: EngineBox, tmp_p
     cache.load_component(wasm)
     (artifact,) = tmp_path.glob("*.cwasm")
     stamp = artifact.stat().st_mtime_ns, artifact.stat().st_ino
-    cache.load_component(wasm)  # warm: deserialised, not written again
+    ArtifactCache(engine_box.engine, tmp_path).load_component(wasm)  # warm: deserialised, not rewritten
     assert list(tmp_path.glob("*.cwasm")) == [artifact]
     assert (artifact.stat().st_mtime_ns, artifact.stat().st_ino) == stamp
     # a different module gets its own artifact
@@ -29,7 +29,13 @@ def test_unusable_artifact_is_left_alone_and_a_new_one_written(engine_box: Engin
     cache.load_component(wasm)
     (artifact,) = tmp_path.glob("*.cwasm")
     artifact.write_bytes(b"garbage")  # e.g. written by another engine version
-    comp = cache.load_component(wasm)
+    comp = ArtifactCache(engine_box.engine, tmp_path).load_component(wasm)
     assert comp is not None
     assert artifact.read_bytes() == b"garbage"  # a mapped file is never rewritten
     assert len(list(tmp_path.glob("*.cwasm*"))) == 2
+
+
+def test_same_wasm_compiled_once_per_process(engine_box: EngineBox) -> None:
+    cache = ArtifactCache(engine_box.engine, None)
+    wasm = (GUESTS / "handler.wasm").read_bytes()
+    assert cache.load_component(wasm) is cache.load_component(wasm)
