@@ -90,7 +90,10 @@ class Store:
         # resource → resourceVersion of its newest write (a cheap "did this resource change" stamp)
         self.last_write: dict[str, int] = {}
         self._pending_writes = 0
-        self._load()
+        try:
+            self._load()
+        except (sqlite3.Error, ValueError) as exc:
+            raise StoreError(f"cannot read the state database {path}: {exc}") from exc
 
     def _load(self) -> None:
         for res, ns, name, rv, body in self._db.execute("SELECT res, ns, name, rv, body FROM objects"):

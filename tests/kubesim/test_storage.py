@@ -1,0 +1,60 @@
+"""The SQLite store: WAL + synchronous=FULL, write-through cache, bounded event log, reopen."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from kubesim import storage
+
+
+def _obj(name: str, rv: int, **data: str) -> dict[str, object]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": "ns", "resourceVersion": str(rv)},
+        "data": data,
+    }
+
+
+def test_event_log_is_bounded_in_memory_and_on_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(storage, "EVENT_LOG_SIZE", 50)
+    path = tmp_path / "s.db"
+    store = storage.Store(str(path))
+    for i in range(300):
+        store.put("configmaps", "ns", f"c{i % 7}", _obj(f"c{i % 7}", store.next_rv(), i=str(i)), "MODIFIED")
+    assert len(store.events) == 50 and store.events[-1].rv == store.rv == 300
+    assert store.oldest_event_rv() == 251
+    store.close()
+    with sqlite3.connect(path) as db:
+        on_disk = db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+        assert on_disk <= 50 + 50 // 10
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    again = storage.Store(str(path))
+    assert again.rv == 300 and len(again.events) == 50
+    assert [e.obj["data"] for e in again.items("configmaps")] == [
+        {"i": str(max(i for i in range(300) if i % 7 == k))} for k in range(7)
+    ]
+    assert again.integrity_check() == "ok"
+    again.close()
+
+
+def test_synchronous_full_and_delete(tmp_path: Path) -> None:
+    store = storage.Store(str(tmp_path / "t.db"))
+    assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    entry = store.put("configmaps", "ns", "a", _obj("a", store.next_rv()), "ADDED")
+    assert store.get("configmaps", "ns", "a") == entry
+    store.delete("configmaps", "ns", "a", _obj("a", store.next_rv()))
+    assert store.get("configmaps", "ns", "a") is None
+    assert [e.type for e in store.events] == ["ADDED", "DELETED"]
+    store.close()
+
+
+def test_unopenable_state_names_the_path(tmp_path: Path) -> None:
+    bad = tmp_path / "not-a-db"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(storage.StoreError) as info:
+        storage.Store(str(bad))
+    assert str(bad) in str(info.value)
