@@ -125,3 +125,15 @@ def test_inbound_http_executor(serve: Serve, tmp_path: Path, method: str, body: 
     status, headers, data = srv.request(method, "/in/x?y=1", body=body)
     assert (status, headers["content-type"], headers["x-method"], data) == (200, "text/plain",
                                                                             method_index, expected)
+
+
+def test_wagi_files_visible_read_only(serve: Serve, tmp_path: Path) -> None:
+    manifest = WAGI_APP.replace("wagi.wasm", "wagi_files.wasm").replace(
+        'environment = { FROM_MANIFEST = "yes" }', 'files = [{ source = "assets", destination = "/data" }]')
+    root = make_app(tmp_path / "app", manifest, guests=("wagi_files.wasm",),
+                    files={"assets/hello.txt": "hello from a file\n"})
+    srv = serve(root)
+    status, _, body = srv.request("GET", "/cgi")
+    assert status == 200
+    assert body == b"hello from a file\nwrite=denied\n"
+    assert not (root / "assets" / "new.txt").exists()

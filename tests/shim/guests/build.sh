@@ -13,3 +13,4 @@ WT=${WASM_TOOLS:-wasm-tools}
 "$WT" parse inbound.wat -o /tmp/inbound-core.wasm
 "$WT" component embed wit-inbound -w inbound /tmp/inbound-core.wasm -o /tmp/inbound-embed.wasm
 "$WT" component new /tmp/inbound-embed.wasm -o inbound.wasm
+"$WT" parse wagi_files.wat -o wagi_files.wasm
