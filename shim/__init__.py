@@ -1,1 +1,18 @@
-"""The node runtime: Spin HTTP apps on wasmtime, and the containerd shim v2 around it."""
+"""The node runtime: Spin HTTP apps on wasmtime, and the containerd shim v2 around it.
+
+Modules, from the edge inwards:
+
+- `runner` / `worker` / `__main__`: run an app in the foreground (`spindle shim up`, container
+  mode), extra worker processes on one listening socket, SIGTERM drain.
+- `server`: the HTTP trigger (HTTP/1.1, keep-alive, streaming, Spin headers).
+- `app`: loading an app: manifest → variables → compiled components → executors.
+- `manifest`, `runtime_config`, `routing`, `variables`: pure parsing and rules.
+- `executors`: wasi:http/incoming-handler@0.2, fermyon:spin/inbound-http, WAGI.
+- `wasi_http`, `filesystem`, `keyvalue`, `outbound`: host implementations (Python).
+- `hostlink` / `codec`: linking imports to Python through wasmtime's C API with codecs
+  reflected once per function type.
+- `engine`: the Engine (epoch interruption) and the on-disk artifact cache.
+- `loadgen`: a small keep-alive HTTP load generator for the benchmark and load test.
+
+Errors: see `shim.errors`.
+"""
