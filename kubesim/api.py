@@ -1,27 +1,27 @@
 """The verbs of the API server over the store: get, list, create, update, patch, delete, watch.
 
 Independent of HTTP: a handler gets a parsed `Call` and returns a `Reply` or raises `ApiError`.
-Every write goes through one pipeline (`_write`): immutable metadata kept, status split off by
-subresource, defaults, validation, managed fields (through the `fields` seam), generation, no-op
-detection, then one committed store write.
+Every write goes through one pipeline: the managed-fields engine (`fields.apply` / `fields.update`,
+which also default), then `_finish` (immutable metadata kept, status split off by subresource,
+validation, generation, no-op detection, deletion once the last finalizer is gone) and one
+committed store write. Creates take the same path through `_create`.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
 import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import jsonpatch
-import yaml
 
-from kubesim import crds, fields, meta, protobuf
+from kubesim import bodies, crds, fields, meta, rules, selectors
+from kubesim.bodies import APPLY, JSON_PATCH, MERGE, PATCH_TYPES, STRATEGIC, decode
+from kubesim.calls import Call, Reply
 from kubesim.errors import (
     ApiError,
     Cause,
@@ -38,153 +38,12 @@ from kubesim.errors import (
 )
 from kubesim.registry import Registry
 from kubesim.resources import CRD_TYPE, DEFAULT_NAMESPACES, NAMESPACE_TYPE, ResourceType
-from kubesim.selectors import KIND_FIELDS, parse_fields, parse_labels
+from kubesim.selectors import parse_fields, parse_labels
 from kubesim.storage import Entry, Event, Store, dumps
-
-APPLY = "application/apply-patch+yaml"
-MERGE = "application/merge-patch+json"
-JSON_PATCH = "application/json-patch+json"
-STRATEGIC = "application/strategic-merge-patch+json"
-PATCH_TYPES = [JSON_PATCH, MERGE, APPLY]
-YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", APPLY)
 
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
 NS_FINALIZER = "kubernetes"
-
-try:  # the C loader is ~10x faster; fall back when PyYAML was built without libyaml
-    _YamlLoader: Any = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover
-    _YamlLoader = yaml.SafeLoader
-
-
-@dataclass
-class Call:
-    rtype: ResourceType
-    namespace: str
-    name: str
-    subresource: str
-    query: dict[str, str]
-    body: bytes = b""
-    content_type: str = ""
-    user_agent: str = ""
-
-    @property
-    def dry_run(self) -> bool:
-        value = self.query.get("dryRun")
-        if value is None or value == "":
-            return False
-        if value != "All":
-            raise invalid(
-                "CreateOptions",
-                "meta.k8s.io",
-                "",
-                [
-                    Cause(
-                        "FieldValueNotSupported",
-                        f'Unsupported value: "{value}": supported values: "All"',
-                        "dryRun[0]",
-                    )
-                ],
-            )
-        return True
-
-    def manager(self) -> str:
-        given = self.query.get("fieldManager")
-        if given:
-            if len(given) > 128:
-                raise invalid(
-                    "PatchOptions",
-                    "meta.k8s.io",
-                    "",
-                    [Cause("FieldValueTooLong", "Too long: may not be more than 128 bytes", "fieldManager")],
-                )
-            return given
-        return (self.user_agent.split("/", 1)[0] or "unknown")[:128]
-
-
-@dataclass
-class Reply:
-    code: int
-    body: dict[str, Any] | None = None
-    text: str | None = None  # pre-encoded JSON (lists)
-    warnings: list[str] = field(default_factory=list)
-
-
-BODY_TYPES = ["application/json", "application/yaml"]
-
-
-def read_body(call: Call) -> dict[str, Any]:
-    """A create/update body: JSON, YAML, or protobuf for the few kinds kubectl's typed generators
-    send that way (`kubectl create namespace|configmap|secret|serviceaccount`); else a 415."""
-    if call.content_type == protobuf.MEDIA_TYPE:
-        try:
-            return protobuf.decode(call.body)
-        except protobuf.ProtobufError as exc:
-            raise ApiError(415, "UnsupportedMediaType", f"{exc}; send {', '.join(BODY_TYPES)}") from None
-    if call.content_type not in ("", *BODY_TYPES, "text/plain"):
-        raise unsupported_media_type(call.content_type, BODY_TYPES)
-    return decode(call.body, allow_yaml=call.content_type in YAML_TYPES)
-
-
-def decode(body: bytes, *, allow_yaml: bool) -> dict[str, Any]:
-    """Parse a request body; a client's malformed document is a 400, never a 500."""
-    if not body.strip():
-        raise bad_request("the body of the request was empty")
-    try:
-        obj = json.loads(body, parse_constant=_no_constant)
-    except (ValueError, RecursionError) as exc:
-        if not allow_yaml:
-            raise bad_request(f"the body of the request could not be decoded as JSON: {exc}") from None
-        try:
-            obj = _jsonable(yaml.load(body, Loader=_YamlLoader))
-        except (yaml.YAMLError, ValueError, RecursionError) as yexc:
-            raise bad_request(f"error decoding YAML: {yexc}") from None
-    if not isinstance(obj, dict):
-        raise bad_request(f"the body of the request must be a JSON object, not {type(obj).__name__}")
-    if not isinstance(obj.get("metadata", {}), dict):
-        raise bad_request("metadata must be an object")
-    return obj
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"invalid JSON number {name}")
-
-
-def _jsonable(value: Any) -> Any:
-    """YAML → what sigs.k8s.io/yaml makes of it: JSON types only (timestamps become strings)."""
-    if isinstance(value, dict):
-        return {_key_text(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, bool | int | str) or value is None:
-        return value
-    if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ValueError("NaN and infinite numbers are not valid JSON")
-        return value
-    if isinstance(value, dt.datetime):
-        stamp = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-        return stamp.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    if isinstance(value, dt.date):
-        return value.strftime("%Y-%m-%dT00:00:00Z")
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
-    if isinstance(value, set):
-        return {_key_text(k): None for k in value}
-    raise ValueError(f"unsupported YAML value of type {type(value).__name__}")
-
-
-def _key_text(key: Any) -> str:
-    if isinstance(key, str):
-        return key
-    if isinstance(key, bool):
-        return "true" if key else "false"
-    if key is None:
-        return "null"
-    if isinstance(key, int | float):
-        return str(key)
-    raise ValueError(f"unsupported YAML mapping key of type {type(key).__name__}")
 
 
 class Cluster:
@@ -236,7 +95,7 @@ class Cluster:
             pred = parse_labels(q["labelSelector"])
             entries = [e for e in entries if pred(e.labels)]
         if q.get("fieldSelector"):
-            fpred = parse_fields(q["fieldSelector"], selectable_fields(call.rtype))
+            fpred = parse_fields(q["fieldSelector"], selectors.selectable_fields(call.rtype))
             entries = [e for e in entries if fpred(e.obj)]
         start = q.get("continue")
         if start:
@@ -255,8 +114,8 @@ class Cluster:
 
     def create(self, call: Call) -> Reply:
         rtype = call.rtype
-        obj = read_body(call)
-        _check_gvk(rtype, obj)
+        obj = bodies.read_body(call)
+        bodies.check_gvk(rtype, obj)
         obj.setdefault("apiVersion", rtype.api_version)
         obj.setdefault("kind", rtype.kind)
         m = obj.setdefault("metadata", {})
@@ -273,7 +132,7 @@ class Cluster:
                 )
         dry = call.dry_run
         manager = call.manager()
-        warnings = _field_validation(call, obj)
+        warnings = bodies.field_validation(call, obj)
         with self.store.lock:
             reply = self._create(rtype, obj, manager, dry_run=dry)
         reply.warnings = warnings
@@ -353,10 +212,10 @@ class Cluster:
 
     def update(self, call: Call) -> Reply:
         rtype = call.rtype
-        obj = read_body(call)
+        obj = bodies.read_body(call)
         if call.subresource == "scale":
             return self._update_scale(call, obj)
-        _check_gvk(rtype, obj)
+        bodies.check_gvk(rtype, obj)
         obj.setdefault("apiVersion", rtype.api_version)
         obj.setdefault("kind", rtype.kind)
         m = obj["metadata"] if isinstance(obj.get("metadata"), dict) else obj.setdefault("metadata", {})
@@ -380,7 +239,7 @@ class Cluster:
                 )
             if rv and str(rv) != str(entry.rv):
                 raise stale(rtype.plural, rtype.group, call.name)
-            warnings = _field_validation(call, obj)
+            warnings = bodies.field_validation(call, obj)
             reply = self._replace(rtype, entry, obj, manager, call.subresource, dry_run=dry)
             reply.warnings = warnings
             return reply
@@ -449,14 +308,14 @@ class Cluster:
                 raise bad_request("the patched object is not an object")
             if call.subresource == "scale":
                 return self._update_scale(call, patched, locked_entry=entry)
-            _check_gvk(rtype, patched)
+            bodies.check_gvk(rtype, patched)
             pm = patched.setdefault("metadata", {})
             if pm.get("name") != call.name:
                 raise bad_request("the name of the object may not be changed by a patch")
             rv = pm.get("resourceVersion")
             if rv and str(rv) != str(entry.rv):
                 raise stale(rtype.plural, rtype.group, call.name)
-            warnings = _field_validation(call, patched)
+            warnings = bodies.field_validation(call, patched)
             reply = self._replace(rtype, entry, patched, manager, call.subresource, dry_run=dry)
             reply.warnings = warnings
             return reply
@@ -614,7 +473,7 @@ class Cluster:
             obj.update(checked.obj)
             causes += checked.causes
         else:
-            causes += _builtin_rules(rtype, obj)
+            causes += rules.builtin_rules(rtype, obj)
         if causes:
             raise invalid(rtype.kind, rtype.group, name, causes)
 
@@ -862,7 +721,11 @@ class Cluster:
         q = call.query
         ns = call.namespace if rtype.namespaced and call.namespace else None
         lpred = parse_labels(q["labelSelector"]) if q.get("labelSelector") else None
-        fpred = parse_fields(q["fieldSelector"], selectable_fields(rtype)) if q.get("fieldSelector") else None
+        fpred = (
+            parse_fields(q["fieldSelector"], selectors.selectable_fields(rtype))
+            if q.get("fieldSelector")
+            else None
+        )
         rv_param = q.get("resourceVersion", "")
         bookmarks = q.get("allowWatchBookmarks") in ("true", "1")
 
@@ -1038,30 +901,6 @@ class Cluster:
             return Reply(reply.code, self._scale_of(rtype, reply.body))
 
 
-def selectable_fields(rtype: ResourceType) -> tuple[str, ...]:
-    """A built-in's extra field labels, or the jsonPaths a CRD version declares selectable."""
-    if rtype.crd:
-        return tuple(str(f.get("jsonPath", "")).lstrip(".") for f in rtype.selectable_fields)
-    return KIND_FIELDS.get((rtype.group, rtype.kind), ())
-
-
-def _field_validation(call: Call, obj: dict[str, Any]) -> list[str]:
-    """Types first (a 400, as Go decoding), then fieldValidation: Strict rejects undeclared fields
-    (400), Warn (the default) reports them, Ignore drops them silently."""
-    fields.check_types(call.rtype, obj)
-    mode = call.query.get("fieldValidation") or "Warn"
-    if mode not in ("Strict", "Warn", "Ignore"):
-        raise bad_request(
-            f'fieldValidation: Unsupported value: "{mode}": supported values: "Ignore", "Strict", "Warn"'
-        )
-    if mode == "Ignore":
-        return []
-    unknown = fields.unknown_fields(call.rtype, obj)
-    if unknown and mode == "Strict":
-        raise bad_request("strict decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown))
-    return [f'unknown field "{u}"' for u in unknown]
-
-
 def _same(new: dict[str, Any], live: dict[str, Any]) -> bool:
     return dumps(new) == dumps(live)
 
@@ -1106,77 +945,3 @@ def _int_param(q: dict[str, str], name: str) -> int:
         return max(0, int(raw))
     except ValueError:
         raise bad_request(f'invalid value for {name}: "{raw}"') from None
-
-
-def _check_gvk(rtype: ResourceType, obj: dict[str, Any]) -> None:
-    version, kind = obj.get("apiVersion"), obj.get("kind")
-    if version is not None and version != rtype.api_version:
-        raise bad_request(
-            f"the API version in the data ({version}) does not match the expected API version "
-            f"({rtype.api_version})"
-        )
-    if kind is not None and kind != rtype.kind:
-        raise bad_request(f"the kind in the data ({kind}) does not match the expected kind ({rtype.kind})")
-
-
-def _builtin_rules(rtype: ResourceType, obj: dict[str, Any]) -> list[Cause]:
-    """The handful of built-in validations that matter for spindle's objects."""
-    causes: list[Cause] = []
-    spec = obj.get("spec")
-    if rtype.kind in ("Deployment", "Job") and rtype.group in ("apps", "batch"):
-        if not isinstance(spec, dict):
-            return [required("spec", "")]
-        replicas = spec.get("replicas")
-        if replicas is not None and (
-            not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0
-        ):
-            causes.append(bad_value("spec.replicas", replicas, "must be greater than or equal to 0"))
-        template = spec.get("template")
-        if not isinstance(template, dict):
-            causes.append(required("spec.template", ""))
-        else:
-            causes += _pod_spec_rules(template.get("spec"), "spec.template.spec")
-        if rtype.kind == "Deployment":
-            sel = spec.get("selector")
-            if not isinstance(sel, dict) or not sel:
-                causes.append(required("spec.selector", ""))
-            elif isinstance(template, dict):
-                labels = (template.get("metadata") or {}).get("labels") or {}
-                wanted = sel.get("matchLabels") or {}
-                if isinstance(wanted, dict) and any(labels.get(k) != v for k, v in wanted.items()):
-                    causes.append(
-                        bad_value(
-                            "spec.template.metadata.labels",
-                            labels,
-                            "`selector` does not match template `labels`",
-                        )
-                    )
-    elif rtype.kind == "Pod" and not rtype.group:
-        causes += _pod_spec_rules(spec, "spec")
-    elif rtype.kind in ("ConfigMap", "Secret") and not rtype.group:
-        for key in ("data", "binaryData", "stringData"):
-            value = obj.get(key)
-            if value is not None and not (
-                isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
-            ):
-                causes.append(bad_value(key, value, "must be a map of string keys to string values"))
-    elif rtype.kind == "Service" and not rtype.group and isinstance(spec, dict):
-        for i, port in enumerate(spec.get("ports") or []):
-            if not isinstance(port, dict) or not isinstance(port.get("port"), int):
-                causes.append(required(f"spec.ports[{i}].port", ""))
-    return causes
-
-
-def _pod_spec_rules(spec: Any, path: str) -> list[Cause]:
-    if not isinstance(spec, dict):
-        return [required(path, "")]
-    causes = []
-    containers = spec.get("containers")
-    if not isinstance(containers, list) or not containers:
-        return [required(f"{path}.containers", "")]
-    for i, c in enumerate(containers):
-        if not isinstance(c, dict) or not c.get("name"):
-            causes.append(required(f"{path}.containers[{i}].name", ""))
-        elif not c.get("image"):
-            causes.append(required(f"{path}.containers[{i}].image", ""))
-    return causes

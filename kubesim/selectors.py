@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from kubesim.errors import ApiError, bad_request
+from kubesim.resources import ResourceType
 
 Predicate = Callable[[Mapping[str, str]], bool]
 
@@ -131,3 +132,10 @@ def _field_check(path: tuple[str, ...], equal: bool, want: str) -> Callable[[Map
 
 def _bad(param: str, selector: str) -> ApiError:
     return bad_request(f'unable to parse requirement: invalid {param} "{selector}"')
+
+
+def selectable_fields(rtype: ResourceType) -> tuple[str, ...]:
+    """A built-in's extra field labels, or the jsonPaths a CRD version declares selectable."""
+    if rtype.crd:
+        return tuple(str(f.get("jsonPath", "")).lstrip(".") for f in rtype.selectable_fields)
+    return KIND_FIELDS.get((rtype.group, rtype.kind), ())

@@ -24,7 +24,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from kubesim import discovery, openapi, tables, tls
-from kubesim.api import Call, Cluster, Reply
+from kubesim.api import Cluster
+from kubesim.calls import Call, Reply
 from kubesim.controllers import Controllers
 from kubesim.errors import (
     ApiError,
