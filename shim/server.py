@@ -99,6 +99,9 @@ class _Sink:
         for k, v in headers:
             if k.lower() in ("transfer-encoding", "connection"):
                 continue
+            if not k or any(c in k for c in "\r\n: ") or b"\r" in v or b"\n" in v:
+                log.warning("dropping invalid response header %r from the guest", k)
+                continue
             if k.lower() == "content-length":
                 has_len = True
             h.send_header(k, v.decode("latin-1"))

@@ -222,6 +222,8 @@ def _poll_block(p: int) -> None:
 def _poll(ps: list[int]) -> list[int]:
     s = st()
     pols: list[Pollable] = [s.get(p) for p in ps]
+    if not pols:
+        return []
     while True:
         ready = [i for i, p in enumerate(pols) if p.ready()]
         if ready:
