@@ -307,3 +307,10 @@ def test_get_prints_a_crds_printer_columns(kubeconfig: Path, tmp_path: Path) -> 
     name, desired, executor, age = lines[1].split()
     assert (name, desired, executor) == ("hello", "1", "shim")  # the schema default filled replicas
     assert age.endswith("s")
+
+
+def test_explain_builtin_fields(kubeconfig: Path) -> None:
+    out = kubectl(kubeconfig, "explain", "deployment.spec.replicas").stdout
+    assert "FIELD: replicas <integer>" in out and "Number of desired pods" in out
+    ports = kubectl(kubeconfig, "explain", "pods.spec.containers.ports").stdout
+    assert "<[]ContainerPort>" in ports
