@@ -281,15 +281,18 @@ class _Handler(BaseHTTPRequestHandler):
         hname, _, hport = host.partition(":")
         env = {
             "REQUEST_METHOD": self.command, "PATH_INFO": match.path_info, "PATH_TRANSLATED": match.path_info,
-            "QUERY_STRING": query, "SCRIPT_NAME": route.prefix, "X_MATCHED_ROUTE": route.raw,
-            "X_FULL_URL": dict(extra)["spin-full-url"], "X_RAW_PATH_INFO": match.path_info,
-            "X_COMPONENT_ROUTE": route.prefix, "X_RAW_COMPONENT_ROUTE": route.raw, "X_BASE_PATH": "/",
+            "QUERY_STRING": query, "SCRIPT_NAME": route.prefix,
             "SERVER_PROTOCOL": self.request_version, "GATEWAY_INTERFACE": "CGI/1.1",
             "SERVER_SOFTWARE": "spindle-shim", "SERVER_NAME": hname, "SERVER_PORT": hport or "80",
             "REMOTE_ADDR": self.client_address[0], "REMOTE_HOST": self.client_address[0],
             "CONTENT_LENGTH": str(len(data)), "CONTENT_TYPE": self.headers.get("content-type", ""),
             "AUTH_TYPE": "", "REMOTE_USER": "",
         }
+        # Spin's headers become X_* variables for WAGI (spin-full-url -> X_FULL_URL, ...)
+        for k, v in extra:
+            if k != "spin-path-info":
+                env["X_" + k.removeprefix("spin-").upper().replace("-", "_")] = v
+        env["X_RAW_PATH_INFO"] = match.path_info
         for k, v in self.headers.items():
             env["HTTP_" + k.upper().replace("-", "_")] = v
         path = self.path.split("?", 1)[0]

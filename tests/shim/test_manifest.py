@@ -9,7 +9,7 @@ import pytest
 
 from shim.errors import ManifestError, VariableError
 from shim.manifest import ExecutorKind, RouteKind, parse_manifest, retain_components
-from shim.routing import Router
+from shim.routing import Router, spin_headers
 from shim.runtime_config import EnvProvider, load_runtime_config
 from shim.variables import component_variables, resolve_app_variables
 
@@ -145,6 +145,35 @@ def test_most_specific_route_wins(path: str, expected: str) -> None:
         Path("/r/spin.toml"))
     m = Router(app.http_triggers).match(path)
     assert m is not None and m.trigger.component == expected
+
+
+PARAM_ROUTES = ("/users/...", "/users/:id", "/users/:id/edit", "/users/me", "/users/:id/...", "/files/...")
+
+
+@pytest.mark.parametrize(("path", "route", "path_info", "params"), [
+    ("/users", "/users/...", "", {}),
+    ("/users/42", "/users/:id", "", {"id": "42"}),
+    ("/users/me", "/users/me", "", {}),
+    ("/users/42/edit", "/users/:id/edit", "", {"id": "42"}),
+    ("/users/42/posts/7", "/users/:id/...", "/posts/7", {"id": "42"}),
+    ("/users/42/posts/", "/users/:id/...", "/posts/", {"id": "42"}),
+    ("/files/", "/files/...", "/", {}),
+    ("/files/a/b", "/files/...", "/a/b", {}),
+])
+def test_single_segment_wildcards_and_path_info(path: str, route: str, path_info: str,
+                                                params: dict[str, str]) -> None:
+    body = "spin_manifest_version = 2\n[application]\nname = 'p'\n" + "".join(
+        f"[[trigger.http]]\nroute = '{r}'\ncomponent = 'c'\n" for r in PARAM_ROUTES) + \
+        "[component.c]\nsource = 'c.wasm'\n"
+    app = parse_manifest(body, Path("/p/spin.toml"))
+    m = Router(app.http_triggers).match(path)
+    assert m is not None
+    assert (m.trigger.route.raw, m.path_info, m.params) == (route, path_info, params)
+    headers = dict(spin_headers(m, scheme="http", host="h", path_with_query=path, client_addr="c:1"))
+    assert headers["spin-matched-route"] == route
+    assert headers["spin-component-route"] == route.removesuffix("/...")
+    for name, value in params.items():
+        assert headers[f"spin-path-match-{name}"] == value
 
 
 def test_private_routes_are_unreachable() -> None:

@@ -47,6 +47,9 @@ def test_wagi_cgi_environment_argv_body(serve: Serve, tmp_path: Path) -> None:
     assert env["CONTENT_TYPE"] == "text/plain"
     assert env["X_FULL_URL"] == f"http://127.0.0.1:{srv.port}/cgi/run/x?a=1&b=2"
     assert env["FROM_MANIFEST"] == "yes"
+    assert env["X_COMPONENT_ROUTE"] == "/cgi"
+    assert env["X_RAW_COMPONENT_ROUTE"] == "/cgi/..."
+    assert env["X_CLIENT_ADDR"].startswith("127.0.0.1:")
 
 
 def test_wagi_empty_body_and_repeat(serve: Serve, tmp_path: Path) -> None:
