@@ -174,7 +174,7 @@ def _load_component(engine: Engine, cache: ArtifactCache, app: AppManifest, spec
             log.debug("component %s: imports answered with their error values: %s", spec.id,
                       ", ".join(ifaces))
         return executor
-    except WasmtimeError as exc:
+    except (WasmtimeError, TypeError) as exc:  # TypeError: an import type this host cannot express
         raise ComponentLoadError(spec.id, f"cannot link: {_first_line(exc)}") from exc
 
 

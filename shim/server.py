@@ -226,8 +226,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         assert trig.component is not None
         executor = app.executors[trig.component]
-        laddr = self.server.server_address
-        host = self.headers.get("host") or f"{laddr[0]!s}:{laddr[1]}"
+        host = self.headers.get("host") or "localhost"  # what Spin assumes without a Host header
         client = f"{self.client_address[0]}:{self.client_address[1]}"
         query = f"?{split.query}" if split.query else ""
         pq = self.path if self.path.startswith("/") else split.path + query

@@ -26,8 +26,10 @@ def shim() -> None:
               help="Precompiled artifact cache (default $XDG_CACHE_HOME/spindle-shim/artifacts).")
 @click.option("--workers", type=click.IntRange(1, 64), default=None,
               help="Serving processes (default: number of CPUs).")
+@click.option("--request-timeout", type=click.FloatRange(0.01), default=None, metavar="SECONDS",
+              help="Per-request deadline; a guest still running then is interrupted (500). Default 30.")
 def up(target: Path, listen: str | None, runtime_config_file: Path | None, state_dir: Path | None,
-       cache_dir: Path | None, workers: int | None) -> None:
+       cache_dir: Path | None, workers: int | None, request_timeout: float | None) -> None:
     """Run the app in TARGET (a directory holding spin.toml, or a spin.toml) in the foreground."""
     from shim.errors import ShimError
     from shim.runner import RunOptions, configure_logging, serve
@@ -41,8 +43,11 @@ def up(target: Path, listen: str | None, runtime_config_file: Path | None, state
         runtime_config=runtime_config_file, state_dir=state_dir, cache_dir=cache_dir,
         workers=workers or os.cpu_count() or 1,
     )
+    env = dict(os.environ)
+    if request_timeout is not None:
+        env["SPINDLE_SHIM_REQUEST_TIMEOUT_MS"] = str(int(request_timeout * 1000))
     try:
-        code = serve(opts, dict(os.environ))
+        code = serve(opts, env)
     except ShimError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

@@ -69,6 +69,24 @@ def test_up_serves_and_sigterm_drains_in_flight_request(tmp_path: Path) -> None:
     assert "app wat-app serving on http://127.0.0.1:" in out
 
 
+def test_up_request_timeout_option(tmp_path: Path) -> None:
+    root = make_app(tmp_path / "app", WAT_APP)
+    proc, port = start(root, tmp_path, "--workers", "1", "--request-timeout", "0.5")
+    try:
+        t0 = time.monotonic()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("GET", "/spin")
+        assert conn.getresponse().status == 500
+        assert time.monotonic() - t0 < 10
+        conn.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "request timed out" in (proc.stdout.read() if proc.stdout else "")
+
+
 def test_up_with_two_worker_processes(tmp_path: Path) -> None:
     root = make_app(tmp_path / "app", WAT_APP)
     proc, port = start(root, tmp_path, "--workers", "2")
