@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from kubesim import discovery, openapi, tables, tls
+from kubesim import discovery, metrics, openapi, tables, tls
 from kubesim.api import Cluster
 from kubesim.calls import Call, Reply
 from kubesim.controllers import Controllers
@@ -59,6 +59,7 @@ class KubesimHTTPServer(ThreadingHTTPServer):
         self.token = token
         self.stopping = threading.Event()
         self.openapi = openapi.Documents(cluster.registry)
+        self.metrics = metrics.Metrics(cluster.store)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that hangs up mid-handshake or speaks plain HTTP to the TLS port is not news.
@@ -106,6 +107,17 @@ class Handler(BaseHTTPRequestHandler):
     # -- plumbing ----------------------------------------------------------------------------
 
     def _handle(self, method: str) -> None:
+        started = time.perf_counter()
+        self._verb, self._resource_name, self._code = method, "", 0
+        try:
+            self._serve(method)
+        finally:
+            if self._code:
+                self.server.metrics.observe(
+                    self._verb, self._resource_name, self._code, time.perf_counter() - started
+                )
+
+    def _serve(self, method: str) -> None:
         try:
             if not self._authorized():
                 self._drain_or_close()
@@ -188,6 +200,11 @@ class Handler(BaseHTTPRequestHandler):
             parts.append(self.rfile.read(size))
             self.rfile.readline(8)
 
+    def _send_text(self, payload: bytes, content_type: str) -> None:
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {len(payload)}\r\n\r\n"
+        self.wfile.write(head.encode() + (b"" if self.command == "HEAD" else payload))
+        self._code = 200
+
     def _send(self, reply: Reply, retry_after: int | None = None) -> None:
         payload = reply.text.encode() if reply.text is not None else dumps(reply.body).encode()
         head = [
@@ -203,6 +220,7 @@ class Handler(BaseHTTPRequestHandler):
             head.append("Connection: close")
         data = ("\r\n".join(head) + "\r\n\r\n").encode() + (b"" if self.command == "HEAD" else payload)
         self.wfile.write(data)
+        self._code = reply.code
         self.log_request(reply.code, len(payload))
 
     # -- routing -----------------------------------------------------------------------------
@@ -217,6 +235,9 @@ class Handler(BaseHTTPRequestHandler):
         if method in ("GET", "HEAD"):
             if path == "/version":
                 return Reply(200, discovery.VERSION)
+            if path == "/metrics":
+                self._send_text(self.server.metrics.render(), metrics.CONTENT_TYPE)
+                return None
             if path in ("/healthz", "/livez", "/readyz"):
                 return Reply(200, text='"ok"')
             if path == "/api":
@@ -264,6 +285,7 @@ class Handler(BaseHTTPRequestHandler):
         rtype = cluster.registry.lookup(group, version, rest[0])
         if rtype is None:
             raise _no_path_error()
+        self._resource_name = rtype.plural
         name = rest[1] if len(rest) > 1 else ""
         sub = rest[2] if len(rest) > 2 else ""
         if sub and not ((sub == "status" and rtype.status) or (sub == "scale" and rtype.scale)):
@@ -284,8 +306,10 @@ class Handler(BaseHTTPRequestHandler):
         if not name:
             if method in ("GET", "HEAD"):
                 if query.get("watch") in ("1", "true", "True"):
+                    self._verb = "WATCH"
                     self._watch(call, tables.wants_table(accept))
                     return None
+                self._verb = "LIST"
                 reply = cluster.list_objects(call)
                 return self._as_table(rtype, reply, call, accept) if tables.wants_table(accept) else reply
             if method == "POST":
@@ -339,6 +363,9 @@ class Handler(BaseHTTPRequestHandler):
             b"Cache-Control: no-cache, private\r\n\r\n"
         )
         self.close_connection = True
+        watching = self.server.metrics.longrunning.labels("WATCH", call.rtype.plural)
+        watching.inc()
+        self._code = 200
         try:
             for kind, obj in events:
                 if as_table and kind not in ("ERROR", "BOOKMARK"):
@@ -349,6 +376,8 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError, OSError):
             pass
+        finally:
+            watching.dec()
 
 
 def _no_path() -> Reply:

@@ -481,3 +481,15 @@ def test_watch_list_ends_initial_events_with_a_bookmark(raw: Raw, running: kserv
     )
     assert [e["type"] for e in events] == ["ADDED", "ADDED", "BOOKMARK"]
     assert events[2]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+
+
+def test_prometheus_metrics(raw: Raw) -> None:
+    raw.request("GET", CMS)
+    raw.request("GET", CMS + "/does-not-exist")
+    status, text = raw.request("GET", "/metrics")
+    assert status == 200 and isinstance(text, str)
+    assert 'apiserver_request_total{code="200",resource="configmaps",verb="LIST"}' in text
+    assert 'apiserver_request_total{code="404",resource="configmaps",verb="GET"}' in text
+    assert 'apiserver_storage_objects{resource="namespaces"}' in text
+    assert "apiserver_request_duration_seconds_bucket" in text
+    assert Raw(raw.running, token=None).request("GET", "/metrics")[0] == 401
