@@ -66,12 +66,24 @@ def cluster() -> None:
     default=False,
     help="Mark Deployments available and Jobs complete after a short delay (labelled as simulated).",
 )
+@click.option("--verbose", "-v", is_flag=True, default=False, help="Log every request to stderr.")
 def serve(
-    state: str | None, port: int, address: str, kubeconfig: Path | None, simulate_workloads: bool
+    state: str | None,
+    port: int,
+    address: str,
+    kubeconfig: Path | None,
+    simulate_workloads: bool,
+    verbose: bool,
 ) -> None:
     """Serve the Kubernetes API (HTTPS, bearer token) in the foreground until SIGTERM or Ctrl-C."""
+    import logging
+
     from kubesim import server
     from kubesim.errors import StoreError
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if verbose:
+        logging.getLogger("kubesim").setLevel(logging.DEBUG)
 
     state_path = state or str(_default_state())
     kubeconfig_path = kubeconfig or _default_kubeconfig()
