@@ -802,9 +802,18 @@ class Cluster:
             for ev in pending:
                 if ev.res != rtype.storage_key or (ns is not None and ev.ns != ns):
                     continue
-                if not matches(ev.entry):
+                now_matches = matches(ev.entry)
+                if ev.type == "MODIFIED" and ev.prev is not None:
+                    was = matches(ev.prev)
+                    if now_matches and not was:
+                        yield "ADDED", self._present(rtype, ev.entry)
+                    elif was and not now_matches:
+                        yield "DELETED", self._present(rtype, ev.entry)
+                    elif now_matches:
+                        yield "MODIFIED", self._present(rtype, ev.entry)
                     continue
-                yield ev.type, self._present(rtype, ev.entry)
+                if now_matches:
+                    yield ev.type, self._present(rtype, ev.entry)
             if bookmarks and time.monotonic() - last_bookmark > 30:
                 last_bookmark = time.monotonic()
                 yield (

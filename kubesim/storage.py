@@ -66,6 +66,9 @@ class Event:
     ns: str
     type: str  # ADDED | MODIFIED | DELETED
     entry: Entry
+    # The state this event replaced (kept in memory only): filtered watches need it to turn a
+    # MODIFIED into ADDED/DELETED when an object starts or stops matching their selector.
+    prev: Entry | None = None
 
 
 def dumps(obj: Any) -> str:
@@ -149,8 +152,10 @@ class Store:
             except sqlite3.Error as exc:
                 raise StoreError(f"{self.path}: cannot write {res} {ns}/{name}: {exc}") from exc
             entry = Entry(rv, text, obj)
-            self._objects.setdefault(res, {})[(ns, name)] = entry
-            self._publish(Event(rv, res, ns, event, entry))
+            bucket = self._objects.setdefault(res, {})
+            prev = bucket.get((ns, name))
+            bucket[(ns, name)] = entry
+            self._publish(Event(rv, res, ns, event, entry, prev))
             return entry
 
     def delete(self, res: str, ns: str, name: str, final: dict[str, Any]) -> Entry:

@@ -493,3 +493,20 @@ def test_prometheus_metrics(raw: Raw) -> None:
     assert 'apiserver_storage_objects{resource="namespaces"}' in text
     assert "apiserver_request_duration_seconds_bucket" in text
     assert Raw(raw.running, token=None).request("GET", "/metrics")[0] == 401
+
+
+def test_selector_watch_sees_objects_enter_and_leave(raw: Raw, running: kserver.RunningServer) -> None:
+    _, made = raw.request("POST", CMS, cm("mover", {"team": "a"}))
+    rv = made["metadata"]["resourceVersion"]
+    for team in ("b", "a", "a"):
+        raw.request(
+            "PATCH",
+            CMS + "/mover",
+            {"metadata": {"labels": {"team": team}}, "data": {"t": team + rv}},
+            "application/merge-patch+json",
+        )
+    raw.request("PATCH", CMS + "/mover", {"data": {"x": "1"}}, "application/merge-patch+json")
+    events = _watch_lines(
+        running, f"{CMS}?watch=1&resourceVersion={rv}&labelSelector=team%3Da&timeoutSeconds=2", 4
+    )
+    assert [e["type"] for e in events] == ["DELETED", "ADDED", "MODIFIED"]
