@@ -35,6 +35,7 @@ from renderers.spinapp.cacerts import bundle_b64
 from renderers.spinapp.workload import CA_SECRET_NAME, ca_secret
 
 BUILTIN_CRDS_PATH = "(spindle) crds"
+CA_SOURCE_PREFIX = "(spindle) spin-ca"
 
 # Apply order; kinds not listed go after all of these, by group/kind.
 KIND_ORDER: tuple[str, ...] = (
@@ -267,7 +268,7 @@ def render(
         for doc in executors.accepted:
             out.add(doc.body, doc.location.path, doc.subject, doc.line_of("metadata.name"))
 
-    ca_namespaces: set[str] = set()
+    ca_secrets: set[tuple[str, str]] = set()
     app_paths: dict[tuple[str, str], str] = {}
     for doc in sorted(apps, key=lambda d: (d.location.path, d.location.line or 0)):
         namespace = doc.namespace or settings.default_namespace
@@ -292,14 +293,14 @@ def render(
             out.add(doc.body, doc.location.path, doc.subject, doc.line_of("metadata.name"))
         for obj in rendering.objects:
             out.add(obj, doc.location.path, doc.subject)
-        if rendering.ca_namespace:
-            ca_namespaces.add(rendering.ca_namespace)
+        if rendering.ca_secret:
+            ca_secrets.add(rendering.ca_secret)
 
-    # The operator creates `spin-ca` only when it is missing: a committed one wins.
-    bundle = bundle_b64() if ca_namespaces else ""
-    for namespace in sorted(ca_namespaces):
-        if lookup.get("Secret", namespace, CA_SECRET_NAME) is None:
-            out.add(ca_secret(namespace, bundle), f"(spindle) spin-ca for namespace {namespace}")
+    # The operator creates the CA Secret only when it is missing: a committed one wins.
+    bundle = bundle_b64() if ca_secrets else ""
+    for namespace, name in sorted(ca_secrets):
+        if lookup.get("Secret", namespace, name) is None:
+            out.add(ca_secret(namespace, name, bundle), ca_source(namespace, name))
 
     shim_docs = [d for d in shim_sources if d.api_version == SHIM_API_VERSION]
     shims = render_shims(shim_docs, nodes, settings, retired_shims)
@@ -324,6 +325,12 @@ def render(
 
     errors.extend(out.errors)
     return RenderResult(objects=sorted(out.objects, key=sort_key), errors=_sorted_errors(errors))
+
+
+def ca_source(namespace: str, name: str) -> str:
+    """The source annotation of a generated CA Secret (the reconciler keys on its prefix)."""
+    named = "" if name == CA_SECRET_NAME else f" as {name}"
+    return f"{CA_SOURCE_PREFIX}{named} for namespace {namespace}"
 
 
 def _sorted_errors(errors: Iterable[RenderError]) -> list[RenderError]:

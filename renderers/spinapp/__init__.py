@@ -1,7 +1,7 @@
 """SpinApp → the objects spin-operator would create for it.
 
     defaults (CRD) → mutating webhook (executor) → validating webhooks → runtime config →
-    Deployment, Service, runtime-config Secret; plus whether the namespace needs `spin-ca`.
+    Deployment, Service, runtime-config Secret; plus the CA Secret the namespace needs, if any.
 
 Modules: `webhook` (admission rules), `runtimeconfig` (the generated TOML and its Secret name),
 `gotoml` (go-toml/v2's exact bytes), `workload` (Deployment/Service/Secret builders), `cacerts`.
@@ -39,8 +39,9 @@ class ExecutorIndex:
 @dataclass
 class AppRendering:
     objects: list[Obj] = field(default_factory=list)
-    # Namespace that needs the operator's default `spin-ca` Secret, if any.
-    ca_namespace: str | None = None
+    # (namespace, name) of the CA Secret the operator would create with its default bundle
+    # (`installDefaultCACerts`), if any.
+    ca_secret: tuple[str, str] | None = None
     errors: list[RenderError] = field(default_factory=list)
 
 
@@ -80,10 +81,12 @@ def render_spinapp(
         if toml is not None:
             runtime_secret = runtimeconfig.secret_name(app, toml)
             result.objects.append(workload.runtime_config_secret(app, namespace, runtime_secret, toml))
+        # As the operator: `caCertSecret` is mounted; with `installDefaultCACerts` it is also
+        # created (default name `spin-ca`) with the built-in bundle when missing.
         ca_secret = config.get("caCertSecret") or None
-        if not ca_secret and config.get("installDefaultCACerts"):
-            ca_secret = workload.CA_SECRET_NAME
-            result.ca_namespace = namespace
+        if config.get("installDefaultCACerts"):
+            ca_secret = ca_secret or workload.CA_SECRET_NAME
+            result.ca_secret = (namespace, ca_secret)
         result.objects.append(workload.deployment(app, namespace, spec, config, runtime_secret, ca_secret))
     result.objects.append(workload.service(app, namespace, spec))
     return result

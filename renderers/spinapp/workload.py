@@ -222,12 +222,12 @@ def runtime_config_secret(app: str, namespace: str, name: str, toml: bytes) -> O
     }
 
 
-def ca_secret(namespace: str, bundle_b64: str) -> Obj:
+def ca_secret(namespace: str, name: str, bundle_b64: str) -> Obj:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {
-            "name": CA_SECRET_NAME,
+            "name": name,
             "namespace": namespace,
             "annotations": {"app.kubernetes.io/managed-by": SPIN_OPERATOR_MANAGED_BY},
         },

@@ -189,6 +189,28 @@ def test_a_committed_spin_ca_wins_over_the_generated_one() -> None:
     assert len(generated) == 1 and generated[0]["data"]["ca-certificates.crt"]
 
 
+@pytest.mark.parametrize(
+    ("config", "mounted", "created"),
+    [
+        ("", None, None),
+        (", installDefaultCACerts: true", "spin-ca", "spin-ca"),
+        (", caCertSecret: corp-ca", "corp-ca", None),  # the user's Secret, mounted only
+        (", caCertSecret: corp-ca, installDefaultCACerts: true", "corp-ca", "corp-ca"),
+    ],
+)
+def test_ca_secret_mounted_and_created_as_the_operator_does(
+    config: str, mounted: str | None, created: str | None
+) -> None:
+    executor = EXECUTORS.replace("rc}}", "rc" + config + "}}", 1)
+    result = render(tree_from_yaml(executor + _app("apps", "zeta")), settings=SETTINGS)
+    assert result.errors == []
+    (deployment,) = (o for o in result.objects if o["kind"] == "Deployment")
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert (volumes["spin-ca"]["secret"]["secretName"] if "spin-ca" in volumes else None) == mounted
+    bundles = [o["metadata"]["name"] for o in result.objects if "ca-certificates.crt" in o.get("data", {})]
+    assert bundles == ([created] if created else [])
+
+
 def test_one_spin_ca_per_namespace_for_many_apps() -> None:
     executor = EXECUTORS.replace("rc}}", "rc, installDefaultCACerts: true}}", 1)
     apps = _app("apps", "zeta") + _app("apps", "zeta").replace("name: web", "name: api")
