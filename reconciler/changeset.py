@@ -20,6 +20,10 @@ class Action(enum.StrEnum):
     PRUNED = "Pruned"
 
 
+# What makes an object count as drifted: the reconcile changed it (or, dry-run, would have).
+DRIFT_ACTIONS = frozenset({Action.CREATED, Action.CONFIGURED, Action.PRUNED})
+
+
 class Health(enum.StrEnum):
     HEALTHY = "Healthy"
     PROGRESSING = "Progressing"
@@ -101,7 +105,7 @@ class ReconcileRecord:
 
     @property
     def drifted(self) -> list[ChangeSetEntry]:
-        return [e for e in self.entries if e.action in (Action.CREATED, Action.CONFIGURED, Action.PRUNED)]
+        return [e for e in self.entries if e.action in DRIFT_ACTIONS]
 
     @property
     def ok(self) -> bool:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler.changeset import Action, ChangeSetEntry, ObjectRef, ReconcileRecord, Revision
+from reconciler.changeset import DRIFT_ACTIONS, Action, ChangeSetEntry, ObjectRef, ReconcileRecord, Revision
 from reconciler.kube import errors
 from reconciler.kube.client import KubeClient
 from reconciler.ssa import inventory, nodes, objects, prune, sort
@@ -326,7 +326,7 @@ def _write_inventory(
 
 
 def _emit_events(client: KubeClient, source: str, record: ReconcileRecord, outcomes: list[Outcome]) -> None:
-    changed = [o for o in outcomes if o.action in (Action.CREATED, Action.CONFIGURED, Action.PRUNED)]
+    changed = [o for o in outcomes if o.action in DRIFT_ACTIONS]
     rev = record.revision.sha[:12] if record.revision else "local"
     try:
         for o in changed[:MAX_OBJECT_EVENTS]:

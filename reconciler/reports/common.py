@@ -57,6 +57,11 @@ def counts(record: ReconcileRecord) -> list[tuple[Action, int]]:
     return [(a, c[a]) for a in ACTION_ORDER if c[a]]
 
 
+def summary(record: ReconcileRecord) -> str:
+    """`3 created, 1 configured, 12 unchanged`."""
+    return ", ".join(f"{n} {a.value.lower()}" for a, n in counts(record)) or "no objects"
+
+
 def status(record: ReconcileRecord) -> str:
     if not record.ok:
         return "failed"

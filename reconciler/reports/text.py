@@ -19,7 +19,7 @@ def _record(r: ReconcileRecord) -> str:
         f"revision: {common.revision_line(r)}",
         f"started:  {common.fmt_time(r.started)}   finished: {common.fmt_time(r.finished)}"
         f"   ({common.duration(r)}, mode {r.mode})",
-        "summary:  " + (", ".join(f"{n} {a.value.lower()}" for a, n in common.counts(r)) or "no objects"),
+        f"summary:  {common.summary(r)}",
     ]
     lines += [f"error:    {e}" for e in r.errors]
     if r.entries:

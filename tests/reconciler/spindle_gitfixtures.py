@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from spindle_loopfixtures import free_port, wait_for
+
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Ada Author",
     "GIT_AUTHOR_EMAIL": "ada@example.com",
@@ -57,6 +59,9 @@ class Remote:
 
     def push(self, *refs: str, force: bool = False) -> None:
         git(self.work, "push", "--quiet", *(["--force"] if force else []), "origin", *(refs or ("main",)))
+
+    def commit_of(self, ref: str) -> str:
+        return git(self.work, "rev-parse", f"{ref}^{{commit}}")
 
     def tag(self, name: str, *, annotated: bool = False) -> None:
         if annotated:
@@ -172,9 +177,7 @@ def sshd(root: Path, authorized_pub: str) -> Iterator[tuple[int, str]]:
     authorized = root / "authorized_keys"
     authorized.write_text(authorized_pub + "\n")
     authorized.chmod(0o600)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     config = root / "sshd_config"
     config.write_text(
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nAuthorizedKeysFile {authorized}\n"
@@ -185,16 +188,15 @@ def sshd(root: Path, authorized_pub: str) -> Iterator[tuple[int, str]]:
     Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation directory sshd insists on
     proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)
     try:
-        deadline = 100
-        while deadline:
+
+        def listening() -> bool:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
             except OSError:
-                deadline -= 1
-                import time
+                return False
+            return True
 
-                time.sleep(0.05)
+        wait_for(listening, timeout=5, step=0.05)
         pub = (root / "host_ed25519.pub").read_text().split()
         yield port, f"[127.0.0.1]:{port} {pub[0]} {pub[1]}"
     finally:

@@ -1,4 +1,5 @@
-"""A real, tiny reconcile function for the loop tests, and helpers to sign and send webhooks.
+"""A real, tiny reconcile function for the loop tests, and helpers to sign and send webhooks,
+pick free ports and wait for conditions.
 
 `FileReconciler` is not a mock: it reconciles a checkout into an in-memory "cluster" (a dict),
 one object per `*.yaml` file, and classifies each as Created, Configured, Unchanged or Pruned.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import socket
 import threading
 import time
 import urllib.error
@@ -76,6 +78,13 @@ class FileReconciler:
     def runs(self) -> int:
         with self._lock:
             return len(self.started_at)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now (tests never use fixed ports)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def wait_for(predicate: object, timeout: float = 10.0, step: float = 0.01) -> bool:

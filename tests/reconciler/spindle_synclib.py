@@ -7,12 +7,12 @@ import json
 import os
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import git
-import pytest
 from click.testing import CliRunner
 
 from reconciler.cli import cli
@@ -63,12 +63,12 @@ class Cluster:
         return self.client.get(api_version, kind, name, namespace)
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
+@contextmanager
+def kubesim_cluster(kubeconfig: Path) -> Iterator[Cluster]:
+    """A real kubesim (in memory, workloads simulated) and a client of it; stopped on exit."""
     from kubesim import server
 
     running = server.start(":memory:", 0, simulate_workloads=True, simulate_delay=0.1)
-    kubeconfig = tmp_path / "kubeconfig"
     running.kubeconfig(kubeconfig)
     tgt = target.from_kubeconfig(str(kubeconfig))
     try:

@@ -13,14 +13,11 @@ from spindle_synclib import (
     Cluster,
     Repo,
     apply,
-    cluster,
     diff,
     example_repo,
     spinapp,
     spindle,
 )
-
-__all__ = ["cluster"]
 
 pytestmark = pytest.mark.slow
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,13 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from spindle_synclib import Cluster, cluster
+from spindle_loopfixtures import free_port
+from spindle_synclib import Cluster
 
 from reconciler.kube import errors
 from reconciler.kube.client import KubeClient, RetryPolicy
 from reconciler.kube.target import from_kubeconfig
-
-__all__ = ["cluster"]
 
 CM = {
     "apiVersion": "v1",
@@ -140,9 +138,7 @@ def test_retries_are_bounded(flaky: Any) -> None:
 
 
 def test_unreachable_server_is_unavailable() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     sleeps: list[float] = []
     c = _client(f"http://127.0.0.1:{port}", sleeps)
     with pytest.raises(errors.Unavailable, match="GET /api/v1"):

@@ -12,9 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from spindle_synclib import Cluster, Repo, apply, cluster, example_repo
-
-__all__ = ["cluster"]
+from spindle_synclib import Cluster, Repo, apply, example_repo
 
 pytestmark = pytest.mark.slow
 

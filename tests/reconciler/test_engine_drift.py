@@ -8,9 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from spindle_synclib import Cluster, apply, cluster, diff, example_repo, spindle
-
-__all__ = ["cluster"]
+from spindle_synclib import Cluster, apply, diff, example_repo, spindle
 
 pytestmark = pytest.mark.slow
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from spindle_synclib import Cluster, apply, cluster, diff, example_repo, spinapp
-
-__all__ = ["cluster"]  # the fixture
+from spindle_synclib import Cluster, apply, diff, example_repo, spinapp
 
 pytestmark = pytest.mark.slow
 

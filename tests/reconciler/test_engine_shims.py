@@ -8,9 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from spindle_synclib import Cluster, apply, cluster, example_repo
-
-__all__ = ["cluster"]
+from spindle_synclib import Cluster, apply, example_repo
 
 pytestmark = pytest.mark.slow
 

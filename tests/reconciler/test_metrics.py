@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 from spindle_gitfixtures import Remote
-from spindle_loopfixtures import FileReconciler, get, post, sign, wait_for
+from spindle_loopfixtures import FileReconciler, free_port, get, post, sign, wait_for
 
 from reconciler.loop import ReconcileLoop, WebhookConfig, serve
 from reconciler.source import GitSource, SourceSpec
@@ -34,9 +33,7 @@ def test_metrics_endpoint_after_runs(tmp_path: Path) -> None:
     engine = FileReconciler()
     source = GitSource(SourceSpec(url=remote.url), tmp_path / "cache")
     loop = ReconcileLoop(source_name="shop", fetch=source.fetch, reconcile=engine, history=None)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     stop = threading.Event()
     thread = threading.Thread(target=serve, args=(loop,), kwargs={
         "interval": 3600, "webhook": WebhookConfig("127.0.0.1", port, SECRET), "stop": stop,

@@ -11,10 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from spindle_loopfixtures import get, post, sign, wait_for
-from spindle_synclib import Cluster, cluster, example_repo, spinapp, spindle
-
-__all__ = ["cluster"]  # the fixture
+from spindle_loopfixtures import free_port, get, post, sign, wait_for
+from spindle_synclib import Cluster, example_repo, spinapp, spindle
 
 pytestmark = pytest.mark.slow
 
@@ -77,9 +75,7 @@ def test_webhook_without_secret_is_a_usage_error(tmp_path: Path) -> None:
 
 def test_daemon_follows_a_push_webhook_and_stops_on_sigterm(tmp_path: Path, cluster: Cluster) -> None:
     repo = example_repo(tmp_path / "repo", apps=("alpha",))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     secret = "push-secret"
     env = {**os.environ, "SPINDLE_STATE_DIR": str(tmp_path / "state"), "SPINDLE_WEBHOOK_SECRET": secret}
     proc = subprocess.Popen(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from spindle_loopfixtures import FileReconciler, get, post, sign, wait_for
+from spindle_loopfixtures import FileReconciler, free_port, get, post, sign, wait_for
 
 from reconciler.changeset import Revision
 from reconciler.loop import ReconcileLoop, WebhookConfig, serve
@@ -71,14 +71,6 @@ class Running:
     checkout: Path
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def running(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Running]:
     delay = getattr(request, "param", 0.0)
@@ -92,7 +84,7 @@ def running(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Running]
 
     loop = ReconcileLoop(source_name="demo", fetch=fetch, reconcile=engine, history=None)
     stop = threading.Event()
-    port = _free_port()
+    port = free_port()
     thread = threading.Thread(
         target=serve, args=(loop,),
         kwargs={"interval": 3600, "webhook": WebhookConfig("127.0.0.1", port, SECRET, 4096), "stop": stop,

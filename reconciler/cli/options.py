@@ -1,0 +1,337 @@
+"""What `spindle diff`, `spindle apply` and `spindle reconcile` share: their options, each defined
+once as a click decorator that hands the command one dataclass, and the functions that resolve
+them (SOURCE into a fetch function, the cluster options into a connected target, the rest into
+`engine.Options`), the exit code and the progress shown on a terminal.
+
+SOURCE is a Git URL (https, ssh, scp-like `git@host:path`, file) fetched through
+`reconciler.source` into the state directory's cache, or a local directory. A directory is
+rendered as it is on disk (its Git HEAD, if any, is the revision) unless `--ref` is given; then it
+is fetched as a Git repository, like a URL. Credentials and signature checks need Git, so they are
+refused for a directory rendered as it is rather than silently ignored.
+
+Errors: bad option values are `click.UsageError`/`click.BadParameter`; a source that cannot be
+fetched or a cluster that cannot be reached is `SetupError`. All three exit 2, like `kubectl diff`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from reconciler.changeset import ReconcileRecord, Revision
+
+if TYPE_CHECKING:
+    from reconciler.engine import Options
+    from reconciler.kube.target import Target
+    from reconciler.source import FetchResult, Ref
+
+EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
+
+# A scheme (`https://`, `file://`, ...) or scp-like `user@host:path`: anything else is a directory.
+_URL = re.compile(r"^([a-z][a-z0-9+.-]*://|[^/\s]+@[^/\s]+:)", re.IGNORECASE)
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+class SetupError(click.ClickException):
+    """The source could not be fetched or the cluster reached: nothing was reconciled."""
+
+    exit_code = EXIT_ERROR
+
+
+# -- durations ---------------------------------------------------------------------------------
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in `90`, `30s`, `5m`, `1h30m`, `500ms`, `7d`, `1w`."""
+    text = text.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    if not text or _DURATION.sub("", text):
+        raise ValueError(f"{text!r} is not a duration like 30s, 5m or 1h30m")
+    return sum(float(n) * _UNIT[u] for n, u in _DURATION.findall(text))
+
+
+class Duration(click.ParamType[float]):
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_duration(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+# -- bundling options into one dataclass -------------------------------------------------------
+
+
+def _bundle(cls: type[Any], dest: str, options: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
+    """A decorator adding `options` to a command and passing their values as one `cls` in `dest`.
+
+    Each option's destination must be a field of `cls`."""
+    names = [f.name for f in dataclasses.fields(cls)]
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def command(*args: Any, **kwargs: Any) -> Any:
+            kwargs[dest] = cls(**{name: kwargs.pop(name) for name in names})
+            return fn(*args, **kwargs)
+
+        for option in reversed(options):  # so `--help` lists them in the order written here
+            command = option(command)
+        return command
+
+    return decorate
+
+
+_FILE = click.Path(dir_okay=False, path_type=Path)
+
+
+@dataclass(frozen=True)
+class SourceArgs:
+    ref: str | None = None
+    path: str | None = None
+    name: str | None = None
+    include_prerelease: bool = False
+    ssh_key: Path | None = None
+    known_hosts: Path | None = None
+    token_file: Path | None = None
+    token_env: str | None = None
+    username: str = "git"
+    verify_allowed_signers: Path | None = None
+    verify_gpg_home: Path | None = None
+
+    @property
+    def needs_git(self) -> list[str]:
+        """The options given that only a Git fetch can honour."""
+        given = {
+            "--ssh-key": self.ssh_key, "--known-hosts": self.known_hosts, "--token-file": self.token_file,
+            "--token-env": self.token_env, "--verify-allowed-signers": self.verify_allowed_signers,
+            "--verify-gpg-home": self.verify_gpg_home,
+        }
+        return [flag for flag, value in given.items() if value is not None]
+
+
+source_options = _bundle(SourceArgs, "source_args", [
+    click.option("--ref", help="Git ref: branch:NAME (default branch:main), tag:NAME, semver:RANGE or "
+                 "commit:SHA; a bare NAME is a branch. With a local directory, fetch it as Git."),
+    click.option("--path", "path", help="Sub-path of the source to render."),
+    click.option("--name", "name", help="Source name (owner label, inventory, history); "
+                 "default: the directory or repository name."),
+    click.option("--include-prerelease", is_flag=True, help="Let a semver range match pre-release tags."),
+    click.option("--ssh-key", type=_FILE, help="SSH private key for ssh:// and git@host: URLs."),
+    click.option("--known-hosts", type=_FILE, help="SSH known_hosts file (host keys are always checked "
+                 "strictly)."),
+    click.option("--token-file", type=_FILE, help="File holding an HTTPS token."),
+    click.option("--token-env", metavar="VAR", help="Environment variable holding an HTTPS token."),
+    click.option("--username", default="git", show_default=True, help="HTTPS user sent with the token."),
+    click.option("--verify-allowed-signers", type=_FILE,
+                 help="Refuse a head commit not SSH-signed by a key in this allowed_signers file."),
+    click.option("--verify-gpg-home", type=click.Path(file_okay=False, path_type=Path),
+                 help="Refuse a head commit not GPG-signed by a key in this GNUPGHOME."),
+])
+
+
+@dataclass(frozen=True)
+class ClusterArgs:
+    kubeconfig: str | None = None
+    context: str | None = None
+
+
+cluster_options = _bundle(ClusterArgs, "cluster_args", [
+    click.option("--kubeconfig", type=click.Path(dir_okay=False), help="Kubeconfig file."),
+    click.option("--context", help="Kubeconfig context (default: the current one)."),
+])
+
+
+@dataclass(frozen=True)
+class EngineArgs:
+    mode: str = "render"
+    timeout: float = 60.0
+    concurrency: int = 8
+
+
+engine_options = _bundle(EngineArgs, "engine_args", [
+    click.option("--mode", type=click.Choice(["render", "operator"]), default="render", show_default=True,
+                 help="render: spindle renders SpinApps; operator: apply SpinApps for an in-cluster "
+                 "spin-operator."),
+    click.option("--timeout", type=float, default=60.0, show_default=True,
+                 help="Seconds to wait for health."),
+    click.option("--concurrency", type=click.IntRange(1, 64), default=8, show_default=True,
+                 help="Parallel dry-runs."),
+])
+
+
+@dataclass(frozen=True)
+class ApplyArgs:
+    detect_only: bool = False
+    prune: bool = True
+    force: bool = False
+    allow_empty: bool = False
+    history: Path | None = None
+
+
+apply_options = _bundle(ApplyArgs, "apply_args", [
+    click.option("--detect-only", is_flag=True, help="Report drift and change nothing (exit 1 on drift)."),
+    click.option("--prune/--no-prune", default=True, show_default=True, help="Delete objects that left Git."),
+    click.option("--force", is_flag=True, help="Recreate objects whose immutable fields changed."),
+    click.option("--allow-empty", is_flag=True, help="Allow an empty desired set (prunes everything)."),
+    click.option("--history", type=_FILE, help="History database (default: in the state directory)."),
+])
+
+
+# -- resolving ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    fetch: Callable[[], FetchResult]  # raises SourceError (which carries the last good checkout)
+    render_path: str | None  # sub-path the renderer narrows to; None when the Git fetch already did
+
+
+def parse_ref(text: str | None, *, include_prerelease: bool = False) -> Ref:
+    """`branch:NAME`, `tag:NAME`, `semver:RANGE`, `commit:SHA`, or a bare branch NAME."""
+    from reconciler.source import Ref, RefKind
+
+    if not text:
+        return Ref(include_prerelease=include_prerelease)
+    kind, sep, value = text.partition(":")
+    if not sep:
+        return Ref(RefKind.BRANCH, text, include_prerelease)
+    kinds = [k.value for k in RefKind]
+    if kind not in kinds:
+        raise click.BadParameter(f"{text!r}: the kind must be one of {', '.join(kinds)}", param_hint="--ref")
+    if not value:
+        raise click.BadParameter(f"{text!r} names no {kind}", param_hint="--ref")
+    return Ref(RefKind(kind), value, include_prerelease)
+
+
+def default_name(source: str) -> str:
+    """The repository name of a URL (`…/shop.git` → `shop`) or the directory name."""
+    tail = source.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+    return re.sub(r"\.git$", "", tail) or "source"
+
+
+def open_source(source: str, args: SourceArgs, *, cache: Path | None = None) -> Source:
+    """SOURCE and its options as a fetch function; bad options raise click.UsageError."""
+    local = Path(source).expanduser()
+    if not _URL.match(source) and local.is_dir() and args.ref is None:
+        if args.needs_git:
+            flags = args.needs_git
+            raise click.UsageError(
+                f"{', '.join(flags)} {'needs' if len(flags) == 1 else 'need'} a Git fetch, but {source} "
+                "is a directory rendered as it is; add --ref (e.g. --ref branch:main) to fetch it as Git"
+            )
+        directory = local.resolve()
+        return Source(args.name or directory.name, functools.partial(_read_directory, directory), args.path)
+
+    from reconciler.source import Auth, GitSource, SourceConfigError, SourceSpec, Verify
+    from reconciler.statedir import state_dir
+
+    spec = SourceSpec(
+        url=source,
+        ref=parse_ref(args.ref, include_prerelease=args.include_prerelease),
+        path=args.path or "",
+        auth=Auth(ssh_key=args.ssh_key, known_hosts=args.known_hosts, token_file=args.token_file,
+                  token_env=args.token_env, username=args.username),
+        verify=Verify(allowed_signers=args.verify_allowed_signers, gpg_home=args.verify_gpg_home),
+    )
+    try:
+        git_source = GitSource(spec, cache or state_dir() / "git")
+    except SourceConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    return Source(args.name or default_name(source), git_source.fetch, None)
+
+
+def _read_directory(path: Path) -> FetchResult:
+    """A directory as it is; the revision is its Git HEAD (sha "" when it has none)."""
+    from reconciler.source import FetchResult
+
+    return FetchResult(checkout=path, revision=head_revision(path) or Revision(sha=""), changed=True)
+
+
+def head_revision(path: Path) -> Revision | None:
+    """The HEAD commit of the repository holding `path`, if there is one."""
+    import git
+
+    try:
+        commit = git.Repo(path, search_parent_directories=True).head.commit
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError):
+        return None  # not a repository, or one without commits: a plain directory has no revision
+    message = commit.message if isinstance(commit.message, str) else commit.message.decode()
+    return Revision(
+        sha=commit.hexsha, author=f"{commit.author.name} <{commit.author.email}>",
+        time=commit.committed_datetime.isoformat(), message=message.strip(),
+    )
+
+
+def known_revision(revision: Revision | None) -> Revision | None:
+    """None for a directory without commits (its fetch reports sha "")."""
+    return revision if revision is not None and revision.sha else None
+
+
+def fetch_once(source: str, src: Source) -> FetchResult:
+    from reconciler.source import SourceError
+
+    try:
+        return src.fetch()
+    except SourceError as exc:
+        raise SetupError(str(exc)) from None
+    except OSError as exc:  # a directory that vanished or cannot be read
+        raise SetupError(f"source {source}: {exc}") from None
+
+
+def connect(args: ClusterArgs, *, timeout: float) -> Target:
+    from reconciler.kube import errors, target
+
+    try:
+        return target.connect(
+            kubeconfig=args.kubeconfig, context=args.context,
+            notice=lambda message: click.echo(message, err=True), timeout=max(timeout, 30.0),
+        )
+    except errors.KubeError as exc:
+        raise SetupError(str(exc)) from None
+
+
+def engine_settings(
+    engine_args: EngineArgs, src: Source, apply_args: ApplyArgs | None = None, *, dry_run: bool = False
+) -> Options:
+    from reconciler.engine import Mode, Options
+
+    apply_args = apply_args or ApplyArgs()
+    return Options(
+        dry_run=dry_run, detect_only=apply_args.detect_only, prune=apply_args.prune, force=apply_args.force,
+        allow_empty=apply_args.allow_empty, mode=Mode(engine_args.mode), path=src.render_path,
+        timeout=engine_args.timeout, concurrency=engine_args.concurrency,
+    )
+
+
+def exit_code(record: ReconcileRecord, *, drift_is_a_finding: bool) -> int:
+    """2 when anything failed, else 1 for drift when drift is what was asked about, else 0."""
+    if not record.ok:
+        return EXIT_ERROR
+    return EXIT_DRIFT if drift_is_a_finding and record.drifted else EXIT_OK
+
+
+@contextmanager
+def progress() -> Iterator[Callable[[str], None]]:
+    """A spinner on stderr when it is a terminal; silent otherwise (CI logs stay clean)."""
+    if not sys.stderr.isatty():
+        yield lambda _message: None
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status("reconciling") as status:
+        yield status.update
