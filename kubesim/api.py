@@ -120,6 +120,8 @@ class Cluster:
         obj.setdefault("kind", rtype.kind)
         m = obj.setdefault("metadata", {})
         self._place(rtype, m, call.namespace)
+        if m.get("resourceVersion"):
+            raise bad_request("resourceVersion should not be set on objects to be created")
         if not m.get("name"):
             if m.get("generateName"):
                 m["name"] = meta.generated_name(str(m["generateName"]))
@@ -239,6 +241,7 @@ class Cluster:
                 )
             if rv and str(rv) != str(entry.rv):
                 raise stale(rtype.plural, rtype.group, call.name)
+            _check_uid(rtype, entry, m)
             warnings = bodies.field_validation(call, obj)
             reply = self._replace(rtype, entry, obj, manager, call.subresource, dry_run=dry)
             reply.warnings = warnings
@@ -315,6 +318,7 @@ class Cluster:
             rv = pm.get("resourceVersion")
             if rv and str(rv) != str(entry.rv):
                 raise stale(rtype.plural, rtype.group, call.name)
+            _check_uid(rtype, entry, pm)
             warnings = bodies.field_validation(call, patched)
             reply = self._replace(rtype, entry, patched, manager, call.subresource, dry_run=dry)
             reply.warnings = warnings
@@ -908,6 +912,20 @@ class Cluster:
             reply = self._replace(rtype, entry, obj, manager, "scale", dry_run=dry)
             assert reply.body is not None
             return Reply(reply.code, self._scale_of(rtype, reply.body))
+
+
+def _check_uid(rtype: ResourceType, entry: Entry, m: dict[str, Any]) -> None:
+    """A write that names a uid must name the live object's (the object may have been recreated)."""
+    given, live = m.get("uid"), entry.obj["metadata"].get("uid")
+    if given and given != live:
+        raise ApiError(
+            409,
+            "Conflict",
+            f"Precondition failed: UID in precondition: {given}, UID in object meta: {live}",
+            str(m.get("name", "")),
+            rtype.group,
+            rtype.plural,
+        )
 
 
 def _same(new: dict[str, Any], live: dict[str, Any]) -> bool:

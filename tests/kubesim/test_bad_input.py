@@ -329,3 +329,19 @@ def test_fuzzed_bodies_never_get_a_500(running: kserver.RunningServer) -> None:
     client.close()
     assert codes.get(400, 0) + codes.get(422, 0) > 50  # the fuzzer did reach the error paths
     assert Raw(running).request("GET", "/version")[0] == 200
+
+
+def test_create_with_resource_version_and_update_with_foreign_uid(raw: Raw) -> None:
+    status, doc = raw.request(
+        "POST",
+        CMS,
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "rvset", "resourceVersion": "12"}},
+    )
+    assert status == 400 and "resourceVersion should not be set" in doc["message"]
+    _, made = raw.request(
+        "POST", CMS, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "uidy"}}
+    )
+    made["metadata"]["uid"] = "00000000-0000-0000-0000-000000000000"
+    del made["metadata"]["resourceVersion"]
+    status, doc = raw.request("PUT", CMS + "/uidy", made)
+    assert status == 409 and doc["message"].startswith("Precondition failed: UID in precondition")
