@@ -127,6 +127,10 @@ def _add_yaml(tree: RepoTree, path: Path, rel: str) -> None:
     data = _read(tree, path, rel)
     if data is None:
         return
+    _add_documents(tree, data, rel)
+
+
+def _add_documents(tree: RepoTree, data: bytes, rel: str) -> None:
     docs, errors = load_documents(data, rel)
     tree.errors.extend(errors)
     for doc in docs:
@@ -148,10 +152,7 @@ def _add_json(tree: RepoTree, path: Path, rel: str) -> None:
     if not isinstance(probe, dict) or not ("apiVersion" in probe or "kind" in probe):
         return
     # JSON is YAML: reparse with the YAML loader to get field lines.
-    docs, errors = load_documents(data, rel)
-    tree.errors.extend(errors)
-    for doc in docs:
-        _classify(tree, doc, rel)
+    _add_documents(tree, data, rel)
 
 
 def _classify(tree: RepoTree, doc: YamlDoc, rel: str) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from spindle_renderlib import write_files
 
 from reconciler.cli import cli
 
@@ -189,12 +190,7 @@ def runner() -> CliRunner:
 
 
 def _repo(tmp_path: Path, files: dict[str, str]) -> Path:
-    (tmp_path / "good.yaml").write_text(GOOD)
-    for rel, text in files.items():
-        path = tmp_path / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return tmp_path
+    return write_files(tmp_path, {"good.yaml": GOOD, **files})
 
 
 def test_the_table_has_at_least_25_cases() -> None:

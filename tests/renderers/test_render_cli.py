@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+from spindle_renderlib import write_files
 
 from reconciler.cli import cli
 from renderers.render import KIND_ORDER
@@ -76,11 +77,7 @@ items:
 
 
 def make_repo(root: Path, order: list[str] | None = None) -> Path:
-    for rel in order or list(FILES):
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(FILES[rel])
-    return root
+    return write_files(root, {rel: FILES[rel] for rel in order or FILES})
 
 
 def spindle(*args: str) -> subprocess.CompletedProcess[str]:

@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 import yaml
+from spindle_renderlib import field_paths, set_at, tree_from_docs
 
-from renderers.errors import Location
-from renderers.model import RepoTree, SourceDoc
 from renderers.render import render
 
 REPO = list(yaml.safe_load_all("""
@@ -65,29 +64,8 @@ ODD: list[Any] = [None, 0, -1, 2**40, 1.5, float("inf"), True, "", "x", "1e999",
                   {"k": [None]}]
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    paths = [prefix] if prefix else []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            paths += _paths(item, (*prefix, key))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            paths += _paths(item, (*prefix, i))
-    return paths
-
-
-def _tree(docs: list[dict[str, Any]]) -> RepoTree:
-    tree = RepoTree(root=".")  # type: ignore[arg-type]
-    buckets = {"SpinApp": tree.spinapps, "SpinAppExecutor": tree.executors, "Shim": tree.shims}
-    for doc in docs:
-        kind = doc.get("kind") if isinstance(doc, dict) else None
-        buckets.get(kind if isinstance(kind, str) else "", tree.others).append(
-            SourceDoc(doc, Location("repo.yaml", 1)))
-    return tree
-
-
 def test_the_unmodified_repo_renders_cleanly() -> None:
-    result = render(_tree(copy.deepcopy(REPO)), NODES)
+    result = render(tree_from_docs(copy.deepcopy(REPO), "repo.yaml"), NODES)
     assert result.errors == []
     assert {o["kind"] for o in result.objects} >= {"Deployment", "Service", "Secret", "RuntimeClass", "Job"}
 
@@ -100,12 +78,9 @@ def test_random_type_swaps_never_crash(seed: int) -> None:
         index = rng.randrange(len(docs))
         # apiVersion, kind and metadata.name are guaranteed by discovery (a mapping with a name)
         fixed = {("apiVersion",), ("kind",), ("metadata",), ("metadata", "name")}
-        path = rng.choice([p for p in _paths(docs[index]) if p not in fixed])
-        node = docs[index]
-        for part in path[:-1]:
-            node = node[part]
-        node[path[-1]] = copy.deepcopy(rng.choice(ODD))
-        result = render(_tree(docs), NODES)
+        path = rng.choice([p for p in field_paths(docs[index]) if p not in fixed])
+        set_at(docs[index], path, copy.deepcopy(rng.choice(ODD)))
+        result = render(tree_from_docs(docs, "repo.yaml"), NODES)
         assert isinstance(result.objects, list)
 
 
@@ -114,10 +89,6 @@ def test_odd_nodes_never_crash(seed: int) -> None:
     rng = random.Random(seed)
     for _ in range(25):
         nodes = copy.deepcopy(NODES)
-        path = rng.choice(_paths(nodes[0]))
-        node = nodes[0]
-        for part in path[:-1]:
-            node = node[part]
-        node[path[-1]] = copy.deepcopy(rng.choice(ODD))
-        result = render(_tree(copy.deepcopy(REPO)), nodes)
+        set_at(nodes[0], rng.choice(field_paths(nodes[0])), copy.deepcopy(rng.choice(ODD)))
+        result = render(tree_from_docs(copy.deepcopy(REPO), "repo.yaml"), nodes)
         assert isinstance(result.errors, list)

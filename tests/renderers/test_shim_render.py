@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
-from spindle_renderlib import tree_from_yaml
+from spindle_renderlib import strip_spindle_marks, tree_from_yaml
 
 from renderers.errors import NodePlatformError, SchemaError
 from renderers.render import render
@@ -120,19 +120,9 @@ spec:
 """)
 
 
-def _strip(obj: dict[str, Any]) -> dict[str, Any]:
-    meta = dict(obj["metadata"])
-    meta["labels"] = {k: v for k, v in meta["labels"].items() if k != "app.kubernetes.io/managed-by"}
-    meta["annotations"] = {k: v for k, v in meta.get("annotations", {}).items()
-                           if k != "spindle.dev/source-path"}
-    if not meta["annotations"]:
-        del meta["annotations"]
-    return {**obj, "metadata": meta}
-
-
 def _render(nodes: list[dict[str, Any]], shims: str = SHIMS) -> tuple[dict[str, dict[str, Any]], list[Any]]:
     result = render(tree_from_yaml(shims, "infra/shims.yaml"), nodes, SETTINGS)
-    return {o["metadata"]["name"]: _strip(o) for o in result.objects}, result.errors
+    return {o["metadata"]["name"]: strip_spindle_marks(o) for o in result.objects}, result.errors
 
 
 def test_runtime_classes_as_rcm_creates_them() -> None:

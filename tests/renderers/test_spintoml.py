@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import tomlkit
+from spindle_renderlib import field_paths, set_at
 
 from renderers import spintoml, tooltable
 from renderers.errors import ManifestError, RenderError
@@ -814,17 +815,6 @@ def test_trigger_ids_and_inline_components_are_named_like_spin(tmp_path: Path) -
     ]
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [prefix] if prefix else []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            out += _paths(item, (*prefix, key))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            out += _paths(item, (*prefix, i))
-    return out
-
-
 ODD_VALUES: list[Any] = [
     1,
     -1,
@@ -849,14 +839,10 @@ def test_type_swapped_manifests_give_errors_not_exceptions(manifest_path: str, s
     rng = random.Random(seed)
     path = DATA.parent / manifest_path / "spin.toml"
     base = tomllib.loads(path.read_text())
-    paths = _paths(base)
+    paths = field_paths(base)
     for _ in range(100):
         doc = copy.deepcopy(base)
-        target = rng.choice(paths)
-        parent = doc
-        for key in target[:-1]:
-            parent = parent[key]
-        parent[target[-1]] = rng.choice(ODD_VALUES)
+        set_at(doc, rng.choice(paths), rng.choice(ODD_VALUES))
         loaded = spintoml.load(tomlkit.dumps(doc), "odd/spin.toml", path.parent)
         assert (loaded.app is None) == bool(loaded.errors)
         errors: list[RenderError] = list(loaded.errors)
