@@ -9,7 +9,8 @@ A pure function of (Shims in Git, the cluster's Nodes, settings): the CLI reads 
   label `<shim>` is not `provisioned`. RCM also skips `pending` nodes because it only creates
   Jobs; spindle renders the whole desired state, so a pending node keeps its (identical) Job
   instead of having it pruned mid-install;
-* uninstall Jobs for nodes that carry the state label of a Shim that is no longer in Git.
+* uninstall Jobs for nodes that carry the state label of a Shim that is no longer in Git
+  (and that its nodeSelector matches, when the retired Shim is known).
   RUNTIME_OPTIONS of an uninstall must equal the install's (the installer removes its TOML
   block by exact match), so callers pass the retired Shim objects when they know them (the
   reconciler: from the last applied revision); otherwise none are set.
@@ -89,6 +90,8 @@ def selects(spec: Mapping[str, Any], node: Obj) -> bool:
     selector = spec.get("nodeSelector")
     if selector is None:
         return True
+    if not isinstance(selector, dict):
+        return False
     labels = _node_labels(node)
     return all(labels.get(k) == v for k, v in selector.items())
 
@@ -255,6 +258,9 @@ def render_shims(
                 continue
             old = retired_specs.get(key)
             old_spec = (old or {}).get("spec")
+            # RCM uninstalls on the nodes its nodeSelector matches (all nodes when unknown).
+            if isinstance(old_spec, dict) and not selects(old_spec, node):
+                continue
             source = (
                 ((old or {}).get("metadata") or {})
                 .get("annotations", {})

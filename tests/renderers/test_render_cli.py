@@ -218,3 +218,17 @@ def test_settings_flags(tmp_path: Path) -> None:
     assert pod["initContainers"][0]["image"] == "example.com/dl:1"
     # the executor and apps name their namespace; the loose ConfigMap is kept as written
     assert all(o["metadata"].get("namespace") in (None, "web", "rcm") for o in items)
+
+
+def test_bench_render_runs_and_prints_rates_and_peer_ratios() -> None:
+    # A smoke run with few apps: the benchmark must stay runnable; speed is judged by running it
+    # in full (`python3 bench/render.py`), never asserted here.
+    bench = Path(__file__).resolve().parents[2] / "bench" / "render.py"
+    proc = subprocess.run(
+        [sys.executable, str(bench), "--apps", "20", "--projects", "10", "--repeat", "1"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if "obj/s" in line]
+    assert len(rows) == 4 and all("x peer" in row for row in rows), proc.stdout
+    assert "20 SpinApps, 10 Spin projects" in proc.stdout

@@ -216,6 +216,28 @@ spec: {containerdRuntimeOptions: {SystemdCgroup: "true"}}
     ]
 
 
+@pytest.mark.parametrize(
+    ("selector", "labels", "uninstalls"),
+    [
+        ("", {}, True),  # retired spec without nodeSelector: every labelled node
+        ("nodeSelector: {spin: \"true\"}", {"spin": "true"}, True),
+        ("nodeSelector: {spin: \"true\"}", {}, False),  # RCM lists matching nodes only
+    ],
+)
+def test_uninstall_follows_the_retired_shims_node_selector(
+    selector: str, labels: dict[str, str], uninstalls: bool
+) -> None:
+    retired = [yaml.safe_load(f"""
+apiVersion: runtime.spinkube.dev/v1alpha1
+kind: Shim
+metadata: {{name: old-shim}}
+spec: {{{selector}}}
+""")]
+    nodes = [node("n1", "amd64", {**labels, "old-shim": "provisioned"})]
+    result = render_shims([], nodes, SETTINGS, retired)
+    assert [o["metadata"]["name"] for o, _ in result.objects] == (["n1-old-shim-uninstall"] if uninstalls else [])
+
+
 def test_job_names_are_cut_to_63_without_trailing_punctuation() -> None:
     long_node = "n" * 52 + "-x"  # 54 chars: "<node>-spin-v2-install" cut at 63 ends in "-"
     name = trim_name(f"{long_node}-spin-v2-install")
