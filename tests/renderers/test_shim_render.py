@@ -235,7 +235,8 @@ spec: {{{selector}}}
 """)]
     nodes = [node("n1", "amd64", {**labels, "old-shim": "provisioned"})]
     result = render_shims([], nodes, SETTINGS, retired)
-    assert [o["metadata"]["name"] for o, _ in result.objects] == (["n1-old-shim-uninstall"] if uninstalls else [])
+    names = [o["metadata"]["name"] for o, _ in result.objects]
+    assert names == (["n1-old-shim-uninstall"] if uninstalls else [])
 
 
 def test_job_names_are_cut_to_63_without_trailing_punctuation() -> None:
