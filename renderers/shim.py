@@ -8,7 +8,8 @@ A pure function of (Shims in Git, the cluster's Nodes, settings): the CLI reads 
 * one install Job per selected node (all nodes when the nodeSelector is unset) whose state
   label `<shim>` is not `provisioned`. RCM also skips `pending` nodes because it only creates
   Jobs; spindle renders the whole desired state, so a pending node keeps its (identical) Job
-  instead of having it pruned mid-install;
+  instead of having it pruned mid-install. The `rolling` rollout strategy gets no Jobs and an
+  error, as RCM fails it after creating the RuntimeClass;
 * uninstall Jobs for nodes that carry the state label of a Shim that is no longer in Git
   (and that its nodeSelector matches, when the retired Shim is known).
   RUNTIME_OPTIONS of an uninstall must equal the install's (the installer removes its TOML
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from renderers import crds
-from renderers.errors import DuplicateObjectError, NodePlatformError, RenderError
+from renderers.errors import DuplicateObjectError, NodePlatformError, RenderError, RolloutStrategyError
 from renderers.meta import (
     RCM_JOB_KEY,
     RCM_NODE_NAME_KEY,
@@ -232,6 +233,17 @@ def render_shims(
         spec = crds.apply_defaults(doc.body).get("spec") or {}
         path = doc.location.path
         result.objects.append((runtime_class(spec), path))
+        if spec["rolloutStrategy"]["type"] == "rolling":
+            # RCM creates the RuntimeClass, then fails the rollout: no node gets a Job.
+            result.errors.append(
+                RolloutStrategyError(
+                    "rolloutStrategy 'rolling' is not implemented by runtime-class-manager "
+                    "(no installer Jobs are created); use 'recreate'",
+                    doc.at("spec.rolloutStrategy.type"),
+                    doc.subject,
+                )
+            )
+            continue
         for node in sorted(nodes, key=_node_name):
             if not selects(spec, node) or _node_labels(node).get(doc.name) == "provisioned":
                 continue

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from spindle_renderlib import strip_spindle_marks, tree_from_yaml
 
-from renderers.errors import NodePlatformError, SchemaError
+from renderers.errors import NodePlatformError, RolloutStrategyError, SchemaError
 from renderers.render import render
 from renderers.settings import RenderSettings
 from renderers.shim import render_shims, trim_name
@@ -255,3 +255,16 @@ def test_schema_error_in_a_shim_names_file_and_field_and_keeps_the_other() -> No
     assert isinstance(error, SchemaError)
     assert error.location.field == "spec.rolloutStrategy.type"
     assert "sideways" in error.message
+
+
+def test_rolling_rollout_gets_its_runtime_class_but_no_jobs_and_an_error() -> None:
+    recreate = "rolloutStrategy: {type: recreate}\n  containerdRuntimeOptions"
+    rolling = SHIMS.replace(recreate, recreate.replace("{type: recreate}", "{type: rolling}"))
+    objects, errors = _render(NODES, rolling)
+    assert "wasmtime-spin-v2" in objects
+    assert not [n for n in objects if n.endswith("-spin-v2-install")]
+    assert "amd-1-lunatic-install" in objects  # the other Shim is unaffected
+    (error,) = errors
+    assert isinstance(error, RolloutStrategyError)
+    assert (error.location.path, error.location.field, error.obj) == (
+        "infra/shims.yaml", "spec.rolloutStrategy.type", "Shim/spin-v2")
