@@ -553,7 +553,21 @@ class Cluster:
                     rtype.group,
                     rtype.plural,
                 )
-            return self._delete(rtype, entry, policy, dry_run=dry)
+            reply = self._delete(rtype, entry, policy, dry_run=dry)
+        # Deleted at once: most built-ins answer a Status; custom objects, Pods and anything that is
+        # still waiting (finalizers, foreground, namespaces) answer the object, like the real server.
+        body = reply.body or {}
+        pending = bool(body.get("metadata", {}).get("deletionTimestamp")) and not dry
+        if rtype.crd or pending or (rtype.kind == "Pod" and not rtype.group):
+            return reply
+        m = body.get("metadata", {})
+        details = {"name": m.get("name", call.name), "kind": rtype.plural, "uid": m.get("uid", "")}
+        if rtype.group:
+            details["group"] = rtype.group
+        return Reply(
+            200,
+            {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details},
+        )
 
     def _delete(self, rtype: ResourceType, entry: Entry, policy: str | None, *, dry_run: bool) -> Reply:
         obj = self._present(rtype, entry)
@@ -583,7 +597,7 @@ class Cluster:
             if rtype.storage_key == CRD_TYPE.storage_key:
                 self.registry.invalidate()
             self.on_delete(m["uid"])
-            return Reply(200 if finalizers else 202, self._present(rtype, stored))
+            return Reply(200, self._present(rtype, stored))
         return Reply(200, self._remove(rtype, obj))
 
     def _remove(self, rtype: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:

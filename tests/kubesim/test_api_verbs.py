@@ -510,3 +510,16 @@ def test_selector_watch_sees_objects_enter_and_leave(raw: Raw, running: kserver.
         running, f"{CMS}?watch=1&resourceVersion={rv}&labelSelector=team%3Da&timeoutSeconds=2", 4
     )
     assert [e["type"] for e in events] == ["DELETED", "ADDED", "MODIFIED"]
+
+
+def test_delete_answers_a_status_or_the_pending_object(raw: Raw) -> None:
+    _, made = raw.request("POST", CMS, cm("del-now"))
+    status, doc = raw.request("DELETE", CMS + "/del-now")
+    assert status == 200 and doc["kind"] == "Status" and doc["status"] == "Success"
+    assert doc["details"] == {"name": "del-now", "kind": "configmaps", "uid": made["metadata"]["uid"]}
+    raw.request("POST", CMS, cm("del-later", finalizers=["example.com/x"]))
+    status, doc = raw.request("DELETE", CMS + "/del-later")
+    assert status == 200 and doc["kind"] == "ConfigMap" and doc["metadata"]["deletionTimestamp"]
+    raw.request(
+        "PATCH", CMS + "/del-later", {"metadata": {"finalizers": None}}, "application/merge-patch+json"
+    )
