@@ -607,6 +607,11 @@ class Cluster:
         self.on_delete(m["uid"])
         return obj
 
+    def orphan(self, uid: str) -> None:
+        """Drop the ownerReferences to uid from its dependents (the "orphan" finalizer's work)."""
+        with self.store.lock:
+            self._orphan(uid)
+
     def _orphan(self, uid: str) -> None:
         for res, dep in self.dependents(uid):
             obj = dep.load()

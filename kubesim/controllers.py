@@ -104,7 +104,11 @@ class Controllers:
             m = e.obj.get("metadata", {})
             if not m.get("deletionTimestamp"):
                 continue
-            if FOREGROUND in (m.get("finalizers") or []) and not cluster.dependents(m["uid"]):
+            if ORPHAN in (m.get("finalizers") or []):
+                cluster.orphan(m["uid"])
+                cluster.remove_finalizer(res, e, ORPHAN)
+                changed = True
+            elif FOREGROUND in (m.get("finalizers") or []) and not cluster.dependents(m["uid"]):
                 cluster.remove_finalizer(res, e, FOREGROUND)
                 changed = True
             elif res == NAMESPACE_TYPE.storage_key:
@@ -281,6 +285,7 @@ class Controllers:
 
 
 FOREGROUND = "foregroundDeletion"
+ORPHAN = "orphan"
 NS_FINALIZER = "kubernetes"
 
 

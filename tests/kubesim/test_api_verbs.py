@@ -523,3 +523,14 @@ def test_delete_answers_a_status_or_the_pending_object(raw: Raw) -> None:
     raw.request(
         "PATCH", CMS + "/del-later", {"metadata": {"finalizers": None}}, "application/merge-patch+json"
     )
+
+
+def test_orphan_finalizer_releases_dependents(raw: Raw) -> None:
+    _, owner = raw.request("POST", CMS, cm("orph-owner", finalizers=["orphan"]))
+    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "orph-owner", "uid": owner["metadata"]["uid"]}
+    raw.request("POST", CMS, cm("orph-dep", ownerReferences=[ref]))
+    raw.request("DELETE", CMS + "/orph-owner")
+    assert _wait_gone(raw, CMS + "/orph-owner")
+    time.sleep(0.3)
+    status, dep = raw.request("GET", CMS + "/orph-dep")
+    assert status == 200 and "ownerReferences" not in dep["metadata"]
