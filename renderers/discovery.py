@@ -31,19 +31,12 @@ import pathspec
 
 from renderers import spintoml, tooltable
 from renderers.errors import DocumentError, Location, RenderError
+from renderers.meta import SHIM_API_VERSION, SPINAPP_API_VERSION, spinkube_kind_problem
 from renderers.model import RepoTree, SourceDoc, SpinProject
 from renderers.yamldocs import YamlDoc, load_documents
 
 IGNORE_FILE = ".spindleignore"
-SPINKUBE_CORE = "core.spinkube.dev/v1alpha1"
-SPINKUBE_RUNTIME = "runtime.spinkube.dev/v1alpha1"
 YAML_SUFFIXES = (".yaml", ".yml")
-# The kinds of each SpinKube API group, and the groups they had before being renamed.
-SPINKUBE_KINDS = {SPINKUBE_CORE: ("SpinApp", "SpinAppExecutor"), SPINKUBE_RUNTIME: ("Shim",)}
-RENAMED_GROUPS = {
-    "core.spinoperator.dev": "core.spinkube.dev (renamed in spin-operator v0.4.0)",
-    "runtime.kwasm.sh": "runtime.spinkube.dev (renamed in runtime-class-manager in 2025)",
-}
 
 
 def discover(root: Path, subpath: str | None = None) -> RepoTree:
@@ -172,30 +165,12 @@ def _classify(tree: RepoTree, doc: YamlDoc, rel: str) -> None:
     if api_version == "v1" and kind == "List":
         _unpack_list(tree, doc, rel)
         return
-    problem = _spinkube_kind_problem(api_version, kind)
+    problem = spinkube_kind_problem(api_version, kind)
     if problem:
         at = Location(rel, doc.lines.get("apiVersion", doc.line), "apiVersion")
         tree.errors.append(DocumentError(problem, at, SourceDoc(body, where).subject))
         return
     _add_object(tree, SourceDoc(body, where, doc.lines))
-
-
-def _spinkube_kind_problem(api_version: str, kind: str) -> str | None:
-    """A SpinKube kind under the wrong (or an old) API group or version, or an unknown kind in a
-    SpinKube group: such objects must not be passed through to the cluster as they are."""
-    group = api_version.rpartition("/")[0]
-    for expected, kinds in SPINKUBE_KINDS.items():
-        if api_version == expected:
-            if kind not in kinds:
-                return f"unknown kind {kind!r} in {api_version} (expected {' or '.join(kinds)})"
-            return None
-        if kind in kinds:
-            if group in RENAMED_GROUPS:
-                return f"{kind} uses the old API group {group}: use {RENAMED_GROUPS[group]}, i.e. {expected}"
-            return f"{kind} must have apiVersion {expected}, not {api_version!r}"
-        if group == expected.split("/")[0]:
-            return f"{api_version} is not a served version of {group} (expected {expected})"
-    return None
 
 
 def _unpack_list(tree: RepoTree, doc: YamlDoc, rel: str) -> None:
@@ -229,11 +204,11 @@ def _add_object(tree: RepoTree, source: SourceDoc, *, scaffolded: bool = False) 
         return
     if scaffolded:
         tree.scaffolded.append(source)
-    elif source.api_version == SPINKUBE_CORE and source.kind == "SpinApp":
+    elif source.api_version == SPINAPP_API_VERSION and source.kind == "SpinApp":
         tree.spinapps.append(source)
-    elif source.api_version == SPINKUBE_CORE and source.kind == "SpinAppExecutor":
+    elif source.api_version == SPINAPP_API_VERSION and source.kind == "SpinAppExecutor":
         tree.executors.append(source)
-    elif source.api_version == SPINKUBE_RUNTIME and source.kind == "Shim":
+    elif source.api_version == SHIM_API_VERSION and source.kind == "Shim":
         tree.shims.append(source)
     else:
         tree.others.append(source)

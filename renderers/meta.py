@@ -1,4 +1,5 @@
-"""Label and annotation keys spindle writes, and the ones SpinKube's operators use.
+"""Label and annotation keys spindle writes, the ones SpinKube's operators use, and the
+SpinKube API identities (groups, versions, kinds).
 
 Kept in one module so the renderers, the reconciler and the tests agree on every key.
 """
@@ -22,10 +23,40 @@ RCM_SHIM_NAME_KEY = "spinkube.dev/shimName"
 RCM_OPERATION_KEY = "spinkube.dev/operation"
 RCM_JOB_KEY = "spinkube.dev/job"
 
+SPINKUBE_DOMAIN = ".spinkube.dev"
 SPINAPP_GROUP = "core.spinkube.dev"
 SHIM_GROUP = "runtime.spinkube.dev"
 SPINAPP_API_VERSION = f"{SPINAPP_GROUP}/v1alpha1"
 SHIM_API_VERSION = f"{SHIM_GROUP}/v1alpha1"
+
+# The kinds of each SpinKube API version, and the groups they had before being renamed.
+SPINKUBE_KINDS = {SPINAPP_API_VERSION: ("SpinApp", "SpinAppExecutor"), SHIM_API_VERSION: ("Shim",)}
+RENAMED_GROUPS = {
+    "core.spinoperator.dev": "core.spinkube.dev (renamed in spin-operator v0.4.0)",
+    "runtime.kwasm.sh": "runtime.spinkube.dev (renamed in runtime-class-manager in 2025)",
+}
+
+
+def spinkube_kind_problem(api_version: str, kind: str) -> str | None:
+    """Why an object must not be passed through to the cluster as it is: a SpinKube kind under
+    the wrong (or an old) API group or version, or an unknown kind or version of a SpinKube
+    group. None for every other object."""
+    group = api_version.rpartition("/")[0]
+    for expected, kinds in SPINKUBE_KINDS.items():
+        if api_version == expected:
+            if kind in kinds:
+                return None
+            return f"unknown kind {kind!r} in {api_version} (expected {' or '.join(kinds)})"
+        if kind in kinds:
+            if group in RENAMED_GROUPS:
+                return f"{kind} uses the old API group {group}: use {RENAMED_GROUPS[group]}, i.e. {expected}"
+            return f"{kind} must have apiVersion {expected}, not {api_version!r}"
+    if group in RENAMED_GROUPS:
+        return f"the old API group {group} is not served: use {RENAMED_GROUPS[group]}"
+    if group.endswith(SPINKUBE_DOMAIN):
+        known = ", ".join(SPINKUBE_KINDS)
+        return f"{api_version} is not a served version of a SpinKube API (spindle knows {known})"
+    return None
 
 
 def status_label(app: str) -> str:

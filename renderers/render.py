@@ -26,6 +26,7 @@ from renderers.meta import (
     SHIM_API_VERSION,
     SOURCE_PATH_ANNOTATION,
     SPINAPP_API_VERSION,
+    spinkube_kind_problem,
 )
 from renderers.model import Obj, RepoTree, SourceDoc
 from renderers.settings import DEFAULT_SETTINGS, RenderSettings
@@ -161,41 +162,10 @@ class _Collector:
         self.objects.append(_mark(obj, source_path))
 
 
-# SpinKube API groups: an object in one of these must be a kind/version spindle knows.
-KNOWN_SPINKUBE = {
-    SPINAPP_API_VERSION: ("SpinApp", "SpinAppExecutor"),
-    SHIM_API_VERSION: ("Shim",),
-}
-RENAMED_GROUPS = {
-    "core.spinoperator.dev": "core.spinkube.dev (renamed in spin-operator v0.4.0)",
-    "runtime.kwasm.sh": "runtime.spinkube.dev (renamed in runtime-class-manager 2025-03)",
-}
-
-
 def unknown_spinkube_kind(doc: SourceDoc) -> DocumentError | None:
-    """An error for a SpinKube-group object spindle cannot render (wrong kind or version)."""
-    group = doc.api_version.rpartition("/")[0]
-    if group in RENAMED_GROUPS:
-        return DocumentError(
-            f"API group {group} is obsolete; use {RENAMED_GROUPS[group]}", doc.at("apiVersion"), doc.subject
-        )
-    if not group.endswith(".spinkube.dev"):
-        return None
-    known = KNOWN_SPINKUBE.get(doc.api_version)
-    if known is None:
-        return DocumentError(
-            f"unknown SpinKube API version {doc.api_version!r} (spindle knows "
-            f"{', '.join(sorted(KNOWN_SPINKUBE))})",
-            doc.at("apiVersion"),
-            doc.subject,
-        )
-    if doc.kind not in known:
-        return DocumentError(
-            f"unknown kind {doc.kind!r} in {doc.api_version} (expected one of {', '.join(known)})",
-            doc.at("kind"),
-            doc.subject,
-        )
-    return None
+    """Discovery already keeps these out; trees built by other callers are checked again."""
+    problem = spinkube_kind_problem(doc.api_version, doc.kind)
+    return None if problem is None else DocumentError(problem, doc.at("apiVersion"), doc.subject)
 
 
 def metadata_problem(doc: SourceDoc) -> DocumentError | None:

@@ -143,6 +143,8 @@ def test_bad_documents_are_reported_and_good_ones_kept(tmp_path: Path) -> None:
         ("core.spinkube.dev/v1alpha1", "SpinApps", "unknown kind 'SpinApps'"),
         ("runtime.spinkube.dev/v1alpha1", "RuntimeClass", "unknown kind 'RuntimeClass'"),
         ("runtime.spinkube.dev/v1", "Widget", "not a served version"),
+        ("core.spinoperator.dev/v1alpha1", "Widget", "old API group core.spinoperator.dev"),
+        ("apps.spinkube.dev/v1", "Widget", "not a served version"),
     ],
 )
 def test_spinkube_kinds_under_wrong_groups_are_errors(
