@@ -90,6 +90,11 @@ class Revision:
     time: str = ""  # RFC 3339
     message: str = ""
 
+    @property
+    def short(self) -> str:
+        """The abbreviated sha people read in summaries (12 digits, like GitHub's longer form)."""
+        return self.sha[:12]
+
 
 @dataclass
 class ReconcileRecord:

@@ -1,7 +1,7 @@
 """One reconcile: render → plan → apply → prune → health → inventory → events.
 
-`reconcile()` returns the `ReconcileRecord` the history stores and reports print; `run()` also
-returns the per-object outcomes (with masked before/after views) for `spindle diff`. The render
+`run()` returns the `ReconcileRecord` the history stores and reports print, with the per-object
+outcomes (masked before/after views) that `spindle diff` prints. The render
 step and the cluster client are seams passed in; nothing here is patched in tests.
 
 Safety rules: nothing is pruned when the render reported errors, when the inventory could not be
@@ -83,27 +83,6 @@ class Result:
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def reconcile(
-    checkout_dir: Path,
-    *,
-    source_name: str,
-    revision: Revision | None,
-    options: Options,
-    client: KubeClient,
-    render: Renderer | None = None,
-    progress: Callable[[str], None] | None = None,
-) -> ReconcileRecord:
-    return run(
-        checkout_dir,
-        source_name=source_name,
-        revision=revision,
-        options=options,
-        client=client,
-        render=render,
-        progress=progress,
-    ).record
 
 
 def run(
@@ -327,7 +306,7 @@ def _write_inventory(
 
 def _emit_events(client: KubeClient, source: str, record: ReconcileRecord, outcomes: list[Outcome]) -> None:
     changed = [o for o in outcomes if o.action in DRIFT_ACTIONS]
-    rev = record.revision.sha[:12] if record.revision else "local"
+    rev = record.revision.short if record.revision else "local"
     try:
         for o in changed[:MAX_OBJECT_EVENTS]:
             client.create(

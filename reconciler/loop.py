@@ -4,7 +4,7 @@
 metrics server, until SIGTERM or SIGINT, then lets the current run finish and returns 0.
 
 The Git fetch and the reconcile itself are seams passed in: production passes `GitSource.fetch`
-and `reconciler.engine.reconcile` bound to its options and cluster client.
+and `reconciler.engine.run` bound to its options and cluster client.
 
 When the source cannot be fetched, the last good checkout (carried by the SourceError) is
 reconciled again, so drift keeps being corrected; the run still counts as failed, so the fetch is
@@ -104,7 +104,7 @@ class ReconcileLoop:
             record = self._reconcile_checkout(fetched, started)
             if source_error:
                 record.errors.insert(0, f"{source_error} (reconciled last good revision "
-                                        f"{fetched.revision.sha[:12]})")
+                                        f"{fetched.revision.short})")
         ok = record.ok
         self.metrics.observe_reconcile(record, time.monotonic() - t0, ok=ok, now=time.time())
         if ok:

@@ -72,7 +72,7 @@ def _line(record: ReconcileRecord) -> str:
     """One stderr line per daemon run."""
     from reconciler.reports.common import summary
 
-    rev = record.revision.sha[:12] if record.revision and record.revision.sha else "(no revision)"
+    rev = record.revision.short if record.revision and record.revision.sha else "(no revision)"
     stamp = datetime.now(UTC).strftime("%H:%M:%S")
     errors = "" if record.ok else f"; {len(record.errors)} error(s): " + "; ".join(record.errors)[:300]
     return f"{stamp} {record.source} @ {rev}: {summary(record)}{errors}"
@@ -139,8 +139,8 @@ def reconcile(
 
     def make_loop(say: Callable[[str], None]) -> ReconcileLoop:
         def reconcile_fn(checkout: Path, *, source_name: str, revision: Revision | None) -> ReconcileRecord:
-            return engine.reconcile(checkout, source_name=source_name, revision=opts.known_revision(revision),
-                                    options=settings, client=tgt.client, progress=say)
+            return engine.run(checkout, source_name=source_name, revision=opts.known_revision(revision),
+                              options=settings, client=tgt.client, progress=say).record
 
         def on_record(outcome: RunOutcome) -> None:
             if not once:

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import click
 
-_RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+from reconciler.cli.options import parse_duration
 
 
 def parse_since(text: str, now: datetime) -> datetime:
-    """`90m`, `2h`, `7d`, `1w` back from now, or an RFC 3339 / ISO time (naive means UTC)."""
-    m = _RELATIVE.match(text.strip())
-    if m:
-        return now - timedelta(**{_UNITS[m[2]]: int(m[1])})
+    """`90m`, `2h`, `7d`, `1w`, `1h30m` back from now, or an RFC 3339 / ISO time (naive means UTC)."""
+    try:
+        return now - timedelta(seconds=parse_duration(text))
+    except ValueError:
+        pass
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:

@@ -132,7 +132,7 @@ def print_summary(result: Result) -> None:
         for o in result.outcomes
         if o.action is not Action.UNCHANGED or o.message
     ]
-    rev = record.revision.sha[:12] if record.revision else "(no revision)"
+    rev = record.revision.short if record.revision else "(no revision)"
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.table import Table

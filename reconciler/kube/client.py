@@ -51,6 +51,10 @@ class Resource:
     def item(self, name: str, namespace: str | None = None) -> str:
         return f"{self.collection(namespace)}/{quote(name, safe='')}"
 
+    def subject(self, name: str, namespace: str | None = None) -> str:
+        """`Kind/namespace/name`, or `Kind/name` when the kind is cluster-scoped."""
+        return f"{self.kind}/{namespace}/{name}" if namespace and self.namespaced else f"{self.kind}/{name}"
+
 
 def subject_of(obj: Mapping[str, Any]) -> str:
     meta = obj.get("metadata") or {}
@@ -89,19 +93,6 @@ class KubeClient:
 
     # -- transport -------------------------------------------------------------------------
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        subject: str,
-        query: Mapping[str, str] | None = None,
-        body: Any = None,
-        content_type: str = "application/json",
-    ) -> Any:
-        """Send one request (retrying transient failures) and return the parsed JSON body."""
-        return self.send(method, path, subject=subject, query=query, body=body, content_type=content_type)[1]
-
     def send(
         self,
         method: str,
@@ -112,7 +103,9 @@ class KubeClient:
         body: Any = None,
         content_type: str = "application/json",
     ) -> tuple[int, Any]:
-        """Like `request`, also returning the HTTP status (201 tells a create from an update)."""
+        """Send one request, retrying transient failures; (HTTP status, parsed JSON body).
+
+        The status tells a create (201) from an update; `subject` names the object in errors."""
         url = self.host + path
         if query:
             url += "?" + urlencode(query)
@@ -179,7 +172,7 @@ class KubeClient:
         group, _, version = api_version.rpartition("/")
         path = f"/apis/{api_version}" if group else f"/api/{version}"
         try:
-            doc = self.request("GET", path, subject=f"apiVersion {api_version}")
+            _, doc = self.send("GET", path, subject=f"apiVersion {api_version}")
         except errors.NotFound as exc:
             raise errors.UnknownKind(f"apiVersion {api_version}", "not served by the cluster") from exc
         kinds: dict[str, Resource] = {}
@@ -197,14 +190,12 @@ class KubeClient:
     def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Obj | None:
         """The live object, or None when it does not exist."""
         res = self.resource(api_version, kind)
-        subject = f"{kind}/{namespace}/{name}" if namespace and res.namespaced else f"{kind}/{name}"
         try:
-            obj: Obj = self.request(
-                "GET", res.item(name, namespace if res.namespaced else None), subject=subject
-            )
+            _, obj = self.send("GET", res.item(name, namespace), subject=res.subject(name, namespace))
         except errors.NotFound:
             return None
-        return obj
+        live: Obj = obj
+        return live
 
     def list(
         self,
@@ -218,7 +209,7 @@ class KubeClient:
         res = self.resource(api_version, kind)
         query = {"labelSelector": label_selector} if label_selector else None
         try:
-            doc = self.request("GET", res.collection(namespace), subject=f"{kind} list", query=query)
+            _, doc = self.send("GET", res.collection(namespace), subject=f"{kind} list", query=query)
         except errors.NotFound as exc:
             # The kind went away since discovery (its CRD was deleted): forget it.
             self.forget(api_version)
@@ -250,7 +241,7 @@ class KubeClient:
             query["dryRun"] = "All"
         status, out = self.send(
             "PATCH",
-            res.item(meta["name"], meta.get("namespace") if res.namespaced else None),
+            res.item(meta["name"], meta.get("namespace")),
             subject=subject_of(obj),
             query=query,
             body=obj,
@@ -272,16 +263,16 @@ class KubeClient:
         """A JSON (RFC 6902) or merge patch; used for labels and managedFields clean-up."""
         res = self.resource(api_version, kind)
         ctype = "application/json-patch+json" if json_patch else "application/merge-patch+json"
-        subject = f"{kind}/{namespace}/{name}" if namespace and res.namespaced else f"{kind}/{name}"
-        out: Obj = self.request(
+        _, out = self.send(
             "PATCH",
-            res.item(name, namespace if res.namespaced else None),
-            subject=subject,
+            res.item(name, namespace),
+            subject=res.subject(name, namespace),
             query={"fieldManager": FIELD_MANAGER},
             body=body,
             content_type=ctype,
         )
-        return out
+        patched: Obj = out
+        return patched
 
     def patch_labels(self, api_version: str, kind: str, name: str, labels: Mapping[str, str | None]) -> Obj:
         """Set (or, with None, remove) labels on a cluster-scoped or namespaced object."""
@@ -290,12 +281,11 @@ class KubeClient:
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
         """Delete with background propagation; False when it was already gone."""
         res = self.resource(api_version, kind)
-        subject = f"{kind}/{namespace}/{name}" if namespace and res.namespaced else f"{kind}/{name}"
         try:
-            self.request(
+            self.send(
                 "DELETE",
-                res.item(name, namespace if res.namespaced else None),
-                subject=subject,
+                res.item(name, namespace),
+                subject=res.subject(name, namespace),
                 body={"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"},
             )
         except errors.NotFound:
@@ -305,10 +295,9 @@ class KubeClient:
     def create(self, obj: Obj) -> Obj:
         res = self.resource(obj["apiVersion"], obj["kind"])
         ns = (obj.get("metadata") or {}).get("namespace")
-        out: Obj = self.request(
-            "POST", res.collection(ns if res.namespaced else None), subject=subject_of(obj), body=obj
-        )
-        return out
+        _, out = self.send("POST", res.collection(ns), subject=subject_of(obj), body=obj)
+        created: Obj = out
+        return created
 
     def preload(self, api_versions: Iterable[str]) -> None:
         for av in sorted(set(api_versions)):

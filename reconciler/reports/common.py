@@ -79,4 +79,4 @@ def revision_line(record: ReconcileRecord) -> str:
     if rev is None:
         return "(no revision)"
     first = rev.message.splitlines()[0] if rev.message else ""
-    return f"{rev.sha[:12]} by {rev.author or 'unknown'} at {fmt_time(rev.time)}: {first}"
+    return f"{rev.short} by {rev.author or 'unknown'} at {fmt_time(rev.time)}: {first}"

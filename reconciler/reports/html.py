@@ -97,7 +97,7 @@ def render(records: Sequence[ReconcileRecord], *, generated: datetime | None = N
 def _index(records: Sequence[ReconcileRecord]) -> str:
     rows = "".join(
         f'<tr><td><a href="#record-{i}">{_e(r.source)}</a></td>'
-        f"<td><code>{_e(r.revision.sha[:12] if r.revision else '-')}</code></td>"
+        f"<td><code>{_e(r.revision.short if r.revision else '-')}</code></td>"
         f"<td>{_e(common.fmt_time(r.started))}</td>"
         f"<td>{_badge('s-' + common.status(r).replace(' ', '-'), common.status(r))}</td>"
         f"<td>{_e(', '.join(f'{n} {a.value.lower()}' for a, n in common.counts(r)) or '-')}</td></tr>"
@@ -132,7 +132,7 @@ def _record(r: ReconcileRecord, index: int) -> str:
     ]
     parts = [
         f'<section class="record" id="record-{index}"><div class="head">',
-        f"<h2>{_e(r.source)} <span class=\"muted\">@ {_e(rev.sha[:12] if rev else 'no revision')}"
+        f"<h2>{_e(r.source)} <span class=\"muted\">@ {_e(rev.short if rev else 'no revision')}"
         "</span></h2>",
         _badge("s-" + state.replace(" ", "-"), state),
         '</div><div class="body"><dl class="meta">',

@@ -133,19 +133,18 @@ def spindle(*args: str, env: dict[str, str] | None = None) -> Run:
     return Run(result.exit_code, result.stdout, result.stderr)
 
 
-def apply(repo: Repo, cluster: Cluster, *extra: str) -> Run:
-    return spindle(
-        "apply",
-        str(repo.root),
-        "--kubeconfig",
-        str(cluster.kubeconfig),
-        "--no-history",
-        "--timeout",
-        "5",
-        "-o",
-        "json",
-        *extra,
-    )
+def apply_args(repo: Repo, cluster: Cluster, *extra: str, source: str | None = None) -> list[str]:
+    """`spindle apply` of `repo` (or `source`) into `cluster`, not recorded in any history."""
+    return [
+        "apply", source or str(repo.root), "--kubeconfig", str(cluster.kubeconfig), "--no-history",
+        "--timeout", "5", *extra,
+    ]
+
+
+def apply(
+    repo: Repo, cluster: Cluster, *extra: str, source: str | None = None, env: dict[str, str] | None = None
+) -> Run:
+    return spindle(*apply_args(repo, cluster, "-o", "json", *extra, source=source), env=env)
 
 
 def diff(repo: Repo, cluster: Cluster, *extra: str) -> Run:

@@ -118,26 +118,13 @@ def test_git_url_source_follows_commits(tmp_path: Path, cluster: Cluster) -> Non
     repo = example_repo(tmp_path / "repo", apps=("alpha", "beta"))
     url = f"file://{repo.root}"
     env = {"SPINDLE_STATE_DIR": str(tmp_path / "state")}
-    args = (
-        "apply",
-        url,
-        "--ref",
-        "branch:main",
-        "--kubeconfig",
-        str(cluster.kubeconfig),
-        "--no-history",
-        "--timeout",
-        "5",
-        "-o",
-        "json",
-    )
-    first = spindle(*args, env=env)
+    first = apply(repo, cluster, "--ref", "branch:main", source=url, env=env)
     assert first.exit_code == 0, first.stdout + first.stderr
     assert first.json()["revision"]["sha"] == repo.git.head.commit.hexsha
     assert first.json()["source"] == "repo"
     repo.remove("apps/beta.yaml")
     sha = repo.commit("drop beta")
-    second = spindle(*args, env=env)
+    second = apply(repo, cluster, "--ref", "branch:main", source=url, env=env)
     assert second.exit_code == 0, second.stdout + second.stderr
     assert second.json()["revision"] == {**second.json()["revision"], "sha": sha, "message": "drop beta"}
     assert second.actions()["Deployment/apps/beta"] == "Pruned"

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from spindle_synclib import Cluster, Repo, apply, example_repo
+from spindle_synclib import Cluster, Repo, apply, apply_args, example_repo
 
 pytestmark = pytest.mark.slow
 
@@ -41,21 +41,9 @@ def inventory(cluster: Cluster) -> set[tuple[str, str]]:
 
 def kill_mid_apply(repo: Repo, cluster: Cluster) -> int:
     """Start `spindle apply` in a child process and SIGKILL it once some, not all, apps exist."""
+    args = apply_args(repo, cluster, "--timeout", "0", "--concurrency", "1")
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "reconciler.cli",
-            "apply",
-            str(repo.root),
-            "--kubeconfig",
-            str(cluster.kubeconfig),
-            "--no-history",
-            "--timeout",
-            "0",
-            "--concurrency",
-            "1",
-        ],
+        [sys.executable, "-m", "reconciler.cli", *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         cwd=Path(__file__).resolve().parents[2],
