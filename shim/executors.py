@@ -30,7 +30,7 @@ from wasmtime import (
     WasmtimeError,
 )
 from wasmtime import _ffi as ffi
-from wasmtime.component import Component, ComponentInstanceType, FuncType, ResourceHost
+from wasmtime.component import Component, ComponentInstanceType, FuncType
 from wasmtime.component import Linker as ComponentLinker
 
 from shim import codec, hostlink, wasi_http
@@ -117,6 +117,8 @@ class WasiHttpExecutor:
         base = hostlink.unversioned(export).replace("incoming-handler", "types")
         self.req_type = self.groups.by_name[f"{base}/incoming-request"]
         self.out_type = self.groups.by_name[f"{base}/response-outparam"]
+        self.handle_params: list[codec.Codec] = [codec.Resource(self.req_type, True),
+                                                 codec.Resource(self.out_type, True)]
         self.log = guest_logger(ctx.component_id)
 
     def serve(self, request: wasi_http.InboundRequest, sink: wasi_http.ResponseSink,
@@ -137,7 +139,7 @@ class WasiHttpExecutor:
                 raise GuestError(self.ctx.component_id, "export 'handle' is not a function")
             req = state.new("incoming-request", None)
             out = state.new("response-outparam", None)
-            func(store, ResourceHost.own(req, self.req_type), ResourceHost.own(out, self.out_type))
+            _call(store, func, self.handle_params, None, [req, out])
             func.post_return(store)
         except (Trap, WasmtimeError) as exc:
             raise _guest_failure(self.ctx.component_id, exc) from exc
@@ -239,7 +241,9 @@ class _NullSink:
     def finish(self) -> None: ...
 
 
-def _call(store: Store, func: Any, params: list[codec.Codec], result: codec.Codec, args: list[Any]) -> Any:
+def _call(store: Store, func: Any, params: list[codec.Codec], result: codec.Codec | None,
+          args: list[Any]) -> Any:
+    """Call an export through prebuilt codecs (Func.__call__ reflects the type on every call)."""
     ctx = store._context()
     n = len(params)
     cparams = (ffi.wasmtime_component_val_t * max(n, 1))()
@@ -247,10 +251,12 @@ def _call(store: Store, func: Any, params: list[codec.Codec], result: codec.Code
         c.lower(ctx, a, cparams[i])
     cres = ffi.wasmtime_component_val_t()
     try:
-        err = ffi.wasmtime_component_func_call(byref(func._func), ctx, cparams, n, byref(cres), 1)
+        err = ffi.wasmtime_component_func_call(byref(func._func), ctx, cparams, n,
+                                               None if result is None else byref(cres),
+                                               0 if result is None else 1)
         if err:
             raise WasmtimeError._from_ptr(err)
-        return result.lift(ctx, cres)
+        return None if result is None else result.lift(ctx, cres)
     finally:
         for i in range(n):
             ffi.wasmtime_component_val_delete(byref(cparams[i]))
