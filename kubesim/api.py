@@ -911,6 +911,11 @@ class Cluster:
 
     def _update_scale(self, call: Call, scale: dict[str, Any], locked_entry: Entry | None = None) -> Reply:
         rtype = call.rtype
+        for part in ("spec", "metadata", "status"):
+            if scale.get(part) is not None and not isinstance(scale[part], dict):
+                raise bad_request(
+                    f'Scale in version "v1" cannot be handled as a Scale: {part} must be an object'
+                )
         replicas = (scale.get("spec") or {}).get("replicas")
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
             raise invalid(
