@@ -134,14 +134,19 @@ def check_executor(doc: SourceDoc, spec: Mapping[str, Any]) -> list[WebhookRuleE
                 )
             ]
         return []
-    has_class, has_image = bool(config.get("runtimeClassName")), bool(config.get("spinImage"))
+    # The webhook tests the Go pointers: a field that is present counts, even when empty.
+    has_class, has_image = config.get("runtimeClassName") is not None, config.get("spinImage") is not None
     if has_class == has_image:
-        which = "both are set" if has_class else "neither is set"
-        return [
-            WebhookRuleError(
-                f"exactly one of runtimeClassName and spinImage must be set ({which})",
-                doc.at("spec.deploymentConfig"),
-                doc.subject,
-            )
-        ]
+        message = (
+            "runtimeClassName and spinImage are mutually exclusive"
+            if has_class
+            else "either runtimeClassName or spinImage must be set"
+        )
+        return [WebhookRuleError(message, doc.at("spec.deploymentConfig.runtimeClassName"), doc.subject)]
+    name = "runtimeClassName" if has_class else "spinImage"
+    if not config[name]:
+        # The webhook lets an empty value through, but the API server rejects an empty
+        # runtimeClassName on the Pod, and `spin up` would have no image to run.
+        field = f"spec.deploymentConfig.{name}"
+        return [WebhookRuleError(f"{name} must not be empty", doc.at(field), doc.subject)]
     return []

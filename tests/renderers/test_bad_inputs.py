@@ -118,7 +118,12 @@ CASES: dict[str, tuple[dict[str, str], str, str]] = {
         {"ops/exec.yaml": "apiVersion: core.spinkube.dev/v1alpha1\nkind: SpinAppExecutor\n"
          "metadata: {name: both}\nspec:\n  createDeployment: true\n"
          "  deploymentConfig: {runtimeClassName: a, spinImage: b}\n"},
-        "ops/exec.yaml", "spec.deploymentConfig"),
+        "ops/exec.yaml", "spec.deploymentConfig.runtimeClassName"),
+    "executor-empty-runtime-class": (
+        {"ops/exec.yaml": "apiVersion: core.spinkube.dev/v1alpha1\nkind: SpinAppExecutor\n"
+         "metadata: {name: blank}\nspec:\n  createDeployment: true\n"
+         "  deploymentConfig: {runtimeClassName: \"\"}\n"},
+        "ops/exec.yaml", "spec.deploymentConfig.runtimeClassName"),
     "executor-without-create-deployment": (
         {"ops/exec.yaml": "apiVersion: core.spinkube.dev/v1alpha1\nkind: SpinAppExecutor\n"
          "metadata: {name: half}\nspec:\n  deploymentConfig: {runtimeClassName: a}\n"},
