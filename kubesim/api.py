@@ -707,15 +707,9 @@ class Cluster:
                 if still is not None:
                     self._remove(rtype, still.load())
 
-    def write_status(
-        self,
-        rtype: ResourceType,
-        entry: Entry,
-        status: dict[str, Any],
-        manager: str,
-        annotations: dict[str, str] | None = None,
-    ) -> None:
-        """A controller's status write (the workload simulator's), attributed to its manager."""
+    def write_status(self, rtype: ResourceType, entry: Entry, status: dict[str, Any], manager: str) -> None:
+        """A controller's status write (the workload simulator's), attributed to its manager; skipped
+        when the object changed since the controller looked at it (it will look again)."""
         with self.store.lock:
             m = entry.obj["metadata"]
             current = self.store.get(rtype.storage_key, str(m.get("namespace") or ""), m["name"])
@@ -724,12 +718,6 @@ class Cluster:
             obj = current.load()
             obj["status"] = status
             self._replace(rtype, current, obj, manager, "status", dry_run=False)
-            if annotations:
-                again = self.store.get(rtype.storage_key, str(m.get("namespace") or ""), m["name"])
-                if again is not None:
-                    obj = again.load()
-                    obj["metadata"].setdefault("annotations", {}).update(annotations)
-                    self._replace(rtype, again, obj, manager, "", dry_run=False)
 
     # -- watch -------------------------------------------------------------------------------
 
