@@ -32,7 +32,6 @@ from kubesim.errors import (
     bad_request,
     internal,
     method_not_allowed,
-    not_found,
     path_not_found,
     too_large,
     unauthorized,
@@ -498,4 +497,4 @@ def start(
     return RunningServer(url, token, cluster, httpd, controllers, pair.cert_pem, [thread], cleanup)
 
 
-__all__ = ["MAX_BODY", "RunningServer", "not_found", "start"]
+__all__ = ["MAX_BODY", "RunningServer", "start"]
