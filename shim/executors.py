@@ -31,7 +31,6 @@ from wasmtime import (
 )
 from wasmtime import _ffi as ffi
 from wasmtime.component import Component, ComponentInstanceType, FuncType
-from wasmtime.component import Linker as ComponentLinker
 
 from shim import codec, hostlink, wasi_http
 from shim.errors import ComponentLoadError, GuestError
@@ -386,5 +385,5 @@ def classify(engine: Engine, component_id: str, component: Component) -> str:
                              f"(found: {', '.join(exports) or 'nothing'})")
 
 
-__all__ = ["ComponentLinker", "GuestContext", "InboundHttpExecutor", "Limits", "WagiExecutor",
+__all__ = ["GuestContext", "InboundHttpExecutor", "Limits", "WagiExecutor",
            "WasiHttpExecutor", "classify"]

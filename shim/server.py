@@ -170,6 +170,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
     timeout = 120  # idle keep-alive connections are dropped after this many seconds
+    server_version = "spindle-shim"
     server: SpinServer
     busy = False
 
@@ -182,7 +183,6 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server.active_lock:
             self.server.connections.discard(self)
         super().finish()
-    server_version = "spindle-shim"
 
     def log_message(self, fmt: str, *args: Any) -> None:
         log.debug("%s " + fmt, self.client_address[0], *args)
@@ -204,12 +204,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         app = self.server.app
+        self._started = False  # per request: the handler lives as long as the connection
         split = urlsplit(self.path)
         path = split.path or "/"
         te = (self.headers.get("transfer-encoding") or "").lower()
         try:
             length = int(self.headers.get("content-length") or 0)
+            if length < 0:
+                raise ValueError(length)
         except ValueError:
+            self.close_connection = True
             self._plain(400, b"Bad Request\n")
             return
         body = _Body(self.rfile, length, "chunked" in te)
@@ -241,7 +245,7 @@ class _Handler(BaseHTTPRequestHandler):
         except GuestError as exc:
             log.error("%s %s: %s", self.command, path, exc)
             body.drain()
-            if getattr(self, "_started", False):
+            if self._started:
                 self.close_connection = True
             else:
                 self._plain(500, b"Internal Server Error\n")

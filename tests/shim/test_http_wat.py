@@ -129,10 +129,23 @@ def test_memory_limit(serve: Serve, tmp_path: Path) -> None:
     assert unlimited.request("GET", "/grow")[0] == 200
 
 
-def test_head_and_keep_alive(serve: Serve, tmp_path: Path) -> None:
+def test_keep_alive_survives_errors(serve: Serve, tmp_path: Path) -> None:
     srv = serve(make_app(tmp_path / "app", WAT_APP))
     conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
-    for i in range(5):
+    for i in range(3):
         conn.request("GET", f"/k{i}")
         assert conn.getresponse().read().startswith(f"path=/k{i}".encode())
+        conn.request("GET", "/trap")
+        resp = conn.getresponse()
+        assert (resp.status, resp.read()) == (500, b"Internal Server Error\n")
+    conn.request("HEAD", "/k")
+    resp = conn.getresponse()
+    assert (resp.status, resp.read()) == (200, b"")
+    conn.request("GET", "/after-head")
+    assert conn.getresponse().read().startswith(b"path=/after-head")
     conn.close()
+
+
+def test_bad_content_length_is_400(serve: Serve, tmp_path: Path) -> None:
+    srv = serve(make_app(tmp_path / "app", WAT_APP))
+    assert srv.request("POST", "/echo", headers={"content-length": "-3"})[0] == 400
