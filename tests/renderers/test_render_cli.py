@@ -37,6 +37,7 @@ spec:
   fetchStrategy:
     platforms:
     - {os: linux, arch: x86_64, location: "https://example.com/x86_64.tgz"}
+    - {os: linux, arch: aarch64, location: "https://example.com/aarch64.tgz"}
   runtimeClass: {name: wasmtime-spin-v2, handler: spin-v2}
   rolloutStrategy: {type: recreate}
 """,
@@ -143,6 +144,39 @@ def test_nodes_file_adds_installer_jobs(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     jobs = [o for o in yaml.safe_load_all(result.stdout) if o["kind"] == "Job"]
     assert [j["metadata"]["name"] for j in jobs] == ["worker-1-spin-v2-install"]
+
+
+def node_doc(name: str, arch: str, labels: str = 'spin: "true"') -> str:
+    return (f"---\napiVersion: v1\nkind: Node\nmetadata: {{name: {name}, labels: {{{labels}}}}}\n"
+            f"status: {{nodeInfo: {{operatingSystem: linux, architecture: {arch}}}}}\n")
+
+
+# Go-style and uname-style architecture names, one node already provisioned.
+THREE_NODES = (node_doc("amd", "amd64") + node_doc("arm", "arm64")
+               + node_doc("done", "x86_64", 'spin: "true", spin-v2: provisioned'))
+
+
+@pytest.mark.parametrize("with_odd_node", [False, True])
+def test_three_nodes_of_mixed_architectures(tmp_path: Path, with_odd_node: bool) -> None:
+    repo = make_repo(tmp_path / "repo")
+    nodes = tmp_path / "nodes.yaml"
+    # A selected node that no platform matches is an error; the other nodes still get their Jobs.
+    nodes.write_text(THREE_NODES + (node_doc("odd", "riscv64") if with_odd_node else ""))
+    result = CliRunner().invoke(cli, ["render", str(repo), "--nodes", str(nodes)])
+    jobs = {o["metadata"]["name"]: o for o in yaml.safe_load_all(result.stdout) if o["kind"] == "Job"}
+    assert sorted(jobs) == ["amd-spin-v2-install", "arm-spin-v2-install"]
+    location = {
+        name: {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["initContainers"][0]["env"]}
+        for name, job in jobs.items()
+    }
+    assert location["amd-spin-v2-install"]["SHIM_LOCATION"] == "https://example.com/x86_64.tgz"
+    assert location["arm-spin-v2-install"]["SHIM_LOCATION"] == "https://example.com/aarch64.tgz"
+    if with_odd_node:
+        assert result.exit_code == 1
+        assert "platform/shim.yaml" in result.stderr and "spec.fetchStrategy.platforms" in result.stderr
+        assert "node odd (linux/riscv64)" in result.stderr
+    else:
+        assert result.exit_code == 0, result.stderr
 
 
 def test_subpath_limits_the_walk(tmp_path: Path) -> None:
