@@ -206,19 +206,21 @@ def test_validate_clean_repo(tmp_path: Path) -> None:
         ["render", "{repo}", "--path", "no/such/dir"],
         ["render", "{repo}", "--path", "../.."],
         ["validate", "{repo}", "--bogus"],
+        ["render", "{repo}", "--out", "{a_file}"],
+        ["render", "{repo}", "--out", "{a_file}/sub"],
     ],
 )
 def test_usage_and_io_errors_exit_2(args: list[str], tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo")
     bad_nodes = tmp_path / "nodes.yaml"
     bad_nodes.write_text("items: [\n")
-    argv = [a.format(repo=repo, bad_nodes=bad_nodes) for a in args]
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    argv = [a.format(repo=repo, bad_nodes=bad_nodes, a_file=a_file) for a in args]
     result = CliRunner().invoke(cli, argv)
     assert result.exit_code == 2, (result.output, result.exception)
 
 
-@pytest.mark.skipif(not EXAMPLE_REPO.is_dir() or not any(EXAMPLE_REPO.iterdir()),
-                    reason="example-repo/ not committed yet")
 def test_example_repo_renders_cleanly_and_deterministically(tmp_path: Path) -> None:
     copy = tmp_path / "example-repo"
     shutil.copytree(EXAMPLE_REPO, copy)
