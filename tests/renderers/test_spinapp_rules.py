@@ -229,3 +229,25 @@ def test_one_spin_ca_per_namespace_for_many_apps() -> None:
 )
 def test_canonical_quantities_like_the_api_server(text: str | int, canonical: str) -> None:
     assert canonical_quantity(text) == canonical
+
+
+@pytest.mark.parametrize(
+    ("api_version", "kind", "needle"),
+    [
+        ("core.spinkube.dev/v1alpha1", "SpinAppz", "unknown kind 'SpinAppz'"),
+        ("core.spinoperator.dev/v1alpha1", "SpinApp", "old API group core.spinoperator.dev"),
+        ("runtime.kwasm.sh/v1alpha1", "Widget", "old API group runtime.kwasm.sh"),
+        ("extras.spinkube.dev/v1", "Widget", "not a served version"),
+    ],
+)
+def test_spinkube_objects_spindle_cannot_render_are_not_passed_through(
+    api_version: str, kind: str, needle: str
+) -> None:
+    # A tree built without discovery (as other callers may) gets the same check as discovery.
+    doc = f"apiVersion: {api_version}\nkind: {kind}\nmetadata: {{name: x, namespace: apps}}\n"
+    tree = tree_from_yaml(doc)
+    tree.spinapps, tree.others = [], [*tree.spinapps, *tree.others]
+    result = render(tree, settings=SETTINGS)
+    assert result.objects == []
+    (error,) = result.errors
+    assert needle in error.message and error.location.field == "apiVersion"
