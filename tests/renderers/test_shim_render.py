@@ -3,6 +3,7 @@ Expected objects are written by hand from the reference (3.2, 3.3)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -268,3 +269,24 @@ def test_rolling_rollout_gets_its_runtime_class_but_no_jobs_and_an_error() -> No
     assert isinstance(error, RolloutStrategyError)
     assert (error.location.path, error.location.field, error.obj) == (
         "infra/shims.yaml", "spec.rolloutStrategy.type", "Shim/spin-v2")
+
+
+@pytest.mark.parametrize(
+    ("ttl", "config_map"),
+    [(0, None), (-5, None), (300, None), (0, "shim-proxy"), (60, "shim-proxy")],
+)
+def test_rcm_controller_settings_ttl_and_downloader_config_map(ttl: int, config_map: str | None) -> None:
+    # SHIM_NODE_INSTALLER_JOB_TTL (only when > 0) and SHIM_DOWNLOADER_CONFIG_MAP (downloader envFrom).
+    settings = dataclasses.replace(SETTINGS, installer_job_ttl=ttl, downloader_config_map=config_map)
+    nodes = [node("n1", "amd64", {"spin": "true", "old-shim": "provisioned"})]
+    retired = [{"kind": "Shim", "metadata": {"name": "old-shim"}}]
+    result = render_shims(tree_from_yaml(SHIMS).shims, nodes, settings, retired)
+    jobs = {o["metadata"]["name"]: o for o, _ in result.objects if o["kind"] == "Job"}
+    assert set(jobs) == {"n1-spin-v2-install", "n1-lunatic-install", "n1-old-shim-uninstall"}
+    for job in jobs.values():
+        assert job["spec"].get("ttlSecondsAfterFinished") == (ttl if ttl > 0 else None)
+        pod = job["spec"]["template"]["spec"]
+        for init in pod.get("initContainers", []):
+            expected = [{"configMapRef": {"name": config_map}}] if config_map else None
+            assert init.get("envFrom") == expected
+        assert "envFrom" not in pod["containers"][0]
