@@ -116,6 +116,24 @@ def shim_location(spec: Mapping[str, Any], node: Obj) -> tuple[str, str | None] 
     return (str(anon["location"]), None) if anon.get("location") else None
 
 
+def _downloader(shim_name: str, location: tuple[str, str | None], settings: RenderSettings) -> Obj:
+    """The install Job's init container: fetches the shim tarball into the shared /assets."""
+    url, sha256 = location
+    env: list[Obj] = [{"name": "SHIM_NAME", "value": shim_name}, {"name": "SHIM_LOCATION", "value": url}]
+    if sha256:
+        env.append({"name": "SHIM_SHA256", "value": sha256})
+    downloader: Obj = {
+        "image": settings.downloader_image,
+        "name": "downloader",
+        "securityContext": {"privileged": True},
+        "env": env,
+        "volumeMounts": [{"name": "shim-download", "mountPath": ASSETS}],
+    }
+    if settings.downloader_config_map:
+        downloader["envFrom"] = [{"configMapRef": {"name": settings.downloader_config_map}}]
+    return downloader
+
+
 def installer_job(
     shim_name: str,
     spec: Mapping[str, Any] | None,
@@ -124,6 +142,9 @@ def installer_job(
     settings: RenderSettings,
     location: tuple[str, str | None] | None = None,
 ) -> Obj:
+    """One RCM installer Job for `node_name` (spinkube.md 3.3). `spec` is the Shim's spec (None
+    for a retired Shim whose spec is unknown: no RUNTIME_OPTIONS); `location` is the tarball's
+    (url, sha256) for an install Job's downloader."""
     name = trim_name(f"{node_name}-{shim_name}-{operation}")
     env: list[Obj] = [{"name": "HOST_ROOT", "value": HOST_ROOT}]
     options = (spec or {}).get("containerdRuntimeOptions")
@@ -147,22 +168,7 @@ def installer_job(
         "volumes": [{"name": "shim-download"}, {"name": "root-mount", "hostPath": {"path": "/"}}],
     }
     if operation == INSTALL and location is not None:
-        download_env: list[Obj] = [
-            {"name": "SHIM_NAME", "value": shim_name},
-            {"name": "SHIM_LOCATION", "value": location[0]},
-        ]
-        if location[1]:
-            download_env.append({"name": "SHIM_SHA256", "value": location[1]})
-        downloader: Obj = {
-            "image": settings.downloader_image,
-            "name": "downloader",
-            "securityContext": {"privileged": True},
-            "env": download_env,
-            "volumeMounts": [{"name": "shim-download", "mountPath": ASSETS}],
-        }
-        if settings.downloader_config_map:
-            downloader["envFrom"] = [{"configMapRef": {"name": settings.downloader_config_map}}]
-        pod_spec["initContainers"] = [downloader]
+        pod_spec["initContainers"] = [_downloader(shim_name, location, settings)]
     pod_spec["containers"] = [provisioner]
     pod_spec["restartPolicy"] = "Never"
     job_spec: Obj = {"template": {"spec": pod_spec}}
@@ -212,8 +218,10 @@ def render_shims(
     settings: RenderSettings,
     retired: Sequence[Obj] = (),
 ) -> ShimRendering:
+    """RuntimeClasses and install Jobs for the Shims in Git, uninstall Jobs for `retired` ones
+    (Shims that left Git) on the nodes that still carry their state label."""
     result = ShimRendering()
-    nodes = [n for n in nodes if isinstance(n, dict) and _node_name(n)]
+    nodes = sorted((n for n in nodes if isinstance(n, dict) and _node_name(n)), key=_node_name)
     in_git: dict[str, str] = {}
     for doc in shims:
         if doc.name in in_git:
@@ -231,53 +239,64 @@ def render_shims(
             result.errors.extend(errors)
             continue
         spec = crds.apply_defaults(doc.body).get("spec") or {}
-        path = doc.location.path
-        result.objects.append((runtime_class(spec), path))
-        if spec["rolloutStrategy"]["type"] == "rolling":
-            # RCM creates the RuntimeClass, then fails the rollout: no node gets a Job.
+        result.objects.append((runtime_class(spec), doc.location.path))
+        _install_jobs(doc, spec, nodes, settings, result)
+    _uninstall_jobs(in_git, nodes, settings, retired, result)
+    return result
+
+
+def _install_jobs(
+    doc: SourceDoc, spec: Mapping[str, Any], nodes: Sequence[Obj], settings: RenderSettings,
+    result: ShimRendering,
+) -> None:
+    if spec["rolloutStrategy"]["type"] == "rolling":
+        # RCM creates the RuntimeClass, then fails the rollout: no node gets a Job.
+        result.errors.append(
+            RolloutStrategyError(
+                "rolloutStrategy 'rolling' is not implemented by runtime-class-manager "
+                "(no installer Jobs are created); use 'recreate'",
+                doc.at("spec.rolloutStrategy.type"),
+                doc.subject,
+            )
+        )
+        return
+    for node in nodes:
+        if not selects(spec, node) or _node_labels(node).get(doc.name) == "provisioned":
+            continue
+        location = shim_location(spec, node)
+        if location is None:
+            info = _node_info(node)
             result.errors.append(
-                RolloutStrategyError(
-                    "rolloutStrategy 'rolling' is not implemented by runtime-class-manager "
-                    "(no installer Jobs are created); use 'recreate'",
-                    doc.at("spec.rolloutStrategy.type"),
+                NodePlatformError(
+                    f"node {_node_name(node)} ({info.get('operatingSystem', '?')}/"
+                    f"{info.get('architecture', '?')}) matches no platform of the Shim",
+                    doc.at("spec.fetchStrategy.platforms"),
                     doc.subject,
                 )
             )
             continue
-        for node in sorted(nodes, key=_node_name):
-            if not selects(spec, node) or _node_labels(node).get(doc.name) == "provisioned":
-                continue
-            location = shim_location(spec, node)
-            if location is None:
-                info = _node_info(node)
-                result.errors.append(
-                    NodePlatformError(
-                        f"node {_node_name(node)} ({info.get('operatingSystem', '?')}/"
-                        f"{info.get('architecture', '?')}) matches no platform of the Shim",
-                        doc.at("spec.fetchStrategy.platforms"),
-                        doc.subject,
-                    )
-                )
-                continue
-            job = installer_job(doc.name, spec, _node_name(node), INSTALL, settings, location)
-            result.objects.append((job, path))
+        job = installer_job(doc.name, spec, _node_name(node), INSTALL, settings, location)
+        result.objects.append((job, doc.location.path))
 
-    retired_specs = {str((obj.get("metadata") or {}).get("name", "")): obj for obj in retired}
-    for node in sorted(nodes, key=_node_name):
-        labels = {k: v for k, v in _node_labels(node).items() if isinstance(k, str) and isinstance(v, str)}
-        for key, value in sorted(labels.items()):
-            if value not in NODE_STATES or "/" in key or key in in_git:
+
+def _uninstall_jobs(
+    in_git: Mapping[str, str], nodes: Sequence[Obj], settings: RenderSettings, retired: Sequence[Obj],
+    result: ShimRendering,
+) -> None:
+    """A node label `<shim>: <state>` for a Shim not in Git means it is still installed there."""
+    retired_by_name = {str(_mapping(obj.get("metadata")).get("name", "")): obj for obj in retired}
+    for node in nodes:
+        labels = _node_labels(node).items()
+        state_keys = [k for k, v in labels if isinstance(k, str) and isinstance(v, str) and v in NODE_STATES]
+        for key in sorted(state_keys):
+            if "/" in key or key in in_git:  # a prefixed key is never a Shim's state label
                 continue
-            old = retired_specs.get(key)
-            old_spec = (old or {}).get("spec")
+            old = _mapping(retired_by_name.get(key))
+            old_spec = old.get("spec")
             # RCM uninstalls on the nodes its nodeSelector matches (all nodes when unknown).
             if isinstance(old_spec, dict) and not selects(old_spec, node):
                 continue
-            source = (
-                ((old or {}).get("metadata") or {})
-                .get("annotations", {})
-                .get(SOURCE_PATH_ANNOTATION, f"Shim/{key} (removed from Git)")
-            )
+            annotations = _mapping(_mapping(old.get("metadata")).get("annotations"))
+            source = str(annotations.get(SOURCE_PATH_ANNOTATION, f"Shim/{key} (removed from Git)"))
             job = installer_job(key, old_spec, _node_name(node), UNINSTALL, settings)
-            result.objects.append((job, str(source)))
-    return result
+            result.objects.append((job, source))

@@ -290,3 +290,10 @@ def test_rcm_controller_settings_ttl_and_downloader_config_map(ttl: int, config_
             expected = [{"configMapRef": {"name": config_map}}] if config_map else None
             assert init.get("envFrom") == expected
         assert "envFrom" not in pod["containers"][0]
+
+
+def test_odd_node_labels_are_ignored_not_fatal() -> None:
+    labels: dict[Any, Any] = {1: "x", "b": ["list"], "c": {"a": 1}, "d": None, "old": "provisioned"}
+    nodes = [{"metadata": {"name": "n", "labels": labels}}]
+    result = render_shims([], nodes, SETTINGS)
+    assert [o["metadata"]["name"] for o, _ in result.objects] == ["n-old-uninstall"]
