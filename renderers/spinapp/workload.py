@@ -120,27 +120,17 @@ def volumes(
     return vols, mounts
 
 
-def deployment(
-    app: str,
-    namespace: str,
-    spec: Mapping[str, Any],
-    deployment_config: Mapping[str, Any],
-    runtime_secret: str | None,
-    ca_secret: str | None,
+def _container(
+    app: str, spec: Mapping[str, Any], deployment_config: Mapping[str, Any], mounts: list[Obj]
 ) -> Obj:
+    """The app's only container: the app image run by the shim (`command: ["/"]`), or, with a
+    spintainer executor, `spin up` in the `spinImage` pulling the app image itself."""
     container: Obj = {"name": app}
     spin_image = deployment_config.get("spinImage")
     if spin_image:
         container["image"] = spin_image
-        args = [
-            "up",
-            "--listen",
-            LISTEN_ADDR,
-            "-f",
-            spec["image"],
-            "--runtime-config-file",
-            RUNTIME_CONFIG_PATH,
-        ]
+        args = ["up", "--listen", LISTEN_ADDR, "-f", spec["image"]]
+        args += ["--runtime-config-file", RUNTIME_CONFIG_PATH]
         for component in spec.get("components") or []:
             args += ["--component-id", component]
         container["args"] = args
@@ -149,7 +139,6 @@ def deployment(
         container["command"] = ["/"]
     container["ports"] = [{"name": HTTP_PORT_NAME, "containerPort": HTTP_PORT}]
     container["env"] = env_vars(spec, deployment_config)
-    vols, mounts = volumes(spec, runtime_secret, ca_secret)
     if mounts:
         container["volumeMounts"] = mounts
     container["resources"] = gotypes.resources(spec.get("resources") or {})
@@ -159,12 +148,23 @@ def deployment(
         container["livenessProbe"] = liveness
     if readiness:
         container["readinessProbe"] = readiness
+    return container
 
+
+def deployment(
+    app: str,
+    namespace: str,
+    spec: Mapping[str, Any],
+    deployment_config: Mapping[str, Any],
+    runtime_secret: str | None,
+    ca_secret: str | None,
+) -> Obj:
+    vols, mounts = volumes(spec, runtime_secret, ca_secret)
     pod_spec: Obj = {}
-    if not spin_image and deployment_config.get("runtimeClassName"):
+    if not deployment_config.get("spinImage") and deployment_config.get("runtimeClassName"):
         pod_spec["runtimeClassName"] = deployment_config["runtimeClassName"]
     pod_spec["serviceAccountName"] = spec.get("serviceAccountName") or "default"
-    pod_spec["containers"] = [container]
+    pod_spec["containers"] = [_container(app, spec, deployment_config, mounts)]
     if spec.get("imagePullSecrets"):
         pod_spec["imagePullSecrets"] = [gotypes.local_object_reference(r) for r in spec["imagePullSecrets"]]
     if vols:
@@ -174,7 +174,7 @@ def deployment(
     # podLabels first, the operator's selector labels win on a collision.
     template_labels = {**(spec.get("podLabels") or {}), **selector}
     deploy_spec: Obj = {}
-    if not spec.get("enableAutoscaling"):
+    if not spec.get("enableAutoscaling"):  # else an HPA / KEDA owns the replica count
         deploy_spec["replicas"] = spec.get("replicas", 0)
     deploy_spec["selector"] = {"matchLabels": selector}
     deploy_spec["template"] = {
