@@ -119,6 +119,11 @@ def test_files_are_visible_read_only(serve: Serve, py_root: Path) -> None:
     srv = serve(py_root, env={"SPIN_VARIABLE_WHO": "x"}, cache_dir=ARTIFACTS)
     status, _, body = srv.request("GET", "/file")
     assert (status, body) == (200, b"file contents\n")
+    status, _, body = srv.request("GET", "/fs-probe")
+    assert status == 200
+    probes = dict(item.split("=", 1) for item in body.decode().split())
+    assert all(v.startswith("denied") for v in probes.values()), probes
+    assert not (py_root / "data" / "new.txt").exists()
 
 
 def test_outbound_allowed_and_denied(serve: Serve, py_root: Path,

@@ -33,6 +33,17 @@ class IncomingHandler(http.IncomingHandler):
         if path == "/file":
             with open("/data/hello.txt") as f:
                 return text(200, f.read())
+        if path == "/fs-probe":  # files are read-only and nothing outside them is visible
+            results = []
+            for probe, action in (("write", lambda: open("/data/new.txt", "w").write("x")),
+                                  ("escape", lambda: open("/data/../../etc/hostname").read()),
+                                  ("other", lambda: open("/etc/passwd").read())):
+                try:
+                    action()
+                    results.append(f"{probe}=allowed")
+                except OSError as exc:
+                    results.append(f"{probe}=denied({type(exc).__name__})")
+            return text(200, " ".join(results))
         if path == "/out":
             target = parse_qs(url.query)["url"][0]
             try:
