@@ -66,6 +66,8 @@ def ready_labels(app: str) -> dict[str, str]:
 
 
 def env_vars(spec: Mapping[str, Any], deployment_config: Mapping[str, Any]) -> list[Obj]:
+    """The container env in the operator's order: variables, listen address, OTEL, memory
+    limit, components (spinkube.md 2.4)."""
     env: list[Obj] = []
     for variable in spec.get("variables") or []:
         entry: Obj = {"name": "SPIN_VARIABLE_" + str(variable.get("name", "")).upper()}
@@ -87,6 +89,7 @@ def env_vars(spec: Mapping[str, Any], deployment_config: Mapping[str, Any]) -> l
 
 
 def probe(check: Mapping[str, Any] | None) -> Obj | None:
+    """A SpinApp HealthProbe (CRD defaults already applied) as a corev1 Probe on port 80."""
     if not check:
         return None
     http_get = check.get("httpGet") or {}
@@ -159,6 +162,7 @@ def deployment(
     runtime_secret: str | None,
     ca_secret: str | None,
 ) -> Obj:
+    """The Deployment of spinkube.md 2.3 (2.7 for spintainer executors)."""
     vols, mounts = volumes(spec, runtime_secret, ca_secret)
     pod_spec: Obj = {}
     if not deployment_config.get("spinImage") and deployment_config.get("runtimeClassName"):
@@ -195,6 +199,7 @@ def deployment(
 
 
 def service(app: str, namespace: str, spec: Mapping[str, Any]) -> Obj:
+    """The Service of spinkube.md 2.6, applied whether or not the executor creates Deployments."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
