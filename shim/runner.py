@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,13 +100,16 @@ def serve(opts: RunOptions, env: Mapping[str, str], *, sock: socket.socket | Non
     app, _engine = load(opts, env)  # raises ShimError subclasses before anything listens
     sock = sock or bind(opts.listen)
     server = SpinServer(app, sock.getsockname(), sock=sock)
+    fd = sock.fileno()
+
+    def spawn() -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", "shim.worker", str(fd), opts.to_json()],
+                                pass_fds=(fd,), env=dict(env))
+
     if spawn_workers and opts.workers > 1:
-        fd = sock.fileno()
         os.set_inheritable(fd, True)
-        for _ in range(opts.workers - 1):
-            children.append(subprocess.Popen(
-                [sys.executable, "-m", "shim.worker", str(fd), opts.to_json()],
-                pass_fds=(fd,), env=dict(env)))
+        children.extend(spawn() for _ in range(opts.workers - 1))
+    started = [time.monotonic()] * len(children)
     host, port = sock.getsockname()[:2]
     log.info("app %s serving on http://%s:%d (%d process%s)", app.manifest.name, host, port,
              max(1, opts.workers), "es" if opts.workers > 1 else "")
@@ -117,6 +121,12 @@ def serve(opts: RunOptions, env: Mapping[str, str], *, sock: socket.socket | Non
         # our own accept loop (not serve_forever/shutdown, which loses a stop that comes early)
         while not stopping.is_set():
             server.handle_request()
+            for i, child in enumerate(children):
+                # a worker that died is replaced (at most once a second per slot)
+                dead = child.poll() is not None
+                if dead and not stopping.is_set() and time.monotonic() - started[i] > 1:
+                    log.error("worker %d exited with status %s; starting another", child.pid, child.returncode)
+                    children[i], started[i] = spawn(), time.monotonic()
         server.stop_idle_connections()
     finally:
         server.server_close()  # joins the request threads: the drain

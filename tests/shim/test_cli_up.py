@@ -144,3 +144,33 @@ def test_container_mode_reads_listen_addr_from_env(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
     assert any((tmp_path / "xdg" / "spindle-shim").iterdir())  # the artifact cache was filled
+
+
+def test_a_dead_worker_is_replaced(tmp_path: Path) -> None:
+    root = make_app(tmp_path / "app", WAT_APP)
+    proc, port = start(root, tmp_path, "--workers", "2")
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    try:
+        deadline = time.monotonic() + 30
+        while not children.read_text().split() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        (first,) = children.read_text().split()
+        os.kill(int(first), signal.SIGKILL)
+        while time.monotonic() < deadline:
+            now = children.read_text().split()
+            if now and now != [first]:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError("the dead worker was not replaced")
+        for i in range(10):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            conn.request("GET", f"/r{i}")
+            assert conn.getresponse().status == 200
+            conn.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert f"worker {first} exited" in (proc.stdout.read() if proc.stdout else "")
