@@ -307,7 +307,7 @@ def test_example_repo_is_clean_and_complete() -> None:
     }
     [shim] = tree.shims
     assert shim.body["spec"]["runtimeClass"] == {"name": "wasmtime-spin-v2", "handler": "spin-v2"}
-    assert shim.body["spec"]["fetchStrategy"]["type"] == "anonymousHttp"
+    assert [p["arch"] for p in shim.body["spec"]["fetchStrategy"]["platforms"]] == ["x86_64", "aarch64"]
     assert {d.kind for d in tree.others} == {"Namespace", "ConfigMap", "HorizontalPodAutoscaler"}
     assert sorted(p.app.name for p in tree.projects) == ["echo", "hello"]
     assert sorted(d.subject for d in tree.scaffolded) == [
