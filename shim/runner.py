@@ -125,7 +125,8 @@ def serve(opts: RunOptions, env: Mapping[str, str], *, sock: socket.socket | Non
                 # a worker that died is replaced (at most once a second per slot)
                 dead = child.poll() is not None
                 if dead and not stopping.is_set() and time.monotonic() - started[i] > 1:
-                    log.error("worker %d exited with status %s; starting another", child.pid, child.returncode)
+                    log.error("worker %d exited with status %s; starting another", child.pid,
+                              child.returncode)
                     children[i], started[i] = spawn(), time.monotonic()
         server.stop_idle_connections()
     finally:
