@@ -183,6 +183,17 @@ CASES: dict[str, tuple[dict[str, str], str, str]] = {
         {"infra/shim.yaml": "apiVersion: runtime.spinkube.dev/v1alpha1\nkind: Shim\nmetadata: {name: s}\n"
          "spec:\n  fetchStrategy: {anonHttp: {location: x}}\n  rolloutStrategy: {type: recreate}\n"},
         "infra/shim.yaml", "spec.runtimeClass"),
+    "shim-rolling-rollout": (
+        {"infra/shim.yaml": "apiVersion: runtime.spinkube.dev/v1alpha1\nkind: Shim\nmetadata: {name: s}\n"
+         "spec:\n  fetchStrategy: {anonHttp: {location: x}}\n  runtimeClass: {name: s, handler: s}\n"
+         "  rolloutStrategy: {type: rolling, rolling: {maxUpdate: 1}}\n"},
+        "infra/shim.yaml", "spec.rolloutStrategy.type"),
+    "spin-project-tool-table-typo": (
+        {"web/spin.toml": SPIN_TOML.replace("[[trigger.http]]", '[application.tool.spindle]\n'
+                                            'image = "ghcr.io/example/web:v1"\nreplica = 2\n\n'
+                                            "[[trigger.http]]"),
+         "web/hello.wasm": ""},
+        "web/spin.toml", "application.tool.spindle.replica"),
     "spin-project-missing-wasm": ({"web/spin.toml": SPIN_TOML}, "web/spin.toml", "source"),
     "spin-project-bad-route": ({"web/spin.toml": SPIN_TOML.replace('"/..."', '"/api/.../x"'),
                                 "web/hello.wasm": ""}, "web/spin.toml", "route"),
