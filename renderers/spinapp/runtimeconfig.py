@@ -54,17 +54,18 @@ def _section(obj: Obj, name: str) -> Mapping[str, Any]:
 
 
 def _decode(value: Any) -> str | None:
+    """Base64 data as text; None when it is not base64 of UTF-8 (the TOML must be UTF-8)."""
     if not isinstance(value, str):
         return None
     try:
-        return base64.b64decode(value, validate=True).decode("utf-8", "surrogateescape")
-    except (binascii.Error, ValueError):
+        return base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
         return None
 
 
 def _data_value(obj: Obj, key: str) -> str | None:
-    """A key's string value from a ConfigMap (data, binaryData) or a Secret (stringData, base64
-    data); None when it is missing or not a string."""
+    """A key's text from a ConfigMap (data, binaryData) or a Secret (stringData, base64 data);
+    None when it is missing, not a string, or not UTF-8."""
     if obj.get("kind") == "Secret":
         text = _section(obj, "stringData").get(key)
         return text if isinstance(text, str) else _decode(_section(obj, "data").get(key))
@@ -101,8 +102,8 @@ class _Builder:
             resolved = _data_value(obj, key)
             if resolved is None:
                 self._error(
-                    f"{kind} {self.namespace}/{name} has no string key {key!r} (needed for option "
-                    f"{option.get('name')!r})",
+                    f"{kind} {self.namespace}/{name} has no key {key!r} holding UTF-8 text "
+                    f"(needed for option {option.get('name')!r})",
                     ref_path + ".key",
                 )
                 return ""

@@ -251,3 +251,31 @@ def test_spinkube_objects_spindle_cannot_render_are_not_passed_through(
     assert result.objects == []
     (error,) = result.errors
     assert needle in error.message and error.location.field == "apiVersion"
+
+
+@pytest.mark.parametrize(
+    ("data", "renders"),
+    [
+        ("data: {k: cmVkaXM6Ly94}", True),  # base64 of redis://x
+        ("stringData: {k: redis://x}", True),
+        ("data: {k: /w==}", False),  # base64 of the byte 0xff: not UTF-8
+        ("data: {k: not-base64!}", False),
+        ("data: {other: cmVkaXM6Ly94}", False),
+    ],
+)
+def test_runtime_config_values_from_secrets_must_be_utf8_text(data: str, renders: bool) -> None:
+    secret = f"\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: s, namespace: apps}}\n{data}\n"
+    extra = ("  runtimeConfig:\n    keyValueStores:\n    - name: default\n      type: redis\n"
+             "      options:\n      - {name: url, valueFrom: {secretKeyRef: {name: s, key: k}}}\n")
+    result = render(tree_from_yaml(EXECUTORS + secret + _app("apps", "zeta", extra)), settings=SETTINGS)
+    if renders:
+        assert result.errors == []
+        (toml,) = (o["data"]["runtime-config.toml"] for o in result.objects if o["metadata"]["name"] != "s"
+                   and o["kind"] == "Secret")
+        assert "url = 'redis://x'" in base64.b64decode(toml).decode()
+    else:
+        (error,) = result.errors
+        assert isinstance(error, UnresolvedReferenceError)
+        assert "Secret apps/s has no key 'k' holding UTF-8 text" in error.message
+        option = "spec.runtimeConfig.keyValueStores[0].options[0]"
+        assert error.location.field == option + ".valueFrom.secretKeyRef.key"
