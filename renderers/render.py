@@ -31,7 +31,7 @@ from renderers.meta import (
 from renderers.model import Obj, RepoTree, SourceDoc
 from renderers.settings import DEFAULT_SETTINGS, RenderSettings
 from renderers.shim import render_shims
-from renderers.spinapp import ObjectIndex, ValueLookup, index_executors, render_spinapp
+from renderers.spinapp import ExecutorIndex, ObjectIndex, ValueLookup, index_executors, render_spinapp
 from renderers.spinapp.cacerts import bundle_b64
 from renderers.spinapp.workload import CA_SECRET_NAME, ca_secret
 
@@ -161,6 +161,10 @@ class _Collector:
         self._seen[key] = source_path
         self.objects.append(_mark(obj, source_path))
 
+    def add_source(self, doc: SourceDoc) -> None:
+        """A repo document itself (a SpinApp, executor, Shim or pass-through object)."""
+        self.add(doc.body, doc.location.path, doc.subject, doc.line_of("metadata.name"))
+
 
 def unknown_spinkube_kind(doc: SourceDoc) -> DocumentError | None:
     """Discovery already keeps these out; trees built by other callers are checked again."""
@@ -222,8 +226,6 @@ def render(
     others, scaffolded = _sound(tree.others, errors), _sound(tree.scaffolded, errors)
     passthrough = [*others, *(d for d in scaffolded if not _is_spinapp(d))]
     apps = [*_sound(tree.spinapps, errors), *(d for d in scaffolded if _is_spinapp(d))]
-    executor_sources = _sound(tree.executors, errors)
-    shim_sources = _sound(tree.shims, errors)
     if lookup is None:
         lookup = ObjectIndex((d.body for d in passthrough), settings.default_namespace)
 
@@ -231,13 +233,31 @@ def render(
         for crd in crds.all_crds():
             out.add(crd, BUILTIN_CRDS_PATH)
 
-    executor_docs = [(d, d.namespace or settings.default_namespace) for d in executor_sources]
+    executor_docs = [(d, d.namespace or settings.default_namespace) for d in _sound(tree.executors, errors)]
     executors, executor_errors = index_executors(executor_docs)
     errors.extend(executor_errors)
     if settings.include_sources:
         for doc in executors.accepted:
-            out.add(doc.body, doc.location.path, doc.subject, doc.line_of("metadata.name"))
+            out.add_source(doc)
+    _add_apps(apps, executors, lookup, out, errors)
+    _add_shims(_sound(tree.shims, errors), nodes, retired_shims, out, errors)
+    for doc in passthrough:
+        problem = unknown_spinkube_kind(doc)
+        if problem is not None:
+            errors.append(problem)
+            continue
+        out.add_source(doc)
 
+    errors.extend(out.errors)
+    return RenderResult(objects=sorted(out.objects, key=sort_key), errors=_sorted_errors(errors))
+
+
+def _add_apps(
+    apps: Sequence[SourceDoc], executors: ExecutorIndex, lookup: ValueLookup, out: _Collector,
+    errors: list[RenderError],
+) -> None:
+    """Each SpinApp's objects (an app with errors adds none), then the CA Secrets they need."""
+    settings = out.settings
     ca_secrets: set[tuple[str, str]] = set()
     app_paths: dict[tuple[str, str], str] = {}
     for doc in sorted(apps, key=lambda d: (d.location.path, d.location.line or 0)):
@@ -260,7 +280,7 @@ def render(
             errors.extend(rendering.errors)
             continue
         if settings.include_sources:
-            out.add(doc.body, doc.location.path, doc.subject, doc.line_of("metadata.name"))
+            out.add_source(doc)
         for obj in rendering.objects:
             out.add(obj, doc.location.path, doc.subject)
         if rendering.ca_secret:
@@ -272,29 +292,23 @@ def render(
         if lookup.get("Secret", namespace, name) is None:
             out.add(ca_secret(namespace, name, bundle), ca_source(namespace, name))
 
+
+def _add_shims(
+    shim_sources: Sequence[SourceDoc], nodes: Sequence[Obj], retired: Sequence[Obj], out: _Collector,
+    errors: list[RenderError],
+) -> None:
     shim_docs = [d for d in shim_sources if d.api_version == SHIM_API_VERSION]
-    shims = render_shims(shim_docs, nodes, settings, retired_shims)
+    shims = render_shims(shim_docs, nodes, out.settings, retired)
     errors.extend(shims.errors)
     # Shims whose schema or name failed are left out (a NodePlatformError only drops a Job).
-    failed_shims = {
-        (e.obj, e.location.path) for e in shims.errors if isinstance(e, SchemaError | DuplicateObjectError)
-    }
-    if settings.include_sources:
+    failing = (SchemaError, DuplicateObjectError)
+    failed = {(e.obj, e.location.path) for e in shims.errors if isinstance(e, failing)}
+    if out.settings.include_sources:
         for doc in shim_docs:
-            if (doc.subject, doc.location.path) not in failed_shims:
-                out.add(doc.body, doc.location.path, doc.subject, doc.line_of("metadata.name"))
+            if (doc.subject, doc.location.path) not in failed:
+                out.add_source(doc)
     for obj, path in shims.objects:
         out.add(obj, path)
-
-    for doc in passthrough:
-        problem = unknown_spinkube_kind(doc)
-        if problem is not None:
-            errors.append(problem)
-            continue
-        out.add(doc.body, doc.location.path, doc.subject, doc.line_of("metadata.name"))
-
-    errors.extend(out.errors)
-    return RenderResult(objects=sorted(out.objects, key=sort_key), errors=_sorted_errors(errors))
 
 
 def ca_source(namespace: str, name: str) -> str:
