@@ -19,7 +19,7 @@ from typing import Any
 
 import jsonpatch
 
-from kubesim import bodies, crds, fields, meta, rules, selectors
+from kubesim import bodies, crds, fields, meta, rules, selectors, services
 from kubesim.bodies import APPLY, JSON_PATCH, MERGE, PATCH_TYPES, STRATEGIC, decode
 from kubesim.calls import Call, Reply
 from kubesim.errors import (
@@ -192,6 +192,8 @@ class Cluster:
             obj["spec"] = {"finalizers": [NS_FINALIZER]}
             obj["status"] = {"phase": "Active"}
             m.setdefault("labels", {})["kubernetes.io/metadata.name"] = name
+        if rtype.kind == "Service" and not rtype.group:
+            services.allocate(obj, (e.obj for e in self.store.items(rtype.storage_key)))
         self._admit(rtype, None, obj)
         if dry_run:
             return Reply(201, obj)
@@ -397,6 +399,9 @@ class Cluster:
         """Validate, bump generation, skip no-ops, store (or delete once the last finalizer is gone)."""
         live = entry.obj
         new = self._carry_over(rtype, live, new, subresource)
+        if rtype.kind == "Service" and not rtype.group:
+            services.keep_allocated(live, new)
+            services.allocate(new, (e.obj for e in self.store.items(rtype.storage_key)))
         self._admit(rtype, live, new)
         m = new["metadata"]
         if rtype.generation:

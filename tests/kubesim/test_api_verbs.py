@@ -534,3 +534,33 @@ def test_orphan_finalizer_releases_dependents(raw: Raw) -> None:
     time.sleep(0.3)
     status, dep = raw.request("GET", CMS + "/orph-dep")
     assert status == 200 and "ownerReferences" not in dep["metadata"]
+
+
+def test_services_get_cluster_ips_and_node_ports_that_updates_keep(raw: Raw) -> None:
+    svcs = "/api/v1/namespaces/default/services"
+
+    def svc(name: str, kind: str = "ClusterIP") -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name},
+            "spec": {"type": kind, "selector": {"app": name}, "ports": [{"port": 80}]},
+        }
+
+    _, a = raw.request("PATCH", f"{svcs}/svc-a?fieldManager=t", svc("svc-a"), APPLY)
+    _, b = raw.request("POST", svcs, svc("svc-b", "NodePort"))
+    ip_a, ip_b = a["spec"]["clusterIP"], b["spec"]["clusterIP"]
+    assert ip_a != ip_b and ip_a.startswith("10.") and a["spec"]["clusterIPs"] == [ip_a]
+    assert 30000 <= b["spec"]["ports"][0]["nodePort"] <= 32767
+    assert "f:clusterIP" not in json.dumps(a["metadata"]["managedFields"])  # allocated, not applied
+    b["spec"].pop("clusterIP")
+    b["spec"].pop("clusterIPs")
+    node_port = b["spec"]["ports"][0].pop("nodePort")
+    status, b2 = raw.request("PUT", f"{svcs}/svc-b", b)
+    assert status == 200 and b2["spec"]["clusterIP"] == ip_b
+    assert b2["spec"]["ports"][0]["nodePort"] == node_port
+    _, again = raw.request("PATCH", f"{svcs}/svc-a?fieldManager=t", svc("svc-a"), APPLY)
+    assert (
+        again["spec"]["clusterIP"] == ip_a
+        and again["metadata"]["resourceVersion"] == a["metadata"]["resourceVersion"]
+    )
