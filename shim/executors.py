@@ -65,12 +65,43 @@ class GuestContext:
     setup: Callable[[wasi_http.RequestState], None] | None = None  # per-request state for host APIs
 
 
+class GuestLog:
+    """Guest stdout/stderr to the shim's log, one record per line, prefixed with the component id.
+    Partial lines wait for their newline (or the end of the request: `flush`)."""
+
+    MAX_LINE = 16 * 1024
+
+    def __init__(self, component_id: str) -> None:
+        self.component_id = component_id
+        self.partial: dict[str, bytes] = {}
+
+    def __call__(self, stream: str, data: bytes) -> None:
+        buf = self.partial.pop(stream, b"") + data
+        *lines, rest = buf.split(b"\n")
+        for line in lines:
+            self._emit(stream, line)
+        if len(rest) > self.MAX_LINE:
+            self._emit(stream, rest)
+        elif rest:
+            self.partial[stream] = rest
+
+    def flush(self) -> None:
+        for stream, rest in list(self.partial.items()):
+            self._emit(stream, rest)
+        self.partial.clear()
+
+    def _emit(self, stream: str, line: bytes) -> None:
+        text = line.decode("utf-8", "replace").rstrip("\r")
+        if text.strip():
+            log.info("[%s] %s: %s", self.component_id, stream, text)
+
+
 def guest_logger(component_id: str) -> wasi_http.LogLine:
+    """A logger for whole outputs (WAGI, inbound-http): every line, nothing held back."""
     def emit(stream: str, data: bytes) -> None:
-        text = data.decode("utf-8", "replace").rstrip("\n")
-        for line in text.split("\n"):
-            if line.strip():
-                log.info("[%s] %s: %s", component_id, stream, line)
+        g = GuestLog(component_id)
+        g(stream, data)
+        g.flush()
     return emit
 
 
@@ -118,7 +149,6 @@ class WasiHttpExecutor:
         self.out_type = self.groups.by_name[f"{base}/response-outparam"]
         self.handle_params: list[codec.Codec] = [codec.Resource(self.req_type, True),
                                                  codec.Resource(self.out_type, True)]
-        self.log = guest_logger(ctx.component_id)
 
     def serve(self, request: wasi_http.InboundRequest, sink: wasi_http.ResponseSink,
               limits: Limits) -> wasi_http.RequestState:
@@ -127,7 +157,8 @@ class WasiHttpExecutor:
             wc = WasiConfig()
             wc.env = list(self.ctx.environment.items())
             store.set_wasi(wc)
-        state = wasi_http.RequestState(request, sink, self.groups.by_name, self.log, self.ctx.outbound)
+        guest_log = GuestLog(self.ctx.component_id)
+        state = wasi_http.RequestState(request, sink, self.groups.by_name, guest_log, self.ctx.outbound)
         if self.ctx.setup is not None:
             self.ctx.setup(state)
         hostlink.CURRENT.state, hostlink.CURRENT.error = state, None
@@ -146,6 +177,7 @@ class WasiHttpExecutor:
             hostlink.CURRENT.state = None
             state.objs.clear()
             store.close()
+            guest_log.flush()
         if not state.response_set:
             raise GuestError(self.ctx.component_id, "the guest returned without setting a response")
         if not state.finished:

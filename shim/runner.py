@@ -8,6 +8,7 @@ forking a threaded process is unsafe.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import logging
 import os
@@ -97,6 +98,7 @@ def serve(opts: RunOptions, env: Mapping[str, str], *, sock: socket.socket | Non
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        faulthandler.register(signal.SIGUSR2, all_threads=True)  # stack dump on demand, for operators
     app, _engine = load(opts, env)  # raises ShimError subclasses before anything listens
     sock = sock or bind(opts.listen)
     server = SpinServer(app, sock.getsockname(), sock=sock)

@@ -149,6 +149,9 @@ class SpinServer(ThreadingHTTPServer):
             self.socket.close()
             self.socket = sock
             self.server_address = sock.getsockname()
+        # several processes wait on one listening socket: a blocking accept() in the process that
+        # lost the race would hang it (and its shutdown) until the next connection
+        self.socket.setblocking(False)
 
     def stop_idle_connections(self) -> None:
         """Close keep-alive connections waiting for a request; busy ones close after their
