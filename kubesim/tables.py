@@ -28,6 +28,8 @@ def columns(rtype: ResourceType) -> list[dict[str, Any]]:
         cols += [_col("Ready"), _col("Status"), _col("Restarts", "string")]
     elif rtype.kind == "Namespace" and not rtype.group:
         cols += [_col("Status")]
+    elif rtype.kind == "Service" and not rtype.group:
+        cols += [_col("Type"), _col("Cluster-IP"), _col("External-IP"), _col("Port(s)")]
     elif rtype.kind in ("ConfigMap", "Secret") and not rtype.group:
         if rtype.kind == "Secret":
             cols += [_col("Type")]
@@ -67,6 +69,17 @@ def row(rtype: ResourceType, obj: dict[str, Any], include: str) -> dict[str, Any
         cells += ["0/" + str(len(spec.get("containers") or [])), status.get("phase", "Pending"), "0"]
     elif rtype.kind == "Namespace" and not rtype.group:
         cells += [status.get("phase", "Active")]
+    elif rtype.kind == "Service" and not rtype.group:
+        ports = [_port_text(p) for p in spec.get("ports") or [] if isinstance(p, dict)]
+        external = ",".join(spec.get("externalIPs") or []) or (
+            "<pending>" if spec.get("type") == "LoadBalancer" else "<none>"
+        )
+        cells += [
+            spec.get("type", "ClusterIP"),
+            spec.get("clusterIP", "<none>"),
+            external,
+            ",".join(ports) or "<none>",
+        ]
     elif rtype.kind in ("ConfigMap", "Secret") and not rtype.group:
         if rtype.kind == "Secret":
             cells += [obj.get("type", "Opaque")]
@@ -124,3 +137,8 @@ def _json_path(obj: Any, path: str) -> Any:
     if isinstance(cur, dict | list):
         return str(cur)
     return cur
+
+
+def _port_text(port: dict[str, Any]) -> str:
+    node = f":{port['nodePort']}" if port.get("nodePort") else ""
+    return f"{port.get('port')}{node}/{port.get('protocol', 'TCP')}"
