@@ -77,6 +77,9 @@ EXECUTOR_KEYS: dict[ExecutorType, frozenset[str]] = {
 }
 
 
+STORE_KEYS = ("key_value_stores", "sqlite_databases")
+
+
 def dotted(path: Path) -> str:
     text = ""
     for part in path:
@@ -228,34 +231,16 @@ class Checker:
             return None
         self.unknown_keys(table, allowed, path, f"component {cid!r}")
         source = self.source(table.get("source"), (*path, "source"), built="build" in table)
-        variables = self.string_map(table.get(variables_key), (*path, variables_key), variables_key)
-        for name, value in variables.items():
-            vpath = (*path, variables_key, name)
-            problem = rules.lower_snake_problem(name)
-            if problem:
-                self.error(vpath, f"component variable name {problem}")
-            self.templates(value, vpath, app_vars)
-        hosts = self.strings(table.get("allowed_outbound_hosts"), (*path, "allowed_outbound_hosts"))
-        for i, host in enumerate(hosts):
-            hpath = (*path, "allowed_outbound_hosts", i)
-            if self.templates(host, hpath, app_vars):
-                problem = rules.outbound_host_problem(host)
-                if problem:
-                    self.error(hpath, f"invalid allowed outbound host: {problem}")
+        variables = self.component_variables(table.get(variables_key), (*path, variables_key), app_vars)
+        outbound_key = "allowed_outbound_hosts"
+        hosts = self.outbound_hosts(table.get(outbound_key), (*path, outbound_key), app_vars)
         http_hosts = self.strings(table.get("allowed_http_hosts"), (*path, "allowed_http_hosts"))
         converted, problems = rules.http_hosts_to_outbound(
             http_hosts, allow_database_access=database_access and "allowed_outbound_hosts" not in table
         )
         for i, problem in problems:
             self.error((*path, "allowed_http_hosts", i), f"invalid allowed HTTP host: {problem}")
-        stores = {}
-        for key in ("key_value_stores", "sqlite_databases"):
-            labels = self.strings(table.get(key), (*path, key))
-            for i, label in enumerate(labels):
-                problem = rules.store_label_problem(label)
-                if problem:
-                    self.error((*path, key, i), problem)
-            stores[key] = labels
+        stores = {key: self.store_labels(table.get(key), (*path, key)) for key in STORE_KEYS}
         dependencies = self.dependencies(table.get("dependencies"), (*path, "dependencies"))
         self.targets(table.get("targets"), (*path, "targets"))
         self.table(table.get("tool"), (*path, "tool"), "tool")
@@ -286,6 +271,33 @@ class Checker:
             dependencies=dependencies,
             extra=extra,
         )
+
+    def component_variables(self, raw: Any, path: Path, app_vars: Mapping[str, Variable]) -> dict[str, str]:
+        """A component's `variables` (v1: `config`): lower_snake names, templates of app variables."""
+        variables = self.string_map(raw, path, str(path[-1]))
+        for name, value in variables.items():
+            problem = rules.lower_snake_problem(name)
+            if problem:
+                self.error((*path, name), f"component variable name {problem}")
+            self.templates(value, (*path, name), app_vars)
+        return variables
+
+    def outbound_hosts(self, raw: Any, path: Path, app_vars: Mapping[str, Variable]) -> tuple[str, ...]:
+        hosts = self.strings(raw, path)
+        for i, host in enumerate(hosts):
+            if self.templates(host, (*path, i), app_vars):
+                problem = rules.outbound_host_problem(host)
+                if problem:
+                    self.error((*path, i), f"invalid allowed outbound host: {problem}")
+        return hosts
+
+    def store_labels(self, raw: Any, path: Path) -> tuple[str, ...]:
+        labels = self.strings(raw, path)
+        for i, label in enumerate(labels):
+            problem = rules.store_label_problem(label)
+            if problem:
+                self.error((*path, i), problem)
+        return labels
 
     def dependencies(self, raw: Any, path: Path) -> dict[str, Any]:
         """`dependencies`: WIT import → a version string, or one of the tables Spin accepts."""
