@@ -25,6 +25,16 @@ def validate_crd(crd: dict[str, Any]) -> list[Cause]:
         causes.append(required("spec.group", ""))
     elif "." not in group:
         causes.append(bad_value("spec.group", group, "should be a domain with at least one dot"))
+    elif _protected(group) and "api-approved.kubernetes.io" not in (
+        (crd.get("metadata") or {}).get("annotations") or {}
+    ):
+        causes.append(
+            required(
+                "metadata.annotations[api-approved.kubernetes.io]",
+                'protected groups must have approval annotation "api-approved.kubernetes.io", see '
+                "https://github.com/kubernetes/enhancements/pull/1111",
+            )
+        )
     if not isinstance(names, dict):
         causes.append(required("spec.names", ""))
         names = {}
@@ -76,6 +86,10 @@ def validate_crd(crd: dict[str, Any]) -> list[Cause]:
         except kschema.CRDSchemaError as exc:
             causes.append(Cause("FieldValueInvalid", f"Invalid value: {exc}", "spec.versions"))
     return causes
+
+
+def _protected(group: str) -> bool:
+    return group in ("k8s.io", "kubernetes.io") or group.endswith((".k8s.io", ".kubernetes.io"))
 
 
 def types_for(crd: dict[str, Any]) -> list[ResourceType]:

@@ -34,7 +34,9 @@ class Registry:
                     continue
                 if crds.validate_crd(crd):
                     continue
-                types.extend(crds.types_for(crd))
+                # A CRD never shadows a built-in resource (the real server keeps serving its own).
+                builtin = {(t.group, t.version, t.plural) for t in BUILTINS}
+                types.extend(t for t in crds.types_for(crd) if (t.group, t.version, t.plural) not in builtin)
             self._types = types
             self._by_path = {(t.group, t.version, t.plural): t for t in types}
             self._stamp = stamp

@@ -455,3 +455,20 @@ def test_create_with_resource_version_and_update_with_foreign_uid(raw: Raw) -> N
     del made["metadata"]["resourceVersion"]
     status, doc = raw.request("PUT", CMS + "/uidy", made)
     assert status == 409 and doc["message"].startswith("Precondition failed: UID in precondition")
+
+
+def test_crd_in_a_protected_group_needs_approval(raw: Raw) -> None:
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "deployments.node.k8s.io"},
+        "spec": {
+            "group": "node.k8s.io",
+            "scope": "Namespaced",
+            "names": {"plural": "deployments", "kind": "Deployment"},
+            "versions": [{"name": "v1", "served": True, "storage": True}],
+        },
+    }
+    status, doc = raw.request("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
+    assert status == 422
+    assert doc["details"]["causes"][0]["field"] == "metadata.annotations[api-approved.kubernetes.io]"
