@@ -158,7 +158,7 @@ class WasiHttpExecutor:
             wc.env = list(self.ctx.environment.items())
             store.set_wasi(wc)
         guest_log = GuestLog(self.ctx.component_id)
-        state = wasi_http.RequestState(request, sink, self.groups.by_name, guest_log, self.ctx.outbound)
+        state = wasi_http.RequestState(request, sink, guest_log, self.ctx.outbound)
         if self.ctx.setup is not None:
             self.ctx.setup(state)
         hostlink.CURRENT.state, hostlink.CURRENT.error = state, None
@@ -244,7 +244,7 @@ class InboundHttpExecutor:
         store.set_wasi(wc)
         state = wasi_http.RequestState(
             wasi_http.InboundRequest(method, uri, "http", "", [], lambda n: b""),
-            _NullSink(), self.groups.by_name, self.log, self.ctx.outbound)
+            _NullSink(), self.log, self.ctx.outbound)
         if self.ctx.setup is not None:
             self.ctx.setup(state)
         hostlink.CURRENT.state, hostlink.CURRENT.error = state, None

@@ -125,13 +125,12 @@ LogLine = Callable[[str, bytes], None]  # (stream name, data)
 class RequestState:
     """Everything one request's host calls touch."""
 
-    def __init__(self, request: InboundRequest, sink: ResponseSink, ids: dict[str, int],
+    def __init__(self, request: InboundRequest, sink: ResponseSink,
                  log: LogLine, outbound: Outbound | None = None) -> None:
         self.objs: dict[int, Any] = {}
         self.next = 1
         self.request = request
         self.sink = sink
-        self.ids = ids
         self.log = log
         self.outbound = outbound
         self.response_set = False
@@ -141,6 +140,7 @@ class RequestState:
         self.extra: dict[str, Any] = {}  # for other host APIs (key-value stores, ...)
 
     def new(self, kind: str, obj: Any) -> int:
+        """Store `obj` (a `kind` of resource, named for readers) and return its rep."""
         rep = self.next
         self.next += 1
         self.objs[rep] = obj
