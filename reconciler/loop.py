@@ -102,9 +102,10 @@ class ReconcileLoop:
             )
         else:
             record = self._reconcile_checkout(fetched, started)
-            if source_error:
-                record.errors.insert(0, f"{source_error} (reconciled last good revision "
-                                        f"{fetched.revision.short})")
+            if source_error:  # the key fact first: long URLs would push it out of a log line
+                record.errors.insert(
+                    0, f"reconciled last good revision {fetched.revision.short}: {source_error}"
+                )
         ok = record.ok
         self.metrics.observe_reconcile(record, time.monotonic() - t0, ok=ok, now=time.time())
         if ok:

@@ -164,6 +164,6 @@ class Scheduler:
             delay = self.interval + (random.uniform(0, self.jitter) if self.jitter else 0.0)
         when = datetime.now(UTC) + timedelta(seconds=delay)
         if self.failures:
-            log.warning("reconcile failed %d time(s) in a row; retrying in %.0fs", self.failures, delay)
+            log.warning("reconcile failed %d time(s) in a row; retrying in %.3gs", self.failures, delay)
         with contextlib.suppress(LookupError):  # the job is gone: the scheduler is shutting down
             self._sched.modify_job(JOB_ID, next_run_time=when)

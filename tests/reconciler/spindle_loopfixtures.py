@@ -109,6 +109,27 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> int:
         return int(exc.code)
 
 
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def parse_metrics(text: str) -> Samples:
+    """Prometheus exposition text as {(sample name, sorted labels): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def scrape(url: str) -> Samples:
+    """GET `url`/metrics and parse it."""
+    status, text = get(url + "/metrics")
+    assert status == 200, text
+    return parse_metrics(text)
+
+
 def get(url: str) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(url, timeout=5) as resp:

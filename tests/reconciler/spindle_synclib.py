@@ -114,6 +114,26 @@ def example_repo(root: Path, apps: tuple[str, ...] = ("alpha", "beta", "gamma"))
     return repo
 
 
+def no_cluster_env(tmp_path: Path) -> dict[str, str | None]:
+    """Overrides that leave spindle no kubeconfig and no in-cluster account, so it starts the
+    embedded cluster under a fresh state directory (None removes a variable)."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    return {
+        "HOME": str(home),
+        "KUBECONFIG": None,
+        "KUBERNETES_SERVICE_HOST": None,
+        "SPINDLE_STATE_DIR": str(tmp_path / "state"),
+        "XDG_STATE_HOME": None,
+    }
+
+
+def process_env(overrides: dict[str, str | None]) -> dict[str, str]:
+    """This process's environment with `overrides` applied, for a child process."""
+    merged = {**os.environ, **overrides}
+    return {key: value for key, value in merged.items() if value is not None}
+
+
 @dataclass
 class Run:
     exit_code: int

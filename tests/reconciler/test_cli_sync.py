@@ -15,23 +15,12 @@ from spindle_synclib import (
     apply,
     diff,
     example_repo,
+    no_cluster_env,
     spinapp,
     spindle,
 )
 
 pytestmark = pytest.mark.slow
-
-
-def no_cluster_env(tmp_path: Path) -> dict[str, str | None]:
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
-    return {
-        "HOME": str(home),
-        "KUBECONFIG": None,
-        "KUBERNETES_SERVICE_HOST": None,
-        "SPINDLE_STATE_DIR": str(tmp_path / "state"),
-        "XDG_STATE_HOME": None,
-    }
 
 
 def test_embedded_cluster_is_used_with_a_notice_and_keeps_state(tmp_path: Path) -> None:

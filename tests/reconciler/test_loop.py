@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
-from prometheus_client.parser import text_string_to_metric_families
 from spindle_gitfixtures import Remote
-from spindle_loopfixtures import FileReconciler, wait_for
+from spindle_loopfixtures import FileReconciler, Samples, parse_metrics, wait_for
 
 from reconciler.changeset import Action
 from reconciler.history import History
@@ -35,13 +34,8 @@ def make_loop(remote: Remote, tmp_path: Path, engine: FileReconciler) -> tuple[R
     return loop, history
 
 
-def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    text = metrics.exposition()[0].decode()
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
+def samples(metrics: Metrics) -> Samples:
+    return parse_metrics(metrics.exposition()[0].decode())
 
 
 def test_runs_are_recorded_with_their_revision(remote: Remote, tmp_path: Path) -> None:

@@ -6,24 +6,13 @@ import threading
 import time
 from pathlib import Path
 
-from prometheus_client.parser import text_string_to_metric_families
 from spindle_gitfixtures import Remote
-from spindle_loopfixtures import FileReconciler, free_port, get, post, sign, wait_for
+from spindle_loopfixtures import FileReconciler, free_port, post, scrape, sign, wait_for
 
 from reconciler.loop import ReconcileLoop, WebhookConfig, serve
 from reconciler.source import GitSource, SourceSpec
 
 SECRET = b"s"
-
-
-def _scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    status, text = get(url + "/metrics")
-    assert status == 200
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
 
 
 def test_metrics_endpoint_after_runs(tmp_path: Path) -> None:
@@ -49,8 +38,8 @@ def test_metrics_endpoint_after_runs(tmp_path: Path) -> None:
         assert post(url + "/hook", body, {"X-Spindle-Signature-256": sign(SECRET, body)}) == 202
         assert wait_for(lambda: engine.runs == 2 and len(engine.finished_at) == 2, timeout=5)
         src = (("source", "shop"),)
-        assert wait_for(lambda: _scrape(url).get(("spindle_reconcile_duration_seconds_count", src)) == 2)
-        got = _scrape(url)
+        assert wait_for(lambda: scrape(url).get(("spindle_reconcile_duration_seconds_count", src)) == 2)
+        got = scrape(url)
         assert got[("spindle_git_fetch_duration_seconds_count", src)] == 2
         assert got[("spindle_reconcile_objects_total", (("action", "Created"), ("source", "shop")))] == 2
         assert got[("spindle_reconcile_objects_total", (("action", "Configured"), ("source", "shop")))] == 1

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from spindle_loopfixtures import free_port, get, post, sign, wait_for
-from spindle_synclib import Cluster, example_repo, spinapp, spindle
+from spindle_gitfixtures import Remote, git
+from spindle_loopfixtures import free_port, get, post, scrape, sign, wait_for
+from spindle_synclib import EXECUTOR, NAMESPACE, Cluster, example_repo, process_env, spinapp, spindle
 
 pytestmark = pytest.mark.slow
 
@@ -73,48 +78,123 @@ def test_webhook_without_secret_is_a_usage_error(tmp_path: Path) -> None:
     assert run.exit_code == 2 and "needs a secret" in run.stderr
 
 
-def test_daemon_follows_a_push_webhook_and_stops_on_sigterm(tmp_path: Path, cluster: Cluster) -> None:
-    repo = example_repo(tmp_path / "repo", apps=("alpha",))
-    port = free_port()
-    secret = "push-secret"
-    env = {**os.environ, "SPINDLE_STATE_DIR": str(tmp_path / "state"), "SPINDLE_WEBHOOK_SECRET": secret}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "reconciler.cli", "reconcile", repo.root.as_uri(), "--name", "shop",
-         "--interval", "1h", "--webhook-addr", f"127.0.0.1:{port}", "--kubeconfig", str(cluster.kubeconfig),
-         "--timeout", "5"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
+@dataclass
+class Daemon:
+    """A `spindle reconcile` process with its webhook/metrics endpoint."""
 
-    def ready() -> bool:
+    proc: subprocess.Popen[bytes]
+    url: str
+    secret: str
+    log: Path
+
+    def ready(self) -> bool:
         try:
-            return get(url + "/readyz")[0] == 200
+            return get(self.url + "/readyz")[0] == 200
         except OSError:
             return False
 
-    try:
-        assert wait_for(ready, timeout=60), "never became ready"
-        assert cluster.get("apps/v1", "Deployment", "alpha") is not None
-        repo.write("apps/beta.yaml", spinapp("beta"))
-        repo.commit("add beta")
+    def push(self, secret: str | None = None) -> int:
+        """POST a GitHub push webhook signed with `secret` (default: the right one)."""
         body = b'{"ref": "refs/heads/main"}'
-        forged = {"X-Hub-Signature-256": sign(b"nope", body), "X-GitHub-Event": "push"}
-        bad = post(url + "/hook", body, forged)
-        assert bad == 401
-        good = post(url + "/hook", body, {"X-Hub-Signature-256": sign(secret.encode(), body),
-                                          "X-GitHub-Event": "push"})
-        assert good == 202
-        assert wait_for(lambda: cluster.get("apps/v1", "Deployment", "beta") is not None, timeout=30)
-        metrics = get(url + "/metrics")[1]
-        assert 'spindle_reconcile_objects_total{action="Created",source="shop"}' in metrics
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
+        signature = sign((secret or self.secret).encode(), body)
+        return post(self.url + "/hook", body, {"X-Hub-Signature-256": signature, "X-GitHub-Event": "push"})
+
+    def metric(self, name: str, source: str = "shop") -> float:
+        return scrape(self.url).get((name, (("source", source),)), 0.0)
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=30)
+
+
+@contextmanager
+def daemon(tmp_path: Path, cluster: Cluster, source: str, *extra: str) -> Iterator[Daemon]:
+    """`spindle reconcile SOURCE --name shop --interval 1h` with a webhook, ready after its first run."""
+    port, secret, log = free_port(), "push-secret", tmp_path / "daemon.log"
+    env = process_env({"SPINDLE_STATE_DIR": str(tmp_path / "state"), "SPINDLE_WEBHOOK_SECRET": secret})
+    with log.open("wb") as out:  # a file, not a pipe nobody reads: a chatty daemon never blocks
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "reconciler.cli", "reconcile", source, "--name", "shop",
+             "--interval", "1h", "--webhook-addr", f"127.0.0.1:{port}", "--kubeconfig",
+             str(cluster.kubeconfig), "--timeout", "5", "--history", str(tmp_path / "h.sqlite"), *extra],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    running = Daemon(proc, f"http://127.0.0.1:{port}", secret, log)
+    try:
+        assert wait_for(running.ready, timeout=60), log.read_text()
+        yield running
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    err = proc.stderr.read() if proc.stderr else ""
-    assert "stopping" in err
+
+
+def test_daemon_follows_a_push_webhook_and_stops_on_sigterm(tmp_path: Path, cluster: Cluster) -> None:
+    repo = example_repo(tmp_path / "repo", apps=("alpha",))
+    with daemon(tmp_path, cluster, repo.root.as_uri()) as running:
+        assert cluster.get("apps/v1", "Deployment", "alpha") is not None
+        repo.write("apps/beta.yaml", spinapp("beta"))
+        repo.commit("add beta")
+        assert running.push(secret="forged") == 401
+        assert running.push() == 202
+        assert wait_for(lambda: cluster.get("apps/v1", "Deployment", "beta") is not None, timeout=30)
+        created = scrape(running.url)[("spindle_reconcile_objects_total", (("action", "Created"),
+                                                                           ("source", "shop")))]
+        assert created >= 6  # alpha's and beta's SpinApp, Deployment, Service at least
+        assert running.stop() == 0
+    assert "stopping" in running.log.read_text()
+
+
+def test_daemon_follows_a_force_push_and_rides_out_an_unreachable_remote(
+    tmp_path: Path, cluster: Cluster
+) -> None:
+    remote = Remote(tmp_path / "upstream")
+    apps = {f"apps/{name}.yaml": spinapp(name) for name in ("alpha", "beta")}
+    remote.commit({"namespace.yaml": NAMESPACE, "executor.yaml": EXECUTOR, **apps}, "alpha and beta")
+    remote.push()
+    errors, last_success = "spindle_reconcile_errors_total", "spindle_last_success_timestamp_seconds"
+
+    def replicas(name: str) -> int | None:
+        live = cluster.get("apps/v1", "Deployment", name)
+        return None if live is None else int(live["spec"]["replicas"])
+
+    def inventory_revision() -> str | None:
+        inventory = cluster.get("v1", "ConfigMap", "spindle-inventory-shop", "spindle-system")
+        return None if inventory is None else str(json.loads(inventory["data"]["inventory.json"])["revision"])
+
+    with daemon(tmp_path, cluster, remote.url, "--retry-initial", "0.3", "--retry-max", "0.6") as running:
+        assert replicas("alpha") == 1 and replicas("beta") == 1
+
+        # History rewritten: the head commit is replaced by one without beta, and force-pushed.
+        git(remote.work, "rm", "--quiet", "apps/beta.yaml")
+        git(remote.work, "commit", "--quiet", "--amend", "-m", "alpha only (rewritten)")
+        rewritten = remote.commit_of("HEAD")
+        remote.push(force=True)
+        assert running.push() == 202
+        assert wait_for(lambda: replicas("beta") is None, timeout=30), running.log.read_text()
+        # The inventory is written after prune and health, so the run may still be finishing.
+        assert wait_for(lambda: inventory_revision() == rewritten, timeout=30), running.log.read_text()
+
+        # The remote goes away while someone scales alpha by hand.
+        shutil.move(remote.bare, tmp_path / "offline.git")
+        cluster.kubectl("scale", "deployment/alpha", "-n", "apps", "--replicas=3")
+        assert running.push() == 202
+        # The last good revision is still reconciled, so the drift is reverted...
+        assert wait_for(lambda: replicas("alpha") == 1, timeout=30), running.log.read_text()
+        # ...and the failed fetch is retried on the 0.3s-0.6s backoff, not the 1h interval.
+        assert wait_for(lambda: running.metric(errors) >= 3, timeout=15), running.log.read_text()
+        assert running.ready()
+
+        shutil.move(tmp_path / "offline.git", remote.bare)
+        back = time.time()
+        assert wait_for(lambda: running.metric(last_success) >= back, timeout=15)
+        settled = running.metric(errors)
+        time.sleep(1.5)
+        assert running.metric(errors) == settled  # back on the interval: no more retries
+        assert running.stop() == 0
+    log = running.log.read_text()
+    assert f"reconciled last good revision {rewritten[:12]}" in log
+    assert "reconcile failed 3 time(s) in a row; retrying in 0.6s" in log
 
 
 def test_busy_webhook_port_is_a_clear_error(tmp_path: Path, cluster: Cluster) -> None:
