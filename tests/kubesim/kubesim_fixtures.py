@@ -6,9 +6,11 @@ import http.client
 import json
 import os
 import shutil
+import socket
 import ssl
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -140,3 +142,30 @@ def deployment(
             },
         },
     }
+
+
+def watch_lines(
+    running: kserver.RunningServer, path: str, until: int, timeout: float = 5
+) -> list[dict[str, Any]]:
+    """Raw chunked watch: read JSON lines until `until` events arrived or the stream ends."""
+    ctx = ssl.create_default_context(cadata=running.ca_pem.decode())
+    sock = ctx.wrap_socket(
+        socket.create_connection(("127.0.0.1", running.port), timeout=timeout), server_hostname="127.0.0.1"
+    )
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {running.token}\r\n\r\n".encode())
+    data = b""
+    events: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(events) < until and time.monotonic() < deadline:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+            events = [json.loads(ln) for ln in data.split(b"\r\n") if ln.startswith(b"{")]
+    except TimeoutError:
+        pass
+    finally:
+        sock.close()
+    assert data.startswith(b"HTTP/1.1 200"), data[:200]
+    return events

@@ -4,13 +4,11 @@ finalizers, propagation policies, watch resume and expiry, subresources, namespa
 from __future__ import annotations
 
 import json
-import socket
-import ssl
 import time
 from typing import Any
 
 import pytest
-from kubesim_fixtures import Raw, deployment
+from kubesim_fixtures import Raw, deployment, watch_lines
 
 from kubesim import server as kserver
 from kubesim import storage
@@ -226,41 +224,12 @@ def test_namespaces_must_exist_and_deleting_one_empties_it(raw: Raw) -> None:
     assert raw.request("GET", "/api/v1/namespaces/team/configmaps/x")[0] == 404
 
 
-def _watch_lines(
-    running: kserver.RunningServer, path: str, until: int, timeout: float = 5
-) -> list[dict[str, Any]]:
-    """Raw chunked watch: read JSON lines until `until` events arrived or the stream ends."""
-    ctx = ssl.create_default_context(cadata=running.ca_pem.decode())
-    sock = ctx.wrap_socket(
-        socket.create_connection(("127.0.0.1", running.port), timeout=timeout), server_hostname="127.0.0.1"
-    )
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {running.token}\r\n\r\n".encode())
-    data = b""
-    events: list[dict[str, Any]] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(events) < until and time.monotonic() < deadline:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-            events = [json.loads(ln) for ln in data.split(b"\r\n") if ln.startswith(b"{")]
-    except TimeoutError:
-        pass
-    finally:
-        sock.close()
-    assert data.startswith(b"HTTP/1.1 200"), data[:200]
-    return events
-
-
 def test_watch_resumes_from_a_resource_version(raw: Raw, running: kserver.RunningServer) -> None:
     _, first = raw.request("POST", CMS, cm("resume-1"))
     raw.request("POST", CMS, cm("resume-2"))
     raw.request("DELETE", CMS + "/resume-1")
     rv = first["metadata"]["resourceVersion"]
-    events = _watch_lines(
-        running, f"{CMS}?watch=1&resourceVersion={rv}&fieldSelector=metadata.name%21%3Dx", 2
-    )
+    events = watch_lines(running, f"{CMS}?watch=1&resourceVersion={rv}&fieldSelector=metadata.name%21%3Dx", 2)
     got = [
         (e["type"], e["object"]["metadata"]["name"])
         for e in events
@@ -278,7 +247,7 @@ def test_watch_from_an_expired_resource_version_is_410(raw: Raw, running: kserve
     with store.lock:
         while store.events and store.events[0].rv < store.rv - 2:
             store.events.popleft()
-    events = _watch_lines(running, f"{CMS}?watch=1&resourceVersion={oldest}", 1)
+    events = watch_lines(running, f"{CMS}?watch=1&resourceVersion={oldest}", 1)
     assert events[0]["type"] == "ERROR"
     assert events[0]["object"]["code"] == 410 and events[0]["object"]["reason"] == "Expired"
     assert storage.EVENT_LOG_SIZE >= 1000
@@ -286,7 +255,7 @@ def test_watch_from_an_expired_resource_version_is_410(raw: Raw, running: kserve
 
 def test_watch_timeout_seconds_ends_the_stream(running: kserver.RunningServer) -> None:
     start = time.monotonic()
-    events = _watch_lines(
+    events = watch_lines(
         running, f"{CMS}?watch=1&timeoutSeconds=1&resourceVersion={running.cluster.store.rv}", 10, timeout=5
     )
     assert events == [] and time.monotonic() - start < 4
@@ -473,7 +442,7 @@ def test_event_field_selectors_as_kubectl_describe_uses_them(raw: Raw) -> None:
 def test_watch_list_ends_initial_events_with_a_bookmark(raw: Raw, running: kserver.RunningServer) -> None:
     raw.request("POST", CMS, cm("wl-1", {"wl": "y"}))
     raw.request("POST", CMS, cm("wl-2", {"wl": "y"}))
-    events = _watch_lines(
+    events = watch_lines(
         running,
         f"{CMS}?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan"
         "&allowWatchBookmarks=true&labelSelector=wl%3Dy&timeoutSeconds=2",
@@ -506,7 +475,7 @@ def test_selector_watch_sees_objects_enter_and_leave(raw: Raw, running: kserver.
             "application/merge-patch+json",
         )
     raw.request("PATCH", CMS + "/mover", {"data": {"x": "1"}}, "application/merge-patch+json")
-    events = _watch_lines(
+    events = watch_lines(
         running, f"{CMS}?watch=1&resourceVersion={rv}&labelSelector=team%3Da&timeoutSeconds=2", 4
     )
     assert [e["type"] for e in events] == ["DELETED", "ADDED", "MODIFIED"]

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from kubesim_fixtures import Raw, deployment
+from kubesim_fixtures import Raw, deployment, watch_lines
 
 from kubesim import server as kserver
 
@@ -95,6 +95,7 @@ def test_state_survives_restart_and_kubeconfig_is_private(tmp_path: Path) -> Non
     state = tmp_path / "state" / "kubesim.db"
     with kserver.start(state) as srv:
         raw = Raw(srv)
+        before = raw.request("GET", DEPLOYS)[1]["metadata"]["resourceVersion"]
         made = raw.request("PATCH", DEPLOYS + "/keep?fieldManager=t", deployment("keep"), APPLY)[1]
         kc = tmp_path / "kc"
         text = srv.kubeconfig(kc)
@@ -105,6 +106,9 @@ def test_state_survives_restart_and_kubeconfig_is_private(tmp_path: Path) -> Non
         raw.close()
     with kserver.start(state) as again:
         raw = Raw(again)
+        # The event log survived too: a watch resumes from a resourceVersion of the last run.
+        events = watch_lines(again, f"{DEPLOYS}?watch=1&resourceVersion={before}&timeoutSeconds=1", 1)
+        assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "keep")]
         status, live = raw.request("GET", DEPLOYS + "/keep")
         assert status == 200
         assert live["metadata"]["uid"] == made["metadata"]["uid"]
