@@ -135,6 +135,12 @@ def kubeconfig_cmd(output: Path | None) -> None:
             f"no kubeconfig at {path}: start the embedded cluster with `spindle cluster serve`"
         )
     text = path.read_text()
+    if _running_pid() is None:
+        click.echo(
+            f"note: no `spindle cluster serve` is running for {path.parent}; this kubeconfig works once it "
+            "is (a new serve writes a new token and port)",
+            err=True,
+        )
     if output is None:
         click.echo(text, nl=False)
         return
