@@ -149,3 +149,21 @@ def test_keep_alive_survives_errors(serve: Serve, tmp_path: Path) -> None:
 def test_bad_content_length_is_400(serve: Serve, tmp_path: Path) -> None:
     srv = serve(make_app(tmp_path / "app", WAT_APP))
     assert srv.request("POST", "/echo", headers={"content-length": "-3"})[0] == 400
+
+
+def test_wasi_config_store_variables(serve: Serve, tmp_path: Path) -> None:
+    manifest = WAT_APP + """\
+    [variables]
+    greeting = { default = "hello" }
+    secret = { required = true }
+    [component.wat.variables]
+    message = "{{ greeting }}, world"
+    token = "{{ secret }}"
+"""
+    srv = serve(make_app(tmp_path / "app", manifest), env={"SPIN_VARIABLE_SECRET": "s3"})
+    assert srv.request("GET", "/cfg/message")[2] == b"hello, world"
+    assert srv.request("GET", "/cfg/token")[2] == b"s3"
+    assert srv.request("GET", "/cfg/greeting")[2] == b"none"  # app variables are not component ones
+    srv2 = serve(make_app(tmp_path / "app2", manifest),
+                 env={"SPIN_VARIABLE_SECRET": "x", "SPIN_VARIABLE_GREETING": "hi"})
+    assert srv2.request("GET", "/cfg/message")[2] == b"hi, world"

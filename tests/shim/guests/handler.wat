@@ -4,6 +4,7 @@
 ;;   /spin   -> loops forever (a timeout)
 ;;   /grow   -> grows memory by 1600 pages (100 MiB); traps when that fails
 ;;   /echo   -> streams the request body back, 64 KiB at a time
+;;   /cfg/K  -> the value of K from wasi:config/store ("none" when unset, "error" on error)
 ;;   other   -> 200, body "path=<path-with-query>\n" then "name: value\n" per request header
 ;; Build: see build.sh next to this file.
 (module
@@ -24,6 +25,7 @@
   (import "cm32p2|wasi:io/streams@0.2" "[method]output-stream.blocking-write-and-flush" (func $write (param i32 i32 i32 i32)))
   (import "cm32p2|wasi:io/streams@0.2" "output-stream_drop" (func $out_drop (param i32)))
   (import "cm32p2|wasi:io/streams@0.2" "input-stream_drop" (func $in_drop (param i32)))
+  (import "cm32p2|wasi:config/store@0.2.0-draft-2024-09-27" "get" (func $cfg_get (param i32 i32 i32)))
 
   (memory (export "cm32p2_memory") 2)
   (global $heap (mut i32) (i32.const 65536))
@@ -34,6 +36,8 @@
   (data (i32.const 1044) "\n")
   (data (i32.const 1048) "content-type")
   (data (i32.const 1064) "text/plain")
+  (data (i32.const 1080) "error")
+  (data (i32.const 1088) "none")
 
   ;; bump allocator; grows memory on demand
   (func $realloc (export "cm32p2_realloc") (param i32 i32 i32 i32) (result i32)
@@ -112,6 +116,20 @@
             (global.set $heap (local.get $mark))
             (br $more)))
         (call $in_drop (local.get $in))
+        (call $finish (local.get $out))
+        (return)))
+    ;; "/cfg/<key>"
+    (if (call $starts (local.get $p) (local.get $n) (i64.const 0x2f6766632f))
+      (then
+        (call $cfg_get (i32.add (local.get $p) (i32.const 5)) (i32.sub (local.get $n) (i32.const 5))
+                       (i32.const 256))
+        (local.set $out (call $respond (local.get $outparam) (i32.const 200)))
+        (if (i32.load8_u (i32.const 256))
+          (then (call $write_all (local.get $out) (i32.const 1080) (i32.const 5)))
+          (else
+            (if (i32.load8_u (i32.const 260))
+              (then (call $write_all (local.get $out) (i32.load (i32.const 264)) (i32.load (i32.const 268))))
+              (else (call $write_all (local.get $out) (i32.const 1088) (i32.const 4))))))
         (call $finish (local.get $out))
         (return)))
     ;; default: path and headers, gathered in memory and written once
