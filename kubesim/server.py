@@ -1,8 +1,10 @@
-"""The HTTP/1.1 front of kubesim: auth, routing, bodies, watch streams, and the embeddable `start()`.
+"""The HTTPS (HTTP/1.1) front of kubesim: bearer-token auth, routing, bodies, watch streams,
+/metrics, and the embeddable `start()`.
 
-Threaded (one thread per connection, keep-alive), bound to 127.0.0.1 unless told otherwise.
-Every answer is JSON; every error is a `Status`; an unexpected exception is logged and answered
-with a 500 `InternalError` so one bad request never takes the server down.
+Threaded (one thread per connection, keep-alive, TLS handshake in the connection's thread), bound
+to 127.0.0.1 unless told otherwise. Every answer is JSON (but /metrics); every error is a `Status`;
+an unexpected exception is logged and answered with a 500 `InternalError`, so one bad request never
+takes the server down.
 """
 
 from __future__ import annotations
