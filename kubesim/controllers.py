@@ -160,10 +160,18 @@ class Controllers:
         cluster = self._cluster
         assert cluster is not None
         now = time.monotonic()
-        for e in cluster.store.items(_DEPLOYMENT.storage_key):
+        deployments = cluster.store.items(_DEPLOYMENT.storage_key)
+        jobs = cluster.store.items(_JOB.storage_key)
+        for e in deployments:
             self._deployment(cluster, e, now)
-        for e in cluster.store.items(_JOB.storage_key):
+        for e in jobs:
             self._job(cluster, e, now)
+        # Forget what no longer exists (or was superseded by a newer generation).
+        live = {
+            (str(e.obj["metadata"].get("uid")), int(e.obj["metadata"].get("generation") or 1))
+            for e in (*deployments, *jobs)
+        }
+        self._seen = {k: v for k, v in self._seen.items() if k in live}
 
     def _age(self, e: Entry, now: float) -> float:
         m = e.obj["metadata"]
