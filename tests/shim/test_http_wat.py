@@ -167,3 +167,18 @@ def test_wasi_config_store_variables(serve: Serve, tmp_path: Path) -> None:
     srv2 = serve(make_app(tmp_path / "app2", manifest),
                  env={"SPIN_VARIABLE_SECRET": "x", "SPIN_VARIABLE_GREETING": "hi"})
     assert srv2.request("GET", "/cfg/message")[2] == b"hi, world"
+
+
+def test_wasi_keyvalue_default_bucket_persists(serve: Serve, tmp_path: Path) -> None:
+    manifest = WAT_APP + '    key_value_stores = ["default"]\n'
+    root = make_app(tmp_path / "app", manifest)
+    state = tmp_path / "kv"
+    srv = serve(root, state_dir=state)
+    assert srv.request("GET", "/kvs/color")[2] == b"none"
+    assert srv.request("POST", "/kvs/color", body=b"blue")[2] == b"blue"
+    assert srv.request("GET", "/kvs/color")[2] == b"blue"
+    assert serve(root, state_dir=state).request("GET", "/kvs/color")[2] == b"blue"  # survives a restart
+    # a component without the store gets the interface's error, not a trap
+    denied = serve(make_app(tmp_path / "other", WAT_APP), state_dir=state)
+    status, _, body = denied.request("GET", "/kvs/color")
+    assert (status, body) == (200, b"error")

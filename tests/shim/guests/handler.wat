@@ -5,6 +5,8 @@
 ;;   /grow   -> grows memory by 1600 pages (100 MiB); traps when that fails
 ;;   /echo   -> streams the request body back, 64 KiB at a time
 ;;   /cfg/K  -> the value of K from wasi:config/store ("none" when unset, "error" on error)
+;;   /kvs/K  -> wasi:keyvalue "default" bucket: a request body is stored under K first; answers
+;;              the value of K ("none" when absent, "error" on error)
 ;;   other   -> 200, body "path=<path-with-query>\n" then "name: value\n" per request header
 ;; Build: see build.sh next to this file.
 (module
@@ -26,6 +28,10 @@
   (import "cm32p2|wasi:io/streams@0.2" "output-stream_drop" (func $out_drop (param i32)))
   (import "cm32p2|wasi:io/streams@0.2" "input-stream_drop" (func $in_drop (param i32)))
   (import "cm32p2|wasi:config/store@0.2.0-draft-2024-09-27" "get" (func $cfg_get (param i32 i32 i32)))
+  (import "cm32p2|wasi:keyvalue/store@0.2.0-draft2" "open" (func $kv_open (param i32 i32 i32)))
+  (import "cm32p2|wasi:keyvalue/store@0.2.0-draft2" "[method]bucket.get" (func $kv_get (param i32 i32 i32 i32)))
+  (import "cm32p2|wasi:keyvalue/store@0.2.0-draft2" "[method]bucket.set"
+    (func $kv_set (param i32 i32 i32 i32 i32 i32)))
 
   (memory (export "cm32p2_memory") 2)
   (global $heap (mut i32) (i32.const 65536))
@@ -38,6 +44,7 @@
   (data (i32.const 1064) "text/plain")
   (data (i32.const 1080) "error")
   (data (i32.const 1088) "none")
+  (data (i32.const 1096) "default")
 
   ;; bump allocator; grows memory on demand
   (func $realloc (export "cm32p2_realloc") (param i32 i32 i32 i32) (result i32)
@@ -129,6 +136,33 @@
           (else
             (if (i32.load8_u (i32.const 260))
               (then (call $write_all (local.get $out) (i32.load (i32.const 264)) (i32.load (i32.const 268))))
+              (else (call $write_all (local.get $out) (i32.const 1088) (i32.const 4))))))
+        (call $finish (local.get $out))
+        (return)))
+    ;; "/kvs/<key>"
+    (if (call $starts (local.get $p) (local.get $n) (i64.const 0x2f73766b2f))
+      (then
+        (call $kv_open (i32.const 1096) (i32.const 7) (i32.const 256))
+        (local.set $e (i32.load (i32.const 260)))
+        (local.set $p (i32.add (local.get $p) (i32.const 5)))
+        (local.set $n (i32.sub (local.get $n) (i32.const 5)))
+        (local.set $i (i32.load8_u (i32.const 256)))  ;; 1 when open failed
+        (call $consume (local.get $req) (i32.const 32))
+        (call $body_stream (i32.load (i32.const 36)) (i32.const 32))
+        (local.set $in (i32.load (i32.const 36)))
+        (call $read (local.get $in) (i64.const 65536) (i32.const 16))
+        (if (i32.eqz (local.get $i))
+          (then
+            (if (i32.and (i32.eqz (i32.load8_u (i32.const 16))) (i32.ne (i32.load (i32.const 24)) (i32.const 0)))
+              (then (call $kv_set (local.get $e) (local.get $p) (local.get $n)
+                                  (i32.load (i32.const 20)) (i32.load (i32.const 24)) (i32.const 272))))
+            (call $kv_get (local.get $e) (local.get $p) (local.get $n) (i32.const 288))))
+        (local.set $out (call $respond (local.get $outparam) (i32.const 200)))
+        (if (i32.or (local.get $i) (i32.load8_u (i32.const 288)))
+          (then (call $write_all (local.get $out) (i32.const 1080) (i32.const 5)))
+          (else
+            (if (i32.load8_u (i32.const 292))
+              (then (call $write_all (local.get $out) (i32.load (i32.const 296)) (i32.load (i32.const 300))))
               (else (call $write_all (local.get $out) (i32.const 1088) (i32.const 4))))))
         (call $finish (local.get $out))
         (return)))
