@@ -58,6 +58,8 @@ def test_diff_then_apply_a_git_url_at_a_tag_with_path_and_name(
     assert code == 1, out + err  # nothing applied yet: everything is drift
     doc = json.loads(out)
     assert doc["source"] == "shop" and doc["revision"]["sha"] == tag_sha
+    assert doc["drift"] is True and doc["mode"] == "dry-run"
+    assert "+  image: ghcr.io/example/alpha:v1" in doc["diffs"]["SpinApp/apps/alpha"]  # a unified diff
     subjects = {e["subject"] for e in doc["entries"]}
     assert "SpinApp/apps/alpha" in subjects and "SpinApp/apps/beta" not in subjects
 

@@ -4,6 +4,7 @@ found, the history, events, operator mode, and exit codes for bad input."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,21 @@ def test_embedded_cluster_is_used_with_a_notice_and_keeps_state(tmp_path: Path) 
     records = records if isinstance(records, list) else records.get("records", [])
     assert len(records) == 2
     assert any(e["action"] == "Created" for r in records for e in r["entries"])
+
+
+@pytest.mark.parametrize("where", ["KUBECONFIG", "~/.kube/config"])
+def test_the_kubeconfig_is_found_like_kubectl_finds_it(where: str, tmp_path: Path, cluster: Cluster) -> None:
+    repo = example_repo(tmp_path / "repo", apps=("alpha",))
+    env = no_cluster_env(tmp_path)
+    if where == "KUBECONFIG":  # the first file of the list that exists
+        env["KUBECONFIG"] = os.pathsep.join([str(tmp_path / "missing"), str(cluster.kubeconfig)])
+    else:
+        (tmp_path / "home" / ".kube").mkdir()
+        (tmp_path / "home" / ".kube" / "config").write_text(cluster.kubeconfig.read_text())
+    run = spindle("apply", str(repo.root), "--no-history", "--timeout", "5", env=env)  # type: ignore[arg-type]
+    assert run.exit_code == 0, run.stdout + run.stderr
+    assert "embedded" not in run.stderr
+    assert cluster.get("apps/v1", "Deployment", "alpha") is not None  # it went to this cluster
 
 
 def test_unknown_source_and_unreachable_cluster_exit_2(tmp_path: Path) -> None:
