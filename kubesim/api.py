@@ -886,10 +886,17 @@ class Cluster:
 
     def _scale_of(self, rtype: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
         m = obj["metadata"]
-        spec, status = obj.get("spec") or {}, obj.get("status") or {}
-        selector = ",".join(
-            f"{k}={v}" for k, v in sorted(((spec.get("selector") or {}).get("matchLabels") or {}).items())
-        )
+        spec_path, status_path, selector_path = rtype.scale_paths
+        if rtype.crd:
+            wanted = meta.get_path(obj, spec_path)
+            have = meta.get_path(obj, status_path)
+            found = meta.get_path(obj, selector_path) if selector_path else None
+            selector = found if isinstance(found, str) else ""
+        else:
+            spec = obj.get("spec") or {}
+            wanted, have = spec.get("replicas", 1), (obj.get("status") or {}).get("replicas", 0)
+            labels = (spec.get("selector") or {}).get("matchLabels") or {}
+            selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
         return {
             "kind": "Scale",
             "apiVersion": "autoscaling/v1",
@@ -898,8 +905,8 @@ class Cluster:
                 for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
                 if k in m
             },
-            "spec": {"replicas": spec.get("replicas", 1)},
-            "status": {"replicas": status.get("replicas", 0), "selector": selector},
+            "spec": {"replicas": wanted if isinstance(wanted, int) else 0},
+            "status": {"replicas": have if isinstance(have, int) else 0, "selector": selector},
         }
 
     def _update_scale(self, call: Call, scale: dict[str, Any], locked_entry: Entry | None = None) -> Reply:
@@ -925,7 +932,7 @@ class Cluster:
             if rv and str(rv) != str(entry.rv):
                 raise stale(rtype.plural, rtype.group, call.name)
             obj = self._present(rtype, entry)
-            obj.setdefault("spec", {})["replicas"] = replicas
+            meta.set_path(obj, rtype.scale_paths[0], replicas)
             reply = self._replace(rtype, entry, obj, manager, "scale", dry_run=dry)
             assert reply.body is not None
             return Reply(reply.code, self._scale_of(rtype, reply.body))

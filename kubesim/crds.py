@@ -118,12 +118,23 @@ def types_for(crd: dict[str, Any]) -> list[ResourceType]:
                 generation=True,
                 crd=True,
                 schema=schema,
+                scale_paths=_scale_paths(sub.get("scale")),
                 selectable_fields=tuple(v.get("selectableFields") or ()),
                 printer_columns=tuple(v.get("additionalPrinterColumns") or ()),
                 ssa_schema=by_version.get(v["name"]),
             )
         )
     return out
+
+
+def _scale_paths(scale: Any) -> tuple[str, str, str]:
+    if not isinstance(scale, dict):
+        return (".spec.replicas", ".status.replicas", "")
+    return (
+        str(scale.get("specReplicasPath") or ".spec.replicas"),
+        str(scale.get("statusReplicasPath") or ".status.replicas"),
+        str(scale.get("labelSelectorPath") or ""),
+    )
 
 
 def status_for(crd: dict[str, Any], when: str) -> dict[str, Any]:

@@ -144,3 +144,24 @@ def walk(obj: Any, fn: Callable[[Any], None]) -> None:
     elif isinstance(obj, list):
         for v in obj:
             walk(v, fn)
+
+
+def get_path(obj: Any, path: str) -> Any:
+    """The value at a `.a.b` path (the JSONPath subset of scale subresource paths), or None."""
+    cur = obj
+    for part in [p for p in path.split(".") if p]:
+        if not isinstance(cur, dict):
+            return None
+        cur = cur.get(part)
+    return cur
+
+
+def set_path(obj: dict[str, Any], path: str, value: Any) -> None:
+    parts = [p for p in path.split(".") if p]
+    cur = obj
+    for part in parts[:-1]:
+        nxt = cur.get(part)
+        if not isinstance(nxt, dict):
+            nxt = cur[part] = {}
+        cur = nxt
+    cur[parts[-1]] = value

@@ -31,6 +31,8 @@ class ResourceType:
     schema: dict[str, Any] | None = field(default=None, compare=False, hash=False)
     printer_columns: tuple[dict[str, Any], ...] = field(default=(), compare=False, hash=False)
     selectable_fields: tuple[dict[str, Any], ...] = field(default=(), compare=False, hash=False)
+    # The scale subresource's paths: specReplicasPath, statusReplicasPath, labelSelectorPath ("" if none).
+    scale_paths: tuple[str, str, str] = (".spec.replicas", ".status.replicas", "")
     # For CRDs: the version's kubesim.schema.ResourceSchema (built-ins look theirs up by kind).
     ssa_schema: Any = field(default=None, compare=False, hash=False)
 

@@ -314,3 +314,50 @@ def test_explain_builtin_fields(kubeconfig: Path) -> None:
     assert "FIELD: replicas <integer>" in out and "Number of desired pods" in out
     ports = kubectl(kubeconfig, "explain", "pods.spec.containers.ports").stdout
     assert "<[]ContainerPort>" in ports
+
+
+def test_kubectl_scale_on_a_crd_with_a_scale_subresource(kubeconfig: Path, tmp_path: Path) -> None:
+    crd = _write(
+        tmp_path,
+        "crd.yaml",
+        """\
+        apiVersion: apiextensions.k8s.io/v1
+        kind: CustomResourceDefinition
+        metadata: {name: spinners.demo.example}
+        spec:
+          group: demo.example
+          scope: Namespaced
+          names: {plural: spinners, singular: spinner, kind: Spinner}
+          versions:
+          - name: v1
+            served: true
+            storage: true
+            subresources:
+              status: {}
+              scale: {specReplicasPath: .spec.count, statusReplicasPath: .status.ready,
+                      labelSelectorPath: .status.selector}
+            schema:
+              openAPIV3Schema:
+                type: object
+                properties:
+                  spec: {type: object, properties: {count: {type: integer}}}
+                  status: {type: object, properties: {ready: {type: integer}, selector: {type: string}}}
+        """,
+    )
+    kubectl(kubeconfig, "apply", "--server-side", "-f", str(crd))
+    kubectl(
+        kubeconfig,
+        "apply",
+        "--server-side",
+        "-f",
+        "-",
+        stdin=("apiVersion: demo.example/v1\nkind: Spinner\nmetadata: {name: s1}\nspec: {count: 1}\n"),
+    )
+    kubectl(kubeconfig, "scale", "spinner", "s1", "--replicas=4")
+    assert kubectl(kubeconfig, "get", "spinner", "s1", "-o", "jsonpath={.spec.count}").stdout == "4"
+    scale = json.loads(
+        kubectl(
+            kubeconfig, "get", "--raw", "/apis/demo.example/v1/namespaces/default/spinners/s1/scale"
+        ).stdout
+    )
+    assert scale["spec"]["replicas"] == 4 and scale["status"]["replicas"] == 0
