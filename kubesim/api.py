@@ -462,7 +462,12 @@ class Cluster:
         """Validation: metadata, CRDs, custom objects against their schema, a few built-in rules."""
         m = obj["metadata"]
         name = str(m.get("name", ""))
-        causes = meta.validate_name(name, label=rtype.kind == "Namespace")
+        rule = (
+            {"Namespace": "label", "Service": "dns1035"}.get(rtype.kind, "subdomain")
+            if not rtype.group
+            else "subdomain"
+        )
+        causes = meta.validate_name(name, rule=rule)
         causes += meta.validate_metadata(m)
         if rtype.storage_key == CRD_TYPE.storage_key:
             causes += crds.validate_crd(obj)

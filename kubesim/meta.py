@@ -37,12 +37,24 @@ def generated_name(prefix: str) -> str:
     return prefix[:58] + "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(5))
 
 
-def validate_name(name: str, *, label: bool = False, path: str = "metadata.name") -> list[Cause]:
+_DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+_DNS1035_MSG = (
+    "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic "
+    "character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for "
+    "validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
+)
+NAME_RULES = {
+    "subdomain": (_DNS1123_SUBDOMAIN, _SUBDOMAIN_MSG, 253),
+    "label": (_DNS1123_LABEL, _LABEL_MSG, 63),
+    "dns1035": (_DNS1035_LABEL, _DNS1035_MSG, 63),
+}
+
+
+def validate_name(name: str, *, rule: str = "subdomain", path: str = "metadata.name") -> list[Cause]:
+    """Names are DNS-1123 subdomains, except Namespaces (DNS-1123 labels) and Services (DNS-1035)."""
     if not name:
         return [required(path, "name or generateName is required")]
-    pattern, msg, limit = (
-        (_DNS1123_LABEL, _LABEL_MSG, 63) if label else (_DNS1123_SUBDOMAIN, _SUBDOMAIN_MSG, 253)
-    )
+    pattern, msg, limit = NAME_RULES[rule]
     causes = []
     if len(name) > limit:
         causes.append(bad_value(path, name, f"must be no more than {limit} characters"))

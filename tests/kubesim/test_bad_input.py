@@ -472,3 +472,24 @@ def test_crd_in_a_protected_group_needs_approval(raw: Raw) -> None:
     status, doc = raw.request("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
     assert status == 422
     assert doc["details"]["causes"][0]["field"] == "metadata.annotations[api-approved.kubernetes.io]"
+
+
+@pytest.mark.parametrize(
+    ("path", "kind", "api_version", "name", "ok"),
+    [
+        ("/api/v1/namespaces/default/services", "Service", "v1", "1web", False),
+        ("/api/v1/namespaces/default/services", "Service", "v1", "web.x", False),
+        ("/api/v1/namespaces/default/services", "Service", "v1", "web-1", True),
+        ("/api/v1/namespaces", "Namespace", "v1", "a.b", False),
+        ("/api/v1/namespaces/default/configmaps", "ConfigMap", "v1", "1.config.map", True),
+        ("/api/v1/namespaces/default/configmaps", "ConfigMap", "v1", "x" * 254, False),
+    ],
+)
+def test_name_rules_per_kind(raw: Raw, path: str, kind: str, api_version: str, name: str, ok: bool) -> None:
+    body: dict[str, Any] = {"apiVersion": api_version, "kind": kind, "metadata": {"name": name}}
+    if kind == "Service":
+        body["spec"] = {"ports": [{"port": 80}]}
+    status, doc = raw.request("POST", path, body)
+    assert (status == 201) is ok, doc
+    if not ok:
+        assert status == 422 and doc["details"]["causes"][0]["field"] == "metadata.name"
