@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -152,6 +153,12 @@ class SpinServer(ThreadingHTTPServer):
         # several processes wait on one listening socket: a blocking accept() in the process that
         # lost the race would hang it (and its shutdown) until the next connection
         self.socket.setblocking(False)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection that failed outside a guest (client went away, bad framing): one line,
+        not a traceback per dropped client."""
+        exc = sys.exc_info()[1]
+        log.warning("connection from %s:%s failed: %r", client_address[0], client_address[1], exc)
 
     def stop_idle_connections(self) -> None:
         """Close keep-alive connections waiting for a request; busy ones close after their
