@@ -61,3 +61,16 @@ def group(types: list[ResourceType], name: str) -> dict[str, Any] | None:
     if not versions or not name:
         return None
     return {"kind": "APIGroup", "apiVersion": "v1", **_group(name, versions)}
+
+
+def accepts_legacy(accept: str) -> bool:
+    """Does the Accept header allow plain JSON (or anything)? An empty header does."""
+    if not accept.strip():
+        return True
+    for item in accept.split(","):
+        media, *params = [p.strip() for p in item.split(";")]
+        if media in ("*/*", "application/*") or (
+            media == "application/json" and not any(p.startswith(("as=", "g=")) for p in params)
+        ):
+            return True
+    return False

@@ -34,6 +34,7 @@ from kubesim.errors import (
     bad_request,
     internal,
     method_not_allowed,
+    not_acceptable,
     path_not_found,
     too_large,
     unauthorized,
@@ -241,9 +242,13 @@ class Handler(BaseHTTPRequestHandler):
                 return None
             if path in ("/healthz", "/livez", "/readyz"):
                 return Reply(200, text='"ok"')
-            if path == "/api":
-                return Reply(200, discovery.api_versions(self.server.address_text))
-            if path == "/apis":
+            if path in ("/api", "/apis"):
+                # Legacy discovery only: a client that accepts nothing but the aggregated form gets
+                # 406; client-go lists plain application/json as its fallback and takes this answer.
+                if not discovery.accepts_legacy(self.headers.get("Accept", "")):
+                    raise not_acceptable("only the legacy discovery documents (application/json) are served")
+                if path == "/api":
+                    return Reply(200, discovery.api_versions(self.server.address_text))
                 return Reply(200, discovery.group_list(types))
             if parts[:1] == ["openapi"]:
                 return self._openapi(parts[1:], query)

@@ -533,3 +533,19 @@ def test_services_get_cluster_ips_and_node_ports_that_updates_keep(raw: Raw) -> 
         again["spec"]["clusterIP"] == ip_a
         and again["metadata"]["resourceVersion"] == a["metadata"]["resourceVersion"]
     )
+
+
+@pytest.mark.parametrize(
+    ("accept", "code"),
+    [
+        ("", 200),
+        ("application/json", 200),
+        ("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json", 200),
+        ("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList", 406),
+        ("application/vnd.kubernetes.protobuf, */*", 200),
+    ],
+)
+def test_discovery_negotiation(raw: Raw, accept: str, code: int) -> None:
+    status, doc = raw.request("GET", "/apis", headers={"Accept": accept} if accept else None)
+    assert status == code
+    assert doc["kind"] == ("APIGroupList" if code == 200 else "Status")
