@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from shim_testlib import WAT_APP, make_app
-from test_cli_up import start
+from test_shim_cli_up import start
 
 from shim.loadgen import encode_request, run_load
 
