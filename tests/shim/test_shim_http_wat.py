@@ -182,3 +182,12 @@ def test_wasi_keyvalue_default_bucket_persists(serve: Serve, tmp_path: Path) -> 
     denied = serve(make_app(tmp_path / "other", WAT_APP), state_dir=state)
     status, _, body = denied.request("GET", "/kvs/color")
     assert (status, body) == (200, b"error")
+
+
+def test_components_to_retain(serve: Serve, tmp_path: Path) -> None:
+    srv = serve(make_app(tmp_path / "app", ROUTED), env={"SPIN_COMPONENTS_TO_RETAIN": "api,exact"})
+    assert sorted(srv.app.executors) == ["api", "exact"]
+    assert srv.request("GET", "/api/x")[0] == 200
+    assert srv.request("GET", "/api/exact")[0] == 200
+    assert srv.request("GET", "/other")[0] == 404  # the catch-all component was not retained
+    assert srv.request("GET", "/static")[0] == 202  # static responses need no component
