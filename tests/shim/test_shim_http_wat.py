@@ -191,3 +191,21 @@ def test_components_to_retain(serve: Serve, tmp_path: Path) -> None:
     assert srv.request("GET", "/api/exact")[0] == 200
     assert srv.request("GET", "/other")[0] == 404  # the catch-all component was not retained
     assert srv.request("GET", "/static")[0] == 202  # static responses need no component
+
+
+def test_manifest_v1_app(serve: Serve, tmp_path: Path) -> None:
+    srv = serve(make_app(tmp_path / "app", """\
+        spin_manifest_version = "1"
+        name = "legacy"
+        trigger = { type = "http", base = "/base" }
+        [[component]]
+        id = "old"
+        source = "handler.wasm"
+        [component.trigger]
+        route = "/hello/..."
+    """))
+    status, _, body = srv.request("GET", "/base/hello/x")
+    assert status == 200
+    assert headers_of(body)["spin-matched-route"] == "/base/hello/..."
+    assert headers_of(body)["spin-path-info"] == "/x"
+    assert srv.request("GET", "/hello/x")[0] == 404
