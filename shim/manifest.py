@@ -36,6 +36,7 @@ class RouteKind(enum.Enum):
 class Route:
     kind: RouteKind
     raw: str  # as written, e.g. "/api/..."; "" for private routes
+    base: str = ""  # manifest v1's application base ("" for "/"); v2 has none
 
     @property
     def prefix(self) -> str:
@@ -43,6 +44,15 @@ class Route:
         if self.kind is RouteKind.WILDCARD:
             return self.raw[: -len("/...")]
         return self.raw
+
+    @property
+    def based(self) -> str:
+        """The route the server matches: base + route (Spin's `spin-matched-route`)."""
+        return self.base + self.raw if self.raw != "/" or not self.base else self.base
+
+    @property
+    def based_prefix(self) -> str:
+        return self.base + self.prefix
 
 
 @dataclass(frozen=True)
@@ -357,7 +367,7 @@ def _parse_v1(doc: dict[str, Any], path: Path) -> AppManifest:
         t = r.sub("trigger")
         route = _route(t, t.table.get("route"))
         if route.kind is not RouteKind.PRIVATE and base.rstrip("/"):
-            route = Route(route.kind, base.rstrip("/") + route.raw)
+            route = Route(route.kind, route.raw, base.rstrip("/"))
         kind, wagi = _executor(t)
         http.append(HttpTrigger(id=f"{cid}-trigger", route=route, component=cid, executor=kind, wagi=wagi))
     other = () if ttype == "http" else (ttype,)

@@ -39,11 +39,11 @@ class Router:
         self._routes: list[_Compiled] = []
         seen: set[str] = set()
         for t in triggers:
-            if t.route.kind is RouteKind.PRIVATE or t.route.raw in seen:
+            if t.route.kind is RouteKind.PRIVATE or t.route.based in seen:
                 continue  # a duplicate route: the first one wins
-            seen.add(t.route.raw)
+            seen.add(t.route.based)
             wildcard = t.route.kind is RouteKind.WILDCARD
-            self._routes.append(_Compiled(t, tuple(_segments(t.route.prefix)), wildcard))
+            self._routes.append(_Compiled(t, tuple(_segments(t.route.based_prefix)), wildcard))
 
     def match(self, path: str) -> Match | None:
         """`path` is the request path without the query string."""
@@ -84,8 +84,8 @@ def spin_headers(match: Match, *, scheme: str, host: str, path_with_query: str,
     headers = [
         ("spin-full-url", f"{scheme}://{host}{path_with_query}"),
         ("spin-path-info", match.path_info),
-        ("spin-matched-route", route.raw),
-        ("spin-base-path", "/"),
+        ("spin-matched-route", route.based),
+        ("spin-base-path", route.base or "/"),
         ("spin-raw-component-route", route.raw),
         ("spin-component-route", route.prefix),
         ("spin-client-addr", client_addr),

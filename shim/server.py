@@ -294,7 +294,7 @@ class _Handler(BaseHTTPRequestHandler):
         hname, _, hport = host.partition(":")
         env = {
             "REQUEST_METHOD": self.command, "PATH_INFO": match.path_info, "PATH_TRANSLATED": match.path_info,
-            "QUERY_STRING": query, "SCRIPT_NAME": route.prefix,
+            "QUERY_STRING": query, "SCRIPT_NAME": route.based_prefix,
             "SERVER_PROTOCOL": self.request_version, "GATEWAY_INTERFACE": "CGI/1.1",
             "SERVER_SOFTWARE": "spindle-shim", "SERVER_NAME": hname, "SERVER_PORT": hport or "80",
             "REMOTE_ADDR": self.client_address[0], "REMOTE_HOST": self.client_address[0],

@@ -206,6 +206,8 @@ def test_manifest_v1_app(serve: Serve, tmp_path: Path) -> None:
     """))
     status, _, body = srv.request("GET", "/base/hello/x")
     assert status == 200
-    assert headers_of(body)["spin-matched-route"] == "/base/hello/..."
-    assert headers_of(body)["spin-path-info"] == "/x"
+    h = headers_of(body)
+    assert (h["spin-matched-route"], h["spin-raw-component-route"], h["spin-component-route"]) == (
+        "/base/hello/...", "/hello/...", "/hello")
+    assert (h["spin-base-path"], h["spin-path-info"]) == ("/base", "/x")
     assert srv.request("GET", "/hello/x")[0] == 404

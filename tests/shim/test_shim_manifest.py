@@ -74,7 +74,7 @@ def test_v2_normalised() -> None:
 def test_v1_converted() -> None:
     app = parse_manifest(V1, Path("/app/spin.toml"))
     (t,) = app.http_triggers
-    assert (t.route.raw, t.component) == ("/base/hello/...", "legacy")
+    assert (t.route.based, t.route.raw, t.component) == ("/base/hello/...", "/hello/...", "legacy")
     assert app.components["legacy"].variables == {"who": "world"}
 
 
