@@ -50,6 +50,11 @@ class ObjectRef:
     def group(self) -> str:
         return self.api_version.rpartition("/")[0] if "/" in self.api_version else ""
 
+    @property
+    def key(self) -> tuple[str, str, str | None, str]:
+        """(group, kind, namespace, name): the identity that survives an apiVersion bump."""
+        return (self.group, self.kind, self.namespace, self.name)
+
 
 @dataclass(frozen=True)
 class Attribution:

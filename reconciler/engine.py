@@ -1,8 +1,11 @@
 """One reconcile: render → plan → apply → prune → health → inventory → events.
 
 `run()` returns the `ReconcileRecord` the history stores and reports print, with the per-object
-outcomes (masked before/after views) that `spindle diff` prints. The render
-step and the cluster client are seams passed in; nothing here is patched in tests.
+outcomes (masked before/after views) that `spindle diff` prints. The render step and the
+cluster client are seams passed in; nothing here is patched in tests.
+
+Errors never escape: a cluster error (`reconciler.kube.errors.KubeError`) stops the reconcile
+and is recorded in `record.errors`, like render errors; per-object failures are Failed entries.
 
 Safety rules: nothing is pruned when the render reported errors, when the inventory could not be
 read, or with `prune=False`; an empty desired set is refused unless `allow_empty`. Before
@@ -25,10 +28,11 @@ from reconciler.kube import errors
 from reconciler.kube.client import KubeClient
 from reconciler.ssa import inventory, nodes, objects, prune, sort
 from reconciler.ssa.inventory import Inventory
-from reconciler.ssa.manager import Applier, ApplyOptions, Outcome, key_of
+from reconciler.ssa.manager import Applier, ApplyOptions, Outcome
 
 Obj = dict[str, Any]
 MAX_OBJECT_EVENTS = 50  # beyond this, one summary event instead of an event storm
+_NODE_STATES = frozenset({"pending", "provisioned", "failed", "uninstall"})  # see ssa.nodes
 
 
 class Mode(enum.StrEnum):
@@ -122,10 +126,13 @@ def _run(
     say("reading inventory")
     previous, inventory_ok = _read_inventory(client, source, record)
     say("rendering")
-    rendered = render(
-        checkout,
-        RenderRequest(options.path, options.mode, node_list, _retired_shims(client, previous, node_list)),
-    )
+    retired = _retired_shims(client, previous, node_list)
+    request = RenderRequest(options.path, options.mode, node_list, retired)
+    try:
+        rendered = render(checkout, request)
+    except OSError as exc:  # the checkout or its sub-path cannot be read: nothing to apply or prune
+        record.errors.append(f"render of {checkout}: {exc}")
+        return
     record.errors.extend(rendered.errors)
     if node_error and any(o.get("kind") == "Shim" for o, _ in rendered.objects):
         record.errors.append(node_error)
@@ -151,7 +158,7 @@ def _run(
     )
     refs = [objects.ref_of(o) for o in desired]
     if not options.changes_nothing:
-        _widen_inventory(client, source, previous, refs, record)
+        _widen_inventory(client, source, previous, refs)
     outcomes = applier.run(desired, previous)
     _publish(result, outcomes)  # kept even if a later step fails
     can_prune = options.prune and inventory_ok and not rendered.errors
@@ -247,8 +254,6 @@ def _retired_shims(client: KubeClient, previous: Inventory | None, node_list: li
     return out
 
 
-_NODE_STATES = frozenset({"pending", "provisioned", "failed", "uninstall"})
-
 
 def _save(client: KubeClient, inv: Inventory) -> None:
     client.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": objects.SYSTEM_NAMESPACE}})
@@ -260,10 +265,11 @@ def _widen_inventory(
     source: str,
     previous: Inventory | None,
     refs: list[ObjectRef],
-    record: ReconcileRecord,
 ) -> None:
-    known = {key_of(r) for r in (previous.entries if previous else {})}
-    new = [r for r in refs if key_of(r) not in known]
+    """Add the objects about to be created to the inventory first, so a crash between their
+    create and the final inventory write cannot orphan them."""
+    known = {r.key for r in (previous.entries if previous else {})}
+    new = [r for r in refs if r.key not in known]
     if not new:
         return
     widened = Inventory(
@@ -295,9 +301,9 @@ def _write_inventory(
         keep = set(pruned.retry) if pruned else set()
         if not pruned_ran:  # prune skipped: everything previously owned stays owned
             keep |= set(previous.entries)
-        present = {key_of(r) for r in inv.entries}
+        present = {r.key for r in inv.entries}
         for ref in keep:
-            if key_of(ref) not in present:
+            if ref.key not in present:
                 inv.entries[ref] = previous.entries.get(ref, inventory.Entry(ref))
     if previous is not None and previous.to_json() == inv.to_json():
         return

@@ -235,6 +235,8 @@ def open_source(source: str, args: SourceArgs, *, cache: Path | None = None) -> 
                 "is a directory rendered as it is; add --ref (e.g. --ref branch:main) to fetch it as Git"
             )
         directory = local.resolve()
+        if args.path and not (directory / args.path).is_dir():
+            raise click.BadParameter(f"{args.path!r} is not a directory in {directory}", param_hint="--path")
         return Source(args.name or directory.name, functools.partial(_read_directory, directory), args.path)
 
     from reconciler.source import Auth, GitSource, SourceConfigError, SourceSpec, Verify

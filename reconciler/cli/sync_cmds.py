@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from reconciler.changeset import DRIFT_ACTIONS, Action, ReconcileRecord
+from reconciler.changeset import DRIFT_ACTIONS, Action, Attribution, ReconcileRecord
 from reconciler.cli import options as opts
 from reconciler.cli.options import ApplyArgs, ClusterArgs, EngineArgs, SourceArgs
-from reconciler.engine import Options, Result
+from reconciler.engine import Result
 from reconciler.reports.common import summary
 from reconciler.ssa import diff as diffmod
 from reconciler.ssa.manager import Outcome
@@ -31,14 +30,17 @@ def run_once(
     source: str,
     source_args: SourceArgs,
     cluster_args: ClusterArgs,
-    options: Callable[[opts.Source], Options],
+    engine_args: EngineArgs,
+    apply_args: ApplyArgs | None = None,
+    *,
+    dry_run: bool = False,
 ) -> Result:
     """Fetch the source, connect, run one reconcile. Setup errors raise SetupError (exit 2)."""
     from reconciler import engine
 
     src = opts.open_source(source, source_args)
     fetched = opts.fetch_once(source, src)
-    settings = options(src)
+    settings = opts.engine_settings(engine_args, src, apply_args, dry_run=dry_run)
     tgt = opts.connect(cluster_args, timeout=settings.timeout)
     try:
         with opts.progress() as say:
@@ -58,6 +60,7 @@ def run_once(
 
 
 def drift_json(result: Result) -> dict[str, Any]:
+    """The record as JSON plus `drift` (bool) and a unified diff per drifted object."""
     from reconciler.reports.records import record_to_dict
 
     out = record_to_dict(result.record)
@@ -75,7 +78,7 @@ def _unified(o: Outcome) -> str:
     return diffmod.unified(o.subject, o.live_view, o.desired_view)
 
 
-def _owners(attrs: tuple[Any, ...]) -> str:
+def _owners(attrs: tuple[Attribution, ...]) -> str:
     return (
         ", ".join(f"{a.manager} ({a.operation}{', ' + a.time if a.time else ''})" for a in attrs)
         or "no manager"
@@ -83,6 +86,8 @@ def _owners(attrs: tuple[Any, ...]) -> str:
 
 
 def print_drift(result: Result) -> None:
+    """Per drifted object: its changed fields with live and Git values and their owners, and a
+    unified YAML diff; then failures and errors."""
     for o in result.outcomes:
         if o.action not in DRIFT_ACTIONS:
             continue
@@ -112,9 +117,7 @@ def diff(
     source: str, source_args: SourceArgs, cluster_args: ClusterArgs, engine_args: EngineArgs, output: str
 ) -> None:
     """Show how the cluster differs from SOURCE. Exit 0 no drift, 1 drift, 2 error."""
-    result = run_once(
-        source, source_args, cluster_args, lambda src: opts.engine_settings(engine_args, src, dry_run=True)
-    )
+    result = run_once(source, source_args, cluster_args, engine_args, dry_run=True)
     if output == "json":
         click.echo(json.dumps(drift_json(result), indent=2, default=str))
     else:
@@ -126,6 +129,7 @@ def diff(
 
 
 def print_summary(result: Result) -> None:
+    """One row per object that changed or has something to say (a table on a terminal)."""
     record = result.record
     rows = [
         (o.subject, o.action.value, o.health.value, o.message)
@@ -154,12 +158,12 @@ def print_summary(result: Result) -> None:
 
 
 def _save_history(record: ReconcileRecord, path: Path | None) -> None:
-    try:
-        from reconciler.history import History
+    from reconciler.history import History, HistoryError
 
+    try:
         with History(path) as history:
             history.add(record)
-    except Exception as exc:  # the reconcile happened; a history problem must not hide that
+    except HistoryError as exc:  # the reconcile happened; a history problem must not hide that
         click.echo(f"warning: could not record the reconcile in the history: {exc}", err=True)
 
 
@@ -183,12 +187,7 @@ def apply(
     output: str,
 ) -> None:
     """Reconcile SOURCE into the cluster once and print a summary."""
-    result = run_once(
-        source,
-        source_args,
-        cluster_args,
-        lambda src: opts.engine_settings(engine_args, src, apply_args, dry_run=dry_run),
-    )
+    result = run_once(source, source_args, cluster_args, engine_args, apply_args, dry_run=dry_run)
     if not no_history:
         _save_history(result.record, apply_args.history)
     if output == "json":

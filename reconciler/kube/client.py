@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -298,11 +298,3 @@ class KubeClient:
         _, out = self.send("POST", res.collection(ns), subject=subject_of(obj), body=obj)
         created: Obj = out
         return created
-
-    def preload(self, api_versions: Iterable[str]) -> None:
-        for av in sorted(set(api_versions)):
-            if av not in self._groups:
-                try:
-                    self._discover(av)
-                except errors.UnknownKind:
-                    self._groups[av] = {}

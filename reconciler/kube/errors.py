@@ -115,8 +115,8 @@ def from_response(subject: str, status: int, body: bytes | str | None) -> KubeEr
 
 
 def is_immutable(err: KubeError) -> bool:
-    """Whether a dry-run failed because a field cannot change in place (Flux's classifier:
-    422 Invalid or a 409 other than a field-manager conflict, or an 'immutable' message)."""
+    """Whether a dry-run failed because a field cannot change in place: the API server says
+    "immutable" in the message or, for a 422 Invalid, in one of its causes."""
     text = err.message.lower()
     if "immutable" in text:
         return True

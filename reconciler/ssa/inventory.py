@@ -15,7 +15,7 @@ from typing import Any
 
 from reconciler.changeset import ObjectRef
 from reconciler.ssa import sort
-from reconciler.ssa.objects import SOURCE_LABEL, SYSTEM_NAMESPACE
+from reconciler.ssa.objects import MANAGED_BY_LABEL, SOURCE_LABEL, SYSTEM_NAMESPACE
 
 Obj = dict[str, Any]
 DATA_KEY = "inventory.json"
@@ -86,7 +86,7 @@ def to_configmap(inv: Inventory) -> Obj:
         "metadata": {
             "name": configmap_name(inv.source),
             "namespace": SYSTEM_NAMESPACE,
-            "labels": {"app.kubernetes.io/managed-by": "spindle", "spindle.dev/inventory": "true"},
+            "labels": {MANAGED_BY_LABEL: "spindle", "spindle.dev/inventory": "true"},
             "annotations": {SOURCE_LABEL: inv.source, "spindle.dev/revision": inv.revision},
         },
         "data": {DATA_KEY: inv.to_json()},
@@ -112,6 +112,6 @@ def stale(previous: Inventory | None, desired: set[ObjectRef]) -> list[ObjectRef
     compared without their version so a version bump is not a delete-and-create."""
     if previous is None:
         return []
-    wanted = {(r.group, r.kind, r.namespace, r.name) for r in desired}
-    gone = [r for r in previous.entries if (r.group, r.kind, r.namespace, r.name) not in wanted]
+    wanted = {r.key for r in desired}
+    gone = [r for r in previous.entries if r.key not in wanted]
     return sort.prune_order(gone)

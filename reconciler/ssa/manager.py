@@ -33,11 +33,7 @@ from reconciler.ssa.inventory import Inventory
 from reconciler.ssa.objects import SSAPolicy
 
 Obj = dict[str, Any]
-Key = tuple[str, str, str | None, str]  # group, kind, namespace, name: version-independent
-
-
-def key_of(ref: ObjectRef) -> Key:
-    return (ref.group, ref.kind, ref.namespace, ref.name)
+Key = tuple[str, str, str | None, str]  # ObjectRef.key: group, kind, namespace, name
 
 
 @dataclass(frozen=True)
@@ -151,7 +147,7 @@ class Applier:
         for (api_version, kind), wanted in sorted(namespaces.items(), key=lambda kv: kv[0]):
             try:
                 for obj in self._list_kind(api_version, kind, selector, wanted):
-                    live[key_of(objects.ref_of(obj))] = obj
+                    live[objects.ref_of(obj).key] = obj
             except errors.KubeError as exc:
                 failed[(api_version, kind)] = str(exc)
         return live, failed
@@ -185,7 +181,7 @@ class Applier:
             if err is not None:
                 results[item.ref] = Outcome(item.ref, Action.FAILED, err, desired=item.desired)
                 continue
-            current = live.get(key_of(item.ref))
+            current = live.get(item.ref.key)
             quick = self._shortcut(item, current, cache)
             if quick is not None:
                 results[item.ref] = quick
@@ -268,6 +264,9 @@ class Applier:
             )
         return None
 
+    def _read(self, ref: ObjectRef) -> Obj | None:
+        return self.client.get(ref.api_version, ref.kind, ref.name, ref.namespace)
+
     def _one_safe(self, pair: tuple[_Item, Obj | None]) -> Outcome:
         item, current = pair
         try:
@@ -292,7 +291,7 @@ class Applier:
         """Not listed as this source's: create it, or adopt an object that lacks our label."""
         d = item.desired
         if item.policy is SSAPolicy.IF_NOT_PRESENT or self.options.dry_run:
-            current = self.client.get(item.ref.api_version, item.ref.kind, item.ref.name, item.ref.namespace)
+            current = self._read(item.ref)
             if current is not None:
                 if item.policy is SSAPolicy.IF_NOT_PRESENT:
                     return Outcome(
@@ -307,9 +306,7 @@ class Applier:
             result, created = self.client.apply_status(d, dry_run=self.options.dry_run)
         except errors.KubeError as exc:
             if errors.is_immutable(exc):  # it existed after all, without our label
-                current = self.client.get(
-                    item.ref.api_version, item.ref.kind, item.ref.name, item.ref.namespace
-                )
+                current = self._read(item.ref)
                 if current is not None:
                     return self._check(item, current)
             raise
@@ -408,10 +405,7 @@ class Applier:
             )
         self.client.delete(item.ref.api_version, item.ref.kind, item.ref.name, item.ref.namespace)
         deadline = self.clock() + max(self.options.wait_timeout, 5.0)
-        while (
-            self.client.get(item.ref.api_version, item.ref.kind, item.ref.name, item.ref.namespace)
-            is not None
-        ):
+        while self._read(item.ref) is not None:
             if self.clock() > deadline:
                 return Outcome(
                     item.ref,
@@ -484,7 +478,7 @@ class Applier:
             for (api_version, kind), group in by_kind.items():
                 try:
                     live = {
-                        key_of(objects.ref_of(x)): x
+                        objects.ref_of(x).key: x
                         for x in self.client.list(
                             api_version, kind, label_selector=f"{objects.SOURCE_LABEL}={self.options.source}"
                         )
@@ -492,7 +486,7 @@ class Applier:
                 except errors.KubeError:
                     continue
                 for o in group:
-                    current = live.get(key_of(o.ref))
+                    current = live.get(o.ref.key)
                     if current is not None:
                         # Still verified only if just status moved on: same generation (spec)
                         # and same labels and annotations as right after the apply.

@@ -110,19 +110,3 @@ def comparable(obj: Obj) -> Obj:
         kept["annotations"] = annotations
     out["metadata"] = kept
     return out
-
-
-def strip_server_fields(obj: Obj) -> Obj:
-    """A copy without the fields the server generates (for YAML diffs and `-o yaml`)."""
-    out = copy.deepcopy(obj)
-    out.pop("status", None)
-    meta = out.get("metadata")
-    if isinstance(meta, dict):
-        for key in ("managedFields", "resourceVersion", "uid", "generation", "creationTimestamp", "selfLink"):
-            meta.pop(key, None)
-        annotations = meta.get("annotations")
-        if isinstance(annotations, dict):
-            annotations.pop(_LAST_APPLIED, None)
-            if not annotations:
-                del meta["annotations"]
-    return out

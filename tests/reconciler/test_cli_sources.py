@@ -116,6 +116,7 @@ def test_an_unsigned_head_is_refused(command: str, remote: Remote, cluster: Clus
         (("--ref", "tag:"), "names no tag"),
         (("--ref", "semver:not a range"), "semver"),
         (("--token-env", "GIT_TOKEN"), "--token-env needs a Git fetch"),
+        (("--path", "nope"), "'nope' is not a directory in"),
     ],
 )
 def test_bad_source_options_exit_2_before_touching_the_cluster(

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from spindle_synclib import Cluster, apply, diff, example_repo, spinapp
 
+from reconciler import engine
+
 pytestmark = pytest.mark.slow
 
 
@@ -128,6 +130,17 @@ def test_broken_render_prunes_nothing_and_reports_the_error(tmp_path: Path, clus
     assert cluster.get("apps/v1", "Deployment", "beta") is not None
     assert cluster.get("apps/v1", "Deployment", "delta") is not None  # the good app still lands
     assert "Pruned" not in doc["entries"].__repr__()
+
+
+def test_an_unreadable_checkout_is_an_error_that_changes_nothing(tmp_path: Path, cluster: Cluster) -> None:
+    """What the loop sees when a sub-path vanished from the checkout: a recorded error, no crash."""
+    repo = example_repo(tmp_path / "repo", apps=("alpha",))
+    assert apply(repo, cluster).exit_code == 0
+    options = engine.Options(path="gone", timeout=0)
+    result = engine.run(repo.root, source_name="repo", revision=None, options=options, client=cluster.client)
+    assert not result.record.ok and result.outcomes == []
+    assert any("gone" in e and "not a directory" in e for e in result.record.errors), result.record.errors
+    assert cluster.get("apps/v1", "Deployment", "alpha") is not None  # nothing pruned
 
 
 def test_empty_desired_set_is_refused_unless_allowed(tmp_path: Path, cluster: Cluster) -> None:
