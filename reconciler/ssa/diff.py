@@ -56,10 +56,18 @@ def field_drifts(live_cmp: Obj, desired_cmp: Obj, live_full: Obj) -> tuple[Field
     )
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """Writes a sub-tree shared by two fields twice, never as `&id001`/`*id001`: a reader of a
+    diff must see each field's value where it stands."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def to_yaml(obj: Any) -> str:
     if obj is None:
         return ""
-    return str(yaml.safe_dump(obj, sort_keys=True, default_flow_style=False))
+    return str(yaml.dump(obj, Dumper=_PlainDumper, sort_keys=True, default_flow_style=False))
 
 
 def unified(subject: str, live: Obj | None, desired: Obj | None) -> str:

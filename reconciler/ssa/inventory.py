@@ -4,6 +4,8 @@ Stored as a ConfigMap `spindle-inventory-<source>` in `spindle-system`. Entries 
 form `<namespace>_<name>_<group>_<kind>` plus the version, and carry the digest cache: the
 digest of the desired object and the live resourceVersion after the last verified apply. When
 both still match, the object is Unchanged without a dry-run.
+
+Errors: `InventoryError` (names the ConfigMap) when the stored inventory cannot be parsed.
 """
 
 from __future__ import annotations

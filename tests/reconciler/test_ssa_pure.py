@@ -273,6 +273,13 @@ def test_unified_diff_names_object() -> None:
     assert "--- live/Deployment/ns/a" in text and "-  replicas: 5" in text and "+  replicas: 1" in text
 
 
+def test_unified_diff_spells_out_shared_values() -> None:
+    shared = {"type": "string"}  # renderers reuse one schema dict in several places
+    text = diff.unified("CRD/x", None, {"spec": {"a": shared, "b": shared}})
+    assert "&id" not in text and "*id" not in text
+    assert text.count("+    type: string") == 2
+
+
 def test_inventory_roundtrip_and_stale() -> None:
     a = ObjectRef("apps/v1", "Deployment", "ns", "a")
     b = ObjectRef("v1", "Service", "ns", "a")
