@@ -106,7 +106,7 @@ def serve(opts: RunOptions, env: Mapping[str, str], *, sock: socket.socket | Non
 
     def spawn() -> subprocess.Popen[bytes]:
         return subprocess.Popen([sys.executable, "-m", "shim.worker", str(fd), opts.to_json()],
-                                pass_fds=(fd,), env=dict(env))
+                                pass_fds=(fd,), env={**env, "SPINDLE_SHIM_PARENT": str(os.getpid())})
 
     if spawn_workers and opts.workers > 1:
         os.set_inheritable(fd, True)

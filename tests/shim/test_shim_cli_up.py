@@ -174,3 +174,27 @@ def test_a_dead_worker_is_replaced(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
     assert f"worker {first} exited" in (proc.stdout.read() if proc.stdout else "")
+
+
+def test_workers_do_not_outlive_a_killed_parent(tmp_path: Path) -> None:
+    root = make_app(tmp_path / "app", WAT_APP)
+    proc, _port = start(root, tmp_path, "--workers", "2")
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    deadline = time.monotonic() + 30
+    while not children.read_text().split() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    (worker,) = (int(p) for p in children.read_text().split())
+    proc.kill()
+    proc.wait(timeout=30)
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            break
+        stat = Path(f"/proc/{worker}/stat")
+        if stat.exists() and stat.read_text().split()[2] == "Z":  # exited, not yet reaped by init
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(worker, signal.SIGKILL)
+        raise AssertionError("the worker outlived its parent")
