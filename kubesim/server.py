@@ -435,6 +435,9 @@ class RunningServer:
         return text
 
     def stop(self) -> None:
+        """Idempotent: open watches end, controllers stop, then the database closes."""
+        if self.httpd.stopping.is_set():
+            return
         self.httpd.stopping.set()
         self.controllers.stop()
         self.httpd.shutdown()

@@ -123,3 +123,18 @@ def test_state_survives_restart_and_kubeconfig_is_private(tmp_path: Path) -> Non
     with sqlite3.connect(state) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_stop_ends_open_watches_and_is_idempotent() -> None:
+    import threading
+
+    srv = kserver.start(":memory:")
+    got: list[Any] = []
+    t = threading.Thread(target=lambda: got.append(watch_lines(srv, DEPLOYS + "?watch=1", 100, timeout=20)))
+    t.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    srv.stop()
+    srv.stop()
+    t.join(timeout=10)
+    assert not t.is_alive() and time.monotonic() - started < 8
