@@ -22,7 +22,7 @@ Embedding (tests, the reconciler's default target)::
 command is `spindle cluster serve`.
 
 What it serves: discovery (/version, /api, /apis, legacy group/version lists; kubectl falls back
-from aggregated discovery), /openapi/v2 and /openapi/v3; the built-ins of `kubesim.resources`
+from aggregated discovery), /openapi/v2 and /openapi/v3, /metrics; the built-ins of `kubesim.resources`
 and every established CRD; get, list (label/field selectors, limit/continue), watch (resume,
 410 Expired, bookmarks, timeoutSeconds), create (generateName), update (optimistic concurrency),
 patch (apply, merge, JSON, strategic for built-ins), delete (propagation policies, finalizers,
@@ -33,9 +33,9 @@ Modules: `server` (HTTP, routing, embedding), `api` (the verbs), `calls` (a requ
 answer), `bodies` (media types, decoding, field validation), `protobuf` (the few protobuf bodies
 kubectl sends), `storage` (SQLite + cache + event log), `registry` / `resources` / `crds` (what
 is served), `fields` (the seam to the SSA engine and schemas), `rules` (built-in validation),
-`controllers` (GC, namespace and CRD cleanup, the opt-in workload simulator), `discovery`,
-`openapi`, `tables` (kubectl's Table output), `selectors`, `meta`, `tls`, `kubeconfig`, `errors`
-(the error tree).
+`services` (cluster IPs and node ports), `controllers` (GC, namespace and CRD cleanup, the opt-in
+workload simulator), `discovery`, `openapi`, `tables` (kubectl's Table output), `selectors`,
+`meta`, `metrics` (Prometheus at /metrics), `tls`, `kubeconfig`, `errors` (the error tree).
 
 Known gaps: protobuf request bodies are read only for Namespace, ConfigMap, Secret and
 ServiceAccount (what `kubectl create namespace|configmap|secret|serviceaccount` send); other
