@@ -194,6 +194,7 @@ class Cluster:
             m.setdefault("labels", {})["kubernetes.io/metadata.name"] = name
         if rtype.kind == "Service" and not rtype.group:
             services.allocate(obj, (e.obj for e in self.store.items(rtype.storage_key)))
+        _fold_string_data(rtype, obj)
         self._admit(rtype, None, obj)
         if dry_run:
             return Reply(201, obj)
@@ -402,6 +403,7 @@ class Cluster:
         if rtype.kind == "Service" and not rtype.group:
             services.keep_allocated(live, new)
             services.allocate(new, (e.obj for e in self.store.items(rtype.storage_key)))
+        _fold_string_data(rtype, new)
         self._admit(rtype, live, new)
         m = new["metadata"]
         if rtype.generation:
@@ -941,6 +943,20 @@ class Cluster:
             reply = self._replace(rtype, entry, obj, manager, "scale", dry_run=dry)
             assert reply.body is not None
             return Reply(reply.code, self._scale_of(rtype, reply.body))
+
+
+def _fold_string_data(rtype: ResourceType, obj: dict[str, Any]) -> None:
+    """A Secret's stringData is write-only: the server merges it into data (base64) and drops it."""
+    if rtype.kind != "Secret" or rtype.group:
+        return
+    extra = obj.pop("stringData", None)
+    if isinstance(extra, dict) and extra:
+        current = obj.get("data")
+        data: dict[str, Any] = current if isinstance(current, dict) else {}
+        for key, value in extra.items():
+            if isinstance(value, str):
+                data[key] = base64.b64encode(value.encode()).decode()
+        obj["data"] = data
 
 
 def _check_uid(rtype: ResourceType, entry: Entry, m: dict[str, Any]) -> None:

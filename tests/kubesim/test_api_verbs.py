@@ -549,3 +549,19 @@ def test_discovery_negotiation(raw: Raw, accept: str, code: int) -> None:
     status, doc = raw.request("GET", "/apis", headers={"Accept": accept} if accept else None)
     assert status == code
     assert doc["kind"] == ("APIGroupList" if code == 200 else "Status")
+
+
+def test_secret_string_data_is_folded_into_data(raw: Raw) -> None:
+    secrets = "/api/v1/namespaces/default/secrets"
+    body = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "sd"},
+        "data": {"a": "QQ=="},
+        "stringData": {"b": "hunter2"},
+    }
+    status, made = raw.request("PATCH", f"{secrets}/sd?fieldManager=t", body, APPLY)
+    assert status == 201 and made["data"] == {"a": "QQ==", "b": "aHVudGVyMg=="} and "stringData" not in made
+    assert made["type"] == "Opaque"
+    status, put = raw.request("PUT", f"{secrets}/sd", {**made, "stringData": {"a": "changed"}})
+    assert status == 200 and put["data"]["a"] == "Y2hhbmdlZA==" and "stringData" not in put
