@@ -219,8 +219,11 @@ def parse_ref(text: str | None, *, include_prerelease: bool = False) -> Ref:
 
 
 def default_name(source: str) -> str:
-    """The repository name of a URL (`…/shop.git` → `shop`) or the directory name."""
-    tail = source.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+    """The repository name of a URL (`…/shop.git` → `shop`) or of a path (`.` → its directory)."""
+    if _URL.match(source):
+        tail = source.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+    else:
+        tail = Path(source).expanduser().resolve().name
     return re.sub(r"\.git$", "", tail) or "source"
 
 

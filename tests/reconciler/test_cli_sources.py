@@ -12,9 +12,31 @@ import pytest
 from spindle_gitfixtures import Remote, git_http_server, ssh_signing_key
 from spindle_synclib import EXECUTOR, NAMESPACE, Cluster, spinapp, spindle
 
+from reconciler.cli.options import default_name
+
 pytestmark = pytest.mark.slow
 
 COMMANDS = ("diff", "apply", "reconcile")
+
+
+@pytest.mark.parametrize(
+    ("source", "name"),
+    [
+        ("https://git.example/team/shop.git", "shop"),
+        ("git@git.example:team/shop.git", "shop"),
+        ("ssh://git@git.example/team/shop/", "shop"),
+        ("file:///srv/git/shop.git", "shop"),
+        ("/srv/git/shop.git", "shop"),
+    ],
+)
+def test_default_source_name(source: str, name: str) -> None:
+    assert default_name(source) == name
+
+
+def test_default_name_of_the_current_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "shop").mkdir()
+    monkeypatch.chdir(tmp_path / "shop")
+    assert default_name(".") == "shop"
 
 
 def app_files(*apps: str) -> dict[str, str]:
