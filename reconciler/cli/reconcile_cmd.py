@@ -26,7 +26,7 @@ from reconciler.changeset import ReconcileRecord, Revision
 from reconciler.cli import options as opts
 from reconciler.cli.options import ApplyArgs, ClusterArgs, Duration, EngineArgs, SourceArgs
 from reconciler.loop import WebhookConfig
-from reconciler.scheduler import Backoff
+from reconciler.scheduler import Backoff, default_backoff
 
 
 def _read_secret(path: Path | None, env: str) -> bytes:
@@ -59,8 +59,6 @@ def _webhook(addr: str, secret_file: Path | None, secret_env: str, max_payload: 
 
 def _backoff(interval: float, initial: float | None, cap: float | None) -> Backoff:
     """The retry delays after failed runs: `default_backoff` unless --retry-initial/--retry-max."""
-    from reconciler.scheduler import default_backoff
-
     backoff = default_backoff(interval)
     if initial is None and cap is None:
         return backoff
