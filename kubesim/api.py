@@ -490,6 +490,8 @@ class Cluster:
             causes += checked.causes
         else:
             causes += rules.builtin_rules(rtype, obj)
+            if live is not None:
+                causes += rules.immutable_rules(rtype, live, obj)
         if causes:
             raise invalid(rtype.kind, rtype.group, name, causes)
 

@@ -69,3 +69,43 @@ def _pod_spec_rules(spec: Any, path: str) -> list[Cause]:
         elif not c.get("image"):
             causes.append(required(f"{path}.containers[{i}].image", ""))
     return causes
+
+
+def _forbidden(path: str, detail: str) -> Cause:
+    return Cause("FieldValueForbidden", f"Forbidden: {detail}", path)
+
+
+def immutable_rules(rtype: ResourceType, live: dict[str, Any], new: dict[str, Any]) -> list[Cause]:
+    """Fields an update may not change (the errors the reconciler answers by delete and recreate)."""
+    causes: list[Cause] = []
+    old_spec, new_spec = live.get("spec") or {}, new.get("spec") or {}
+    if not isinstance(old_spec, dict) or not isinstance(new_spec, dict):
+        return causes
+    core, kind = not rtype.group, rtype.kind
+    if kind == "Deployment" and rtype.group == "apps":
+        if old_spec.get("selector") != new_spec.get("selector"):
+            causes.append(bad_value("spec.selector", new_spec.get("selector"), "field is immutable"))
+    elif kind == "Job" and rtype.group == "batch":
+        for key in ("selector", "template", "completionMode"):
+            if key in old_spec and old_spec.get(key) != new_spec.get(key):
+                causes.append(bad_value(f"spec.{key}", new_spec.get(key), "field is immutable"))
+    elif core and kind in ("ConfigMap", "Secret"):
+        if live.get("immutable") is True:
+            if new.get("immutable") is not True:
+                causes.append(_forbidden("immutable", "field is immutable when `immutable` is set"))
+            for key in ("data", "binaryData"):
+                if (live.get(key) or {}) != (new.get(key) or {}):
+                    causes.append(_forbidden(key, "field is immutable when `immutable` is set"))
+        if kind == "Secret" and live.get("type", "Opaque") != new.get("type", "Opaque"):
+            causes.append(bad_value("type", new.get("type"), "field is immutable"))
+    elif core and kind == "Service":
+        old_ip, new_ip = old_spec.get("clusterIP"), new_spec.get("clusterIP")
+        if old_ip and new_ip and old_ip != new_ip and new_spec.get("type") != "ExternalName":
+            causes.append(bad_value("spec.clusterIPs[0]", new_ip, "may not change once set"))
+    elif (
+        rtype.group == "rbac.authorization.k8s.io"
+        and kind in ("RoleBinding", "ClusterRoleBinding")
+        and live.get("roleRef") != new.get("roleRef")
+    ):
+        causes.append(bad_value("roleRef", new.get("roleRef"), "cannot change roleRef"))
+    return causes

@@ -493,3 +493,28 @@ def test_name_rules_per_kind(raw: Raw, path: str, kind: str, api_version: str, n
     assert (status == 201) is ok, doc
     if not ok:
         assert status == 422 and doc["details"]["causes"][0]["field"] == "metadata.name"
+
+
+def test_immutable_fields_are_422_naming_the_field(raw: Raw) -> None:
+    assert raw.request("PATCH", DEPLOYS + "/imm?fieldManager=t", deployment("imm"), APPLY)[0] == 201
+    moved = deployment("imm")
+    moved["spec"]["selector"] = {"matchLabels": {"app": "imm", "v": "2"}}
+    moved["spec"]["template"]["metadata"]["labels"]["v"] = "2"
+    status, doc = raw.request("PATCH", DEPLOYS + "/imm?fieldManager=t", moved, APPLY)
+    assert status == 422 and doc["details"]["causes"][0]["field"] == "spec.selector"
+    assert "field is immutable" in doc["message"]
+
+    frozen = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "frozen"},
+        "data": {"a": "1"},
+        "immutable": True,
+    }
+    assert raw.request("POST", CMS, frozen)[0] == 201
+    status, doc = raw.request("PATCH", CMS + "/frozen", {"data": {"a": "2"}}, "application/merge-patch+json")
+    assert status == 422 and {c["field"] for c in doc["details"]["causes"]} == {"data"}
+    status, _ = raw.request(
+        "PATCH", CMS + "/frozen", {"metadata": {"labels": {"ok": "yes"}}}, "application/merge-patch+json"
+    )
+    assert status == 200  # metadata stays writable
