@@ -1,5 +1,6 @@
-"""Shared pieces of the sync tests: a real kubesim per test, a real Git repo of Spin apps, the
-real `spindle` CLI run in-process, and real kubectl."""
+"""Shared pieces of the CLI and engine tests: a real kubesim (`kubesim_cluster`, behind the
+`cluster` fixture in conftest.py), a real Git repo of Spin apps, the real `spindle` CLI run
+in-process, real kubectl, and environments without any kubeconfig."""
 
 from __future__ import annotations
 
