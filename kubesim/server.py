@@ -477,7 +477,7 @@ def start(
         cleanup.append(tls_dir)
         pair = tls.ensure(tls_dir, hosts=hosts)
     else:
-        Path(state).parent.mkdir(parents=True, exist_ok=True)
+        Path(state).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         pair = tls.ensure(Path(state).parent, Path(state).name + "-tls", hosts=hosts)
     store = Store(str(state))
     controllers = Controllers(simulate_workloads=simulate_workloads, delay=simulate_delay)

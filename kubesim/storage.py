@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import threading
 from collections import deque
@@ -80,6 +81,10 @@ class Store:
         self.path = path
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
+        if path != ":memory:" and not os.path.exists(path):
+            # The state holds Secrets: owner-only (SQLite gives -wal/-shm the same mode).
+            with contextlib.suppress(OSError):
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")

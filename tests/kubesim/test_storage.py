@@ -58,3 +58,12 @@ def test_unopenable_state_names_the_path(tmp_path: Path) -> None:
     with pytest.raises(storage.StoreError) as info:
         storage.Store(str(bad))
     assert str(bad) in str(info.value)
+
+
+def test_state_files_are_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "private.db"
+    store = storage.Store(str(path))
+    store.put("secrets", "ns", "s", _obj("s", store.next_rv()), "ADDED")
+    for f in tmp_path.iterdir():
+        assert f.stat().st_mode & 0o077 == 0, f
+    store.close()
