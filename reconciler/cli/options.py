@@ -183,7 +183,8 @@ class ApplyArgs:
 
 
 apply_options = _bundle(ApplyArgs, "apply_args", [
-    click.option("--detect-only", is_flag=True, help="Report drift and change nothing (exit 1 on drift)."),
+    click.option("--detect-only", is_flag=True,
+                 help="Report drift and change nothing (a single run exits 1 on drift)."),
     click.option("--prune/--no-prune", default=True, show_default=True, help="Delete objects that left Git."),
     click.option("--force", is_flag=True, help="Recreate objects whose immutable fields changed."),
     click.option("--allow-empty", is_flag=True, help="Allow an empty desired set (prunes everything)."),
