@@ -38,10 +38,14 @@ def test_apply_example_repo_then_report(tmp_path: Path) -> None:
     lines = applied.stdout.splitlines()
     assert lines[0].startswith("example-repo @ ") and lines[0].endswith("(apply)")
     rows = {line.split()[0]: line.split()[1:3] for line in lines[1:-1]}
-    for app in ("hello", "echo", "greeter", "echo-burst"):
-        assert rows[f"SpinApp/spin-apps/{app}"] == ["Created", "Healthy"]
-        assert rows[f"Deployment/spin-apps/{app}"] == ["Created", "Healthy"]
-    assert rows["RuntimeClass/wasmtime-spin-v2"][0] == "Created"
+    # Whatever apps the example holds: each SpinApp and the Deployment rendered for it were
+    # created and reported healthy (the embedded cluster simulates the rollout).
+    spinapps = [subject.split("/", 1)[1] for subject in rows if subject.startswith("SpinApp/")]
+    assert spinapps, rows
+    for app in spinapps:
+        assert rows[f"SpinApp/{app}"] == ["Created", "Healthy"]
+        assert rows[f"Deployment/{app}"] == ["Created", "Healthy"]
+    assert any(subject.startswith("RuntimeClass/") for subject in rows)  # from the Shim
     summary = lines[-1]
     assert summary == f"{len(rows)} created"
 
