@@ -125,10 +125,12 @@ class Controllers:
             for res, e in cluster.store.all_entries()
             if res != NAMESPACE_TYPE.storage_key and e.obj.get("metadata", {}).get("namespace") == ns
         ]
-        for res, e in left:
+        fresh = [(res, e) for res, e in left if not e.obj["metadata"].get("deletionTimestamp")]
+        for res, e in fresh:
             cluster.delete_entry(res, e, "Background")
         if any(cluster.store.get(res, ns, e.obj["metadata"]["name"]) for res, e in left):
-            return bool(left)
+            # Something waits for its finalizers: progress only if this pass started new deletions.
+            return bool(fresh)
         cluster.remove_finalizer(NAMESPACE_TYPE.storage_key, entry, NS_FINALIZER)
         return True
 

@@ -565,3 +565,21 @@ def test_secret_string_data_is_folded_into_data(raw: Raw) -> None:
     assert made["type"] == "Opaque"
     status, put = raw.request("PUT", f"{secrets}/sd", {**made, "stringData": {"a": "changed"}})
     assert status == 200 and put["data"]["a"] == "Y2hhbmdlZA==" and "stringData" not in put
+
+
+def test_namespace_waits_for_finalizers_of_its_contents(raw: Raw) -> None:
+    ns = "/api/v1/namespaces"
+    raw.request("POST", ns, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "held"}})
+    raw.request("POST", f"{ns}/held/configmaps", cm("pin", finalizers=["example.com/pin"]))
+    raw.request("DELETE", f"{ns}/held")
+    time.sleep(0.5)
+    status, live = raw.request("GET", f"{ns}/held")
+    assert status == 200 and live["status"]["phase"] == "Terminating"
+    assert raw.request("POST", f"{ns}/held/configmaps", cm("late"))[0] == 403
+    raw.request(
+        "PATCH",
+        f"{ns}/held/configmaps/pin",
+        {"metadata": {"finalizers": None}},
+        "application/merge-patch+json",
+    )
+    assert _wait_gone(raw, f"{ns}/held")
