@@ -29,13 +29,16 @@ patch (apply, merge, JSON, strategic for built-ins), delete (propagation policie
 garbage collection through ownerReferences), deletecollection; `status` and `scale` subresources.
 Server-side apply itself is `kubesim.ssa`; the type schemas are `kubesim.schema`.
 
-Modules: `server` (HTTP, routing, embedding), `api` (the verbs), `calls` (a request and its
-answer), `bodies` (media types, decoding, field validation), `protobuf` (the few protobuf bodies
-kubectl sends), `storage` (SQLite + cache + event log), `registry` / `resources` / `crds` (what
-is served), `fields` (the seam to the SSA engine and schemas), `rules` (built-in validation),
-`services` (cluster IPs and node ports), `controllers` (GC, namespace and CRD cleanup, the opt-in
-workload simulator), `discovery`, `openapi`, `tables` (kubectl's Table output), `selectors`,
-`meta`, `metrics` (Prometheus at /metrics), `tls`, `kubeconfig`, `errors` (the error tree).
+Modules: `server` (HTTP, routing, embedding), `api` (the verbs and the write pipeline), `reads`
+(one object, selections, list answers), `watch` (watch streams), `patches` (patch types and apply
+bodies), `deletion` (DeleteOptions), `scale` (the scale subresource), `admission` (what every write
+must satisfy), `calls` (a request and its answer), `bodies` (media types, decoding, field
+validation), `protobuf` (the protobuf bodies kubectl's typed generators send), `storage` (SQLite +
+cache + event log), `registry` / `resources` / `crds` (what is served), `fields` (the seam to the
+SSA engine and schemas), `rules` (built-in validation), `services` (cluster IPs and node ports),
+`controllers` (GC, namespace and CRD cleanup, the opt-in workload simulator), `discovery`,
+`openapi`, `tables` (kubectl's Table output), `selectors`, `meta`, `metrics` (Prometheus at
+/metrics), `tls`, `kubeconfig`, `errors` (the error tree).
 
 Known gaps: protobuf request bodies are read only for Namespace, ConfigMap, Secret and
 ServiceAccount (what `kubectl create namespace|configmap|secret|serviceaccount` send); other

@@ -1,26 +1,25 @@
-"""The verbs of the API server over the store: get, list, create, update, patch, delete, watch.
+"""The verbs of the API server over the store: get, list, create, update, patch, delete, watch,
+and the few writes the in-process controllers make (garbage collection, finalizers, status).
 
 Independent of HTTP: a handler gets a parsed `Call` and returns a `Reply` or raises `ApiError`.
 Every write goes through one pipeline: the managed-fields engine (`fields.apply` / `fields.update`,
-which also default), then `_finish` (immutable metadata kept, status split off by subresource,
-validation, generation, no-op detection, deletion once the last finalizer is gone) and one
-committed store write. Creates take the same path through `_create`.
+which also default), then `_finish` (`admission`: immutable metadata kept, status split off by
+subresource, validation; then generation, no-op detection, deletion once the last finalizer is
+gone) and one committed store write. Creates take the same path through `_create`.
+
+The request-shaped parts live beside it: `reads` (one object, selections, list answers), `watch`,
+`patches` (patch types, options, apply bodies), `deletion` (DeleteOptions and the answer), `scale`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import jsonpatch
-
-from kubesim import bodies, crds, fields, meta, rules, selectors, services
-from kubesim.bodies import APPLY, JSON_PATCH, MERGE, PATCH_TYPES, STRATEGIC, decode
+from kubesim import admission, bodies, crds, deletion, fields, meta, patches, reads, services
+from kubesim import scale as scales
+from kubesim.bodies import APPLY
 from kubesim.calls import Call, Reply
 from kubesim.errors import (
     ApiError,
@@ -29,17 +28,15 @@ from kubesim.errors import (
     bad_request,
     bad_value,
     forbidden,
-    gone,
     invalid,
     not_found,
     required,
     stale,
-    unsupported_media_type,
 )
 from kubesim.registry import Registry
 from kubesim.resources import CRD_TYPE, DEFAULT_NAMESPACES, NAMESPACE_TYPE, ResourceType
-from kubesim.selectors import parse_fields, parse_labels
-from kubesim.storage import Entry, Event, Store, dumps
+from kubesim.storage import Entry, Store, dumps
+from kubesim.watch import WatchEvent, watch
 
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
@@ -64,51 +61,20 @@ class Cluster:
     # -- reads -------------------------------------------------------------------------------
 
     def get(self, call: Call) -> Reply:
-        entry = self._existing(call)
-        obj = self._present(call.rtype, entry)
+        entry = reads.existing(self.store, call)
+        obj = reads.present(call.rtype, entry)
         if call.subresource == "scale":
-            return Reply(200, self._scale_of(call.rtype, obj))
+            return Reply(200, scales.scale_of(call.rtype, obj))
         return Reply(200, obj)
 
     def list_objects(self, call: Call) -> Reply:
         rtype = call.rtype
-        entries, cont, remaining = self._select(call)
+        entries, cont, remaining = reads.select(self.store, call)
         list_meta: dict[str, Any] = {"resourceVersion": str(self.store.rv)}
         if cont:
             list_meta["continue"] = cont
             list_meta["remainingItemCount"] = remaining
-        if any(e.obj.get("apiVersion") != rtype.api_version for e in entries):
-            texts = [dumps(self._present(rtype, e)) for e in entries]
-        else:
-            texts = [e.text for e in entries]
-        head = dumps({"kind": rtype.list_kind, "apiVersion": rtype.api_version, "metadata": list_meta})
-        return Reply(200, text=head[:-1] + ',"items":[' + ",".join(texts) + "]}")
-
-    def select(self, call: Call) -> tuple[list[Entry], str, int]:
-        return self._select(call)
-
-    def _select(self, call: Call) -> tuple[list[Entry], str, int]:
-        q = call.query
-        ns = call.namespace if call.rtype.namespaced and call.namespace else None
-        entries = self.store.items(call.rtype.storage_key, ns)
-        if q.get("labelSelector"):
-            pred = parse_labels(q["labelSelector"])
-            entries = [e for e in entries if pred(e.labels)]
-        if q.get("fieldSelector"):
-            fpred = parse_fields(q["fieldSelector"], selectors.selectable_fields(call.rtype))
-            entries = [e for e in entries if fpred(e.obj)]
-        start = q.get("continue")
-        if start:
-            after = _decode_continue(start, self.store.oldest_event_rv())
-            entries = [e for e in entries if _key(e) > after]
-        limit = _int_param(q, "limit")
-        if limit and len(entries) > limit:
-            last = entries[limit - 1]
-            token = base64.urlsafe_b64encode(
-                json.dumps({"rv": self.store.rv, "after": list(_key(last))}).encode()
-            ).decode()
-            return entries[:limit], token, len(entries) - limit
-        return entries, "", 0
+        return Reply(200, text=reads.list_text(rtype, entries, list_meta))
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -194,15 +160,15 @@ class Cluster:
             m.setdefault("labels", {})["kubernetes.io/metadata.name"] = name
         if rtype.kind == "Service" and not rtype.group:
             services.allocate(obj, (e.obj for e in self.store.items(rtype.storage_key)))
-        _fold_string_data(rtype, obj)
-        self._admit(rtype, None, obj)
+        admission.fold_string_data(rtype, obj)
+        admission.admit(rtype, None, obj)
         if dry_run:
             return Reply(201, obj)
         entry = self._store(rtype, obj)
         if rtype is CRD_TYPE or rtype.storage_key == CRD_TYPE.storage_key:
             self._crd_established(entry)
             entry = self.store.get(rtype.storage_key, "", name) or entry
-        return Reply(201, self._present(rtype, entry))
+        return Reply(201, reads.present(rtype, entry))
 
     def internal_create(self, rtype: ResourceType, obj: dict[str, Any], manager: str) -> Entry:
         obj.setdefault("metadata", {})
@@ -233,130 +199,54 @@ class Cluster:
         dry = call.dry_run
         manager = call.manager()
         with self.store.lock:
-            entry = self._existing(call)
-            rv = m.get("resourceVersion")
-            if not rv and rtype.crd:
+            entry = reads.existing(self.store, call)
+            if not m.get("resourceVersion") and rtype.crd:
                 raise invalid(
                     rtype.kind,
                     rtype.group,
                     call.name,
                     [bad_value("metadata.resourceVersion", "0x0", "must be specified for an update")],
                 )
-            if rv and str(rv) != str(entry.rv):
-                raise stale(rtype.plural, rtype.group, call.name)
-            _check_uid(rtype, entry, m)
+            _check_rv(call, entry, m)
+            admission.check_uid(rtype, entry, m)
             warnings = bodies.field_validation(call, obj)
             reply = self._replace(rtype, entry, obj, manager, call.subresource, dry_run=dry)
             reply.warnings = warnings
             return reply
 
     def patch(self, call: Call) -> Reply:
+        patches.check_options(call)
+        if call.content_type == APPLY:
+            return self._apply(call, patches.forced(call), call.dry_run)
         rtype = call.rtype
-        ctype = call.content_type
-        if ctype not in (APPLY, MERGE, JSON_PATCH, STRATEGIC) or (ctype == STRATEGIC and rtype.crd):
-            raise unsupported_media_type(ctype, PATCH_TYPES + ([] if rtype.crd else [STRATEGIC]))
-        force = call.query.get("force")
-        if ctype != APPLY and force is not None:
-            raise invalid(
-                "PatchOptions",
-                "meta.k8s.io",
-                "",
-                [
-                    Cause(
-                        "FieldValueForbidden", "Forbidden: may not be specified for non-apply patch", "force"
-                    )
-                ],
-            )
         dry = call.dry_run
-        if ctype == APPLY:
-            if not call.query.get("fieldManager"):
-                raise invalid(
-                    "PatchOptions",
-                    "meta.k8s.io",
-                    "",
-                    [required("fieldManager", "is required for apply patch")],
-                )
-            return self._apply(call, force in ("true", "1", "True"), dry)
         manager = call.manager()
-        if ctype == JSON_PATCH:
-            try:
-                ops = json.loads(call.body)
-            except ValueError as exc:
-                raise bad_request(f"the JSON patch could not be decoded: {exc}") from None
-            if not isinstance(ops, list):
-                raise bad_request("a JSON patch must be a list of operations")
-        else:
-            patch_doc: dict[str, Any] = decode(call.body, allow_yaml=False)
+        patch = patches.decode_patch(call)
         with self.store.lock:
-            entry = self._existing(call)
-            live = self._present(rtype, entry)
+            entry = reads.existing(self.store, call)
+            live = reads.present(rtype, entry)
             if call.subresource == "scale":
-                live = self._scale_of(rtype, live)
-            if ctype == JSON_PATCH:
-                try:
-                    patched = jsonpatch.apply_patch(live, ops)
-                except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
-                    raise ApiError(
-                        422,
-                        "Invalid",
-                        f"the JSON patch could not be applied: {exc}",
-                        call.name,
-                        rtype.group,
-                        rtype.kind,
-                    ) from None
-                except (TypeError, AttributeError, KeyError, ValueError) as exc:
-                    raise bad_request(f"the JSON patch is malformed: {exc}") from None
-            elif ctype == MERGE:
-                patched = meta.merge_patch(live, patch_doc)
-            else:
-                patched = fields.strategic_merge(rtype, live, patch_doc)
-            if not isinstance(patched, dict) or not isinstance(patched.get("metadata", {}), dict):
-                raise bad_request("the patched object is not an object")
+                live = scales.scale_of(rtype, live)
+            new = patches.patched(call, live, patch)
             if call.subresource == "scale":
-                return self._update_scale(call, patched, locked_entry=entry)
-            bodies.check_gvk(rtype, patched)
-            pm = patched.setdefault("metadata", {})
+                return self._update_scale(call, new, locked_entry=entry)
+            bodies.check_gvk(rtype, new)
+            pm = new.setdefault("metadata", {})
             if pm.get("name") != call.name:
                 raise bad_request("the name of the object may not be changed by a patch")
-            rv = pm.get("resourceVersion")
-            if rv and str(rv) != str(entry.rv):
-                raise stale(rtype.plural, rtype.group, call.name)
-            _check_uid(rtype, entry, pm)
-            warnings = bodies.field_validation(call, patched)
-            reply = self._replace(rtype, entry, patched, manager, call.subresource, dry_run=dry)
+            _check_rv(call, entry, pm)
+            admission.check_uid(rtype, entry, pm)
+            warnings = bodies.field_validation(call, new)
+            reply = self._replace(rtype, entry, new, manager, call.subresource, dry_run=dry)
             reply.warnings = warnings
             return reply
 
     def _apply(self, call: Call, force: bool, dry_run: bool) -> Reply:
         rtype = call.rtype
-        config = decode(call.body, allow_yaml=True)
-        cm = config.get("metadata")
-        if not isinstance(cm, dict):
-            cm = config["metadata"] = {}
-        if cm.get("managedFields") is not None:
-            raise bad_request("metadata.managedFields must be nil")
-        version = config.get("apiVersion")
-        if version != rtype.api_version:
-            raise bad_request(
-                f"Incorrect version specified in apply patch. Specified patch version: "
-                f"{version}, expected: {rtype.api_version}"
-            )
-        if config.get("kind") != rtype.kind:
-            raise bad_request(
-                f"Incorrect kind specified in apply patch. Specified patch kind: "
-                f"{config.get('kind')}, expected: {rtype.kind}"
-            )
-        if cm.get("name") not in (None, call.name):
-            raise bad_request(
-                f"the name of the object ({cm['name']}) does not match the name on the URL ({call.name})"
-            )
-        if rtype.namespaced and cm.get("namespace") not in (None, "", call.namespace):
-            raise bad_request(
-                "the namespace of the provided object does not match the namespace sent on the request"
-            )
+        config = patches.apply_config(call)
         manager = call.query["fieldManager"]
         if len(manager) > 128:
-            call.manager()
+            call.manager()  # raises the real server's too-long 422
         with self.store.lock:
             entry = self.store.get(rtype.storage_key, call.namespace if rtype.namespaced else "", call.name)
             if entry is None:
@@ -366,10 +256,8 @@ class Cluster:
                 self._place(rtype, base_meta, call.namespace)
                 base = {"apiVersion": rtype.api_version, "kind": rtype.kind, "metadata": base_meta}
                 return self._create(rtype, base, manager, dry_run=dry_run, apply_config=config, force=force)
-            rv = cm.get("resourceVersion")
-            if rv and str(rv) != str(entry.rv):
-                raise stale(rtype.plural, rtype.group, call.name)
-            live = self._present(rtype, entry)
+            _check_rv(call, entry, config["metadata"])
+            live = reads.present(rtype, entry)
             result = fields.apply(
                 rtype, live, config, manager, force=force, subresource=call.subresource, now=meta.now()
             )
@@ -387,8 +275,8 @@ class Cluster:
         *,
         dry_run: bool,
     ) -> Reply:
-        live = self._present(rtype, entry)
-        new = self._carry_over(rtype, live, new, subresource)
+        live = reads.present(rtype, entry)
+        new = admission.carry_over(rtype, live, new, subresource)
         result = fields.update(rtype, live, new, manager, subresource=subresource, now=meta.now())
         if not result.write_needed:
             return Reply(200, live)
@@ -399,12 +287,12 @@ class Cluster:
     ) -> Reply:
         """Validate, bump generation, skip no-ops, store (or delete once the last finalizer is gone)."""
         live = entry.obj
-        new = self._carry_over(rtype, live, new, subresource)
+        new = admission.carry_over(rtype, live, new, subresource)
         if rtype.kind == "Service" and not rtype.group:
             services.keep_allocated(live, new)
             services.allocate(new, (e.obj for e in self.store.items(rtype.storage_key)))
-        _fold_string_data(rtype, new)
-        self._admit(rtype, live, new)
+        admission.fold_string_data(rtype, new)
+        admission.admit(rtype, live, new)
         m = new["metadata"]
         if rtype.generation:
             gen = int(live.get("metadata", {}).get("generation") or 1)
@@ -413,7 +301,7 @@ class Cluster:
             m["generation"] = gen + 1 if meta.spec_changed(live, new, ignore_status=keep_status) else gen
         m["resourceVersion"] = live["metadata"].get("resourceVersion")
         if new == live or _same(new, live):
-            return Reply(200, self._present(rtype, entry))
+            return Reply(200, reads.present(rtype, entry))
         if dry_run:
             return Reply(200, new)
         if m.get("deletionTimestamp") and not m.get("finalizers"):
@@ -423,77 +311,7 @@ class Cluster:
         if rtype.storage_key == CRD_TYPE.storage_key:
             self._crd_established(stored)
             stored = self.store.get(rtype.storage_key, "", m["name"]) or stored
-        return Reply(200, self._present(rtype, stored))
-
-    def _carry_over(
-        self, rtype: ResourceType, live: dict[str, Any], new: dict[str, Any], subresource: str
-    ) -> dict[str, Any]:
-        """What a write may not change: identity and system metadata; status vs the rest by subresource."""
-        lm, nm = live["metadata"], new.setdefault("metadata", {})
-        for key in (
-            "uid",
-            "creationTimestamp",
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-            "namespace",
-            "name",
-            "generation",
-        ):
-            if key in lm:
-                nm[key] = lm[key]
-            else:
-                nm.pop(key, None)
-        if nm.get("managedFields") is None and lm.get("managedFields") is not None:
-            nm["managedFields"] = lm["managedFields"]
-        if subresource == "status":
-            out = {k: v for k, v in live.items() if k != "status"}
-            out["metadata"] = {**lm, "managedFields": nm.get("managedFields", lm.get("managedFields"))}
-            if "status" in new:
-                out["status"] = new["status"]
-            if out["metadata"].get("managedFields") is None:
-                out["metadata"].pop("managedFields", None)
-            return out
-        if rtype.status:
-            if "status" in live:
-                new["status"] = live["status"]
-            else:
-                new.pop("status", None)
-        return new
-
-    def _admit(self, rtype: ResourceType, live: dict[str, Any] | None, obj: dict[str, Any]) -> None:
-        """Validation: metadata, CRDs, custom objects against their schema, a few built-in rules."""
-        m = obj["metadata"]
-        name = str(m.get("name", ""))
-        rule = (
-            {"Namespace": "label", "Service": "dns1035"}.get(rtype.kind, "subdomain")
-            if not rtype.group
-            else "subdomain"
-        )
-        causes = meta.validate_name(name, rule=rule)
-        causes += meta.validate_metadata(m)
-        if rtype.storage_key == CRD_TYPE.storage_key:
-            causes += crds.validate_crd(obj)
-            if live is not None and not causes:
-                for key in ("group", "scope"):
-                    if live["spec"].get(key) != obj["spec"].get(key):
-                        causes.append(bad_value(f"spec.{key}", obj["spec"].get(key), "field is immutable"))
-                if live["spec"]["names"].get("plural") != obj["spec"]["names"].get("plural"):
-                    causes.append(
-                        bad_value(
-                            "spec.names.plural", obj["spec"]["names"].get("plural"), "field is immutable"
-                        )
-                    )
-        elif rtype.crd:
-            checked = crds.check_object(rtype.schema, obj)
-            obj.clear()
-            obj.update(checked.obj)
-            causes += checked.causes
-        else:
-            causes += rules.builtin_rules(rtype, obj)
-            if live is not None:
-                causes += rules.immutable_rules(rtype, live, obj)
-        if causes:
-            raise invalid(rtype.kind, rtype.group, name, causes)
+        return Reply(200, reads.present(rtype, stored))
 
     def _store(self, rtype: ResourceType, obj: dict[str, Any]) -> Entry:
         m = obj["metadata"]
@@ -521,70 +339,15 @@ class Cluster:
     # -- delete ------------------------------------------------------------------------------
 
     def delete(self, call: Call) -> Reply:
-        rtype = call.rtype
-        opts: dict[str, Any] = {}
-        if call.body.strip():
-            opts = decode(call.body, allow_yaml=False)
-        policy = call.query.get("propagationPolicy") or opts.get("propagationPolicy")
-        if opts.get("orphanDependents") is True or call.query.get("orphanDependents") == "true":
-            policy = policy or "Orphan"
-        if policy not in (None, "Background", "Foreground", "Orphan"):
-            raise invalid(
-                "DeleteOptions",
-                "meta.k8s.io",
-                "",
-                [
-                    Cause(
-                        "FieldValueNotSupported",
-                        f'Unsupported value: "{policy}": supported values: "Foreground", '
-                        '"Background", "Orphan", "nil"',
-                        "propagationPolicy",
-                    )
-                ],
-            )
-        dry = call.dry_run or opts.get("dryRun") == ["All"]
-        pre = opts.get("preconditions") or {}
+        opts = deletion.delete_options(call)
         with self.store.lock:
-            entry = self._existing(call)
-            lm = entry.obj["metadata"]
-            if pre.get("uid") and pre["uid"] != lm.get("uid"):
-                raise ApiError(
-                    409,
-                    "Conflict",
-                    f"Precondition failed: UID in precondition: {pre['uid']}, UID in "
-                    f"object meta: {lm.get('uid')}",
-                    call.name,
-                    rtype.group,
-                    rtype.plural,
-                )
-            if pre.get("resourceVersion") and str(pre["resourceVersion"]) != str(entry.rv):
-                raise ApiError(
-                    409,
-                    "Conflict",
-                    f"Precondition failed: ResourceVersion in precondition: "
-                    f"{pre['resourceVersion']}, ResourceVersion in object meta: {entry.rv}",
-                    call.name,
-                    rtype.group,
-                    rtype.plural,
-                )
-            reply = self._delete(rtype, entry, policy, dry_run=dry)
-        # Deleted at once: most built-ins answer a Status; custom objects, Pods and anything that is
-        # still waiting (finalizers, foreground, namespaces) answer the object, like the real server.
-        body = reply.body or {}
-        pending = bool(body.get("metadata", {}).get("deletionTimestamp")) and not dry
-        if rtype.crd or pending or (rtype.kind == "Pod" and not rtype.group):
-            return reply
-        m = body.get("metadata", {})
-        details = {"name": m.get("name", call.name), "kind": rtype.plural, "uid": m.get("uid", "")}
-        if rtype.group:
-            details["group"] = rtype.group
-        return Reply(
-            200,
-            {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details},
-        )
+            entry = reads.existing(self.store, call)
+            deletion.check_preconditions(call, entry, opts.preconditions)
+            reply = self._delete(call.rtype, entry, opts.policy, dry_run=opts.dry_run)
+        return deletion.answer(call, reply, opts.dry_run)
 
     def _delete(self, rtype: ResourceType, entry: Entry, policy: str | None, *, dry_run: bool) -> Reply:
-        obj = self._present(rtype, entry)
+        obj = reads.present(rtype, entry)
         m = obj["metadata"]
         finalizers = list(m.get("finalizers") or [])
         if rtype.kind == "Namespace" and not rtype.group:
@@ -611,7 +374,7 @@ class Cluster:
             if rtype.storage_key == CRD_TYPE.storage_key:
                 self.registry.invalidate()
             self.on_delete(m["uid"])
-            return Reply(200, self._present(rtype, stored))
+            return Reply(200, reads.present(rtype, stored))
         return Reply(200, self._remove(rtype, obj))
 
     def _remove(self, rtype: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
@@ -654,14 +417,15 @@ class Cluster:
         return versions[0] if versions else None
 
     def delete_collection(self, call: Call) -> Reply:
-        entries, _, _ = self._select(
+        entries, _, _ = reads.select(
+            self.store,
             Call(
                 call.rtype,
                 call.namespace,
                 "",
                 "",
                 {k: v for k, v in call.query.items() if k in ("labelSelector", "fieldSelector")},
-            )
+            ),
         )
         dry = call.dry_run
         items = []
@@ -733,131 +497,10 @@ class Cluster:
             obj["status"] = status
             self._replace(rtype, current, obj, manager, "status", dry_run=False)
 
-    # -- watch -------------------------------------------------------------------------------
-
-    def watch(
-        self, call: Call, stop: Callable[[], bool], timeout: float
-    ) -> Iterator[tuple[str, dict[str, Any]]]:
-        """(type, object) events: the current objects first unless resuming, then changes.
-
-        Client errors (bad selector, bad resourceVersion) are raised here, before the stream starts.
-        """
-        rtype = call.rtype
-        q = call.query
-        ns = call.namespace if rtype.namespaced and call.namespace else None
-        lpred = parse_labels(q["labelSelector"]) if q.get("labelSelector") else None
-        fpred = (
-            parse_fields(q["fieldSelector"], selectors.selectable_fields(rtype))
-            if q.get("fieldSelector")
-            else None
-        )
-        rv_param = q.get("resourceVersion", "")
-        bookmarks = q.get("allowWatchBookmarks") in ("true", "1")
-
-        def matches(e: Entry) -> bool:
-            return (lpred is None or lpred(e.labels)) and (fpred is None or fpred(e.obj))
-
-        # Watch-list (sendInitialEvents=true): the current state first, then a bookmark marking its end.
-        watch_list = q.get("sendInitialEvents") in ("true", "1")
-        with self.store.lock:
-            if rv_param in ("", "0") or watch_list:
-                since = self.store.rv
-                initial = [e for e in self.store.items(rtype.storage_key, ns) if matches(e)]
-            else:
-                try:
-                    since = int(rv_param)
-                except ValueError:
-                    raise bad_request(f'invalid resource version "{rv_param}"') from None
-                initial = []
-                oldest = self.store.oldest_event_rv() - 1
-                if since < oldest:
-                    expired = gone(f"too old resource version: {since} ({oldest})").status()
-                    return iter([("ERROR", expired)])
-        stream = self._stream(rtype, ns, initial, since, matches, bookmarks, stop, timeout)
-        if not watch_list:
-            return stream
-        return self._initial_events_end(stream, len(initial), rtype, since)
-
-    def _initial_events_end(
-        self, stream: Iterator[tuple[str, dict[str, Any]]], count: int, rtype: ResourceType, rv: int
-    ) -> Iterator[tuple[str, dict[str, Any]]]:
-        for _ in range(count):
-            item = next(stream, None)
-            if item is None:
-                return
-            yield item
-        yield (
-            "BOOKMARK",
-            {
-                "kind": rtype.kind,
-                "apiVersion": rtype.api_version,
-                "metadata": {
-                    "resourceVersion": str(rv),
-                    "annotations": {"k8s.io/initial-events-end": "true"},
-                },
-            },
-        )
-        yield from stream
-
-    def _stream(
-        self,
-        rtype: ResourceType,
-        ns: str | None,
-        initial: list[Entry],
-        since: int,
-        matches: Callable[[Entry], bool],
-        bookmarks: bool,
-        stop: Callable[[], bool],
-        timeout: float,
-    ) -> Iterator[tuple[str, dict[str, Any]]]:
-        for e in initial:
-            yield "ADDED", self._present(rtype, e)
-        deadline = time.monotonic() + timeout
-        last_bookmark = time.monotonic()
-        while not stop():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            with self.store.changed:
-                if self.store.rv <= since:
-                    self.store.changed.wait(min(remaining, 1.0))
-                pending: list[Event] = [ev for ev in _events_after(self.store.events, since)]
-                if pending:
-                    since = pending[-1].rv
-            for ev in pending:
-                if ev.res != rtype.storage_key or (ns is not None and ev.ns != ns):
-                    continue
-                now_matches = matches(ev.entry)
-                if ev.type == "MODIFIED" and ev.prev is not None:
-                    was = matches(ev.prev)
-                    if now_matches and not was:
-                        yield "ADDED", self._present(rtype, ev.entry)
-                    elif was and not now_matches:
-                        yield "DELETED", self._present(rtype, ev.entry)
-                    elif now_matches:
-                        yield "MODIFIED", self._present(rtype, ev.entry)
-                    continue
-                if now_matches:
-                    yield ev.type, self._present(rtype, ev.entry)
-            if bookmarks and time.monotonic() - last_bookmark > 30:
-                last_bookmark = time.monotonic()
-                yield (
-                    "BOOKMARK",
-                    {
-                        "kind": rtype.kind,
-                        "apiVersion": rtype.api_version,
-                        "metadata": {"resourceVersion": str(since)},
-                    },
-                )
+    def watch(self, call: Call, stop: Callable[[], bool], timeout: float) -> Iterator[WatchEvent]:
+        return watch(self.store, call, stop, timeout)
 
     # -- helpers -----------------------------------------------------------------------------
-
-    def _existing(self, call: Call) -> Entry:
-        rtype = call.rtype
-        entry = self.store.get(rtype.storage_key, call.namespace if rtype.namespaced else "", call.name)
-        if entry is None:
-            raise not_found(rtype.plural, rtype.group, call.name)
-        return entry
 
     def _place(self, rtype: ResourceType, m: dict[str, Any], url_ns: str) -> None:
         if rtype.namespaced:
@@ -888,134 +531,27 @@ class Cluster:
                 [Cause("NamespaceTerminating", f"namespace {ns} is being terminated", "metadata.namespace")],
             )
 
-    def _present(self, rtype: ResourceType, entry: Entry) -> dict[str, Any]:
-        obj = entry.load()
-        obj["apiVersion"] = rtype.api_version
-        return obj
-
-    def _scale_of(self, rtype: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
-        m = obj["metadata"]
-        spec_path, status_path, selector_path = rtype.scale_paths
-        if rtype.crd:
-            wanted = meta.get_path(obj, spec_path)
-            have = meta.get_path(obj, status_path)
-            found = meta.get_path(obj, selector_path) if selector_path else None
-            selector = found if isinstance(found, str) else ""
-        else:
-            spec = obj.get("spec") or {}
-            wanted, have = spec.get("replicas", 1), (obj.get("status") or {}).get("replicas", 0)
-            labels = (spec.get("selector") or {}).get("matchLabels") or {}
-            selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-        return {
-            "kind": "Scale",
-            "apiVersion": "autoscaling/v1",
-            "metadata": {
-                k: m[k]
-                for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
-                if k in m
-            },
-            "spec": {"replicas": wanted if isinstance(wanted, int) else 0},
-            "status": {"replicas": have if isinstance(have, int) else 0, "selector": selector},
-        }
-
-    def _update_scale(self, call: Call, scale: dict[str, Any], locked_entry: Entry | None = None) -> Reply:
+    def _update_scale(self, call: Call, body: dict[str, Any], locked_entry: Entry | None = None) -> Reply:
         rtype = call.rtype
-        for part in ("spec", "metadata", "status"):
-            if scale.get(part) is not None and not isinstance(scale[part], dict):
-                raise bad_request(
-                    f'Scale in version "v1" cannot be handled as a Scale: {part} must be an object'
-                )
-        replicas = (scale.get("spec") or {}).get("replicas")
-        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
-            raise invalid(
-                "Scale",
-                "autoscaling",
-                call.name,
-                [bad_value("spec.replicas", replicas, "must be greater than or equal to 0")],
-            )
+        replicas = scales.wanted_replicas(call.name, body)
         dry = call.dry_run
         manager = call.manager()
         with self.store.lock:
-            entry = locked_entry or self._existing(call)
-            rv = (scale.get("metadata") or {}).get("resourceVersion")
-            if rv and str(rv) != str(entry.rv):
-                raise stale(rtype.plural, rtype.group, call.name)
-            obj = self._present(rtype, entry)
+            entry = locked_entry or reads.existing(self.store, call)
+            _check_rv(call, entry, body.get("metadata") or {})
+            obj = reads.present(rtype, entry)
             meta.set_path(obj, rtype.scale_paths[0], replicas)
             reply = self._replace(rtype, entry, obj, manager, "scale", dry_run=dry)
             assert reply.body is not None
-            return Reply(reply.code, self._scale_of(rtype, reply.body))
+            return Reply(reply.code, scales.scale_of(rtype, reply.body))
 
 
-def _fold_string_data(rtype: ResourceType, obj: dict[str, Any]) -> None:
-    """A Secret's stringData is write-only: the server merges it into data (base64) and drops it."""
-    if rtype.kind != "Secret" or rtype.group:
-        return
-    extra = obj.pop("stringData", None)
-    if isinstance(extra, dict) and extra:
-        current = obj.get("data")
-        data: dict[str, Any] = current if isinstance(current, dict) else {}
-        for key, value in extra.items():
-            if isinstance(value, str):
-                data[key] = base64.b64encode(value.encode()).decode()
-        obj["data"] = data
-
-
-def _check_uid(rtype: ResourceType, entry: Entry, m: dict[str, Any]) -> None:
-    """A write that names a uid must name the live object's (the object may have been recreated)."""
-    given, live = m.get("uid"), entry.obj["metadata"].get("uid")
-    if given and given != live:
-        raise ApiError(
-            409,
-            "Conflict",
-            f"Precondition failed: UID in precondition: {given}, UID in object meta: {live}",
-            str(m.get("name", "")),
-            rtype.group,
-            rtype.plural,
-        )
+def _check_rv(call: Call, entry: Entry, m: dict[str, Any]) -> None:
+    """A write that names a resourceVersion must name the live one (optimistic concurrency)."""
+    rv = m.get("resourceVersion")
+    if rv and str(rv) != str(entry.rv):
+        raise stale(call.rtype.plural, call.rtype.group, call.name)
 
 
 def _same(new: dict[str, Any], live: dict[str, Any]) -> bool:
     return dumps(new) == dumps(live)
-
-
-def _events_after(events: Any, since: int) -> Iterator[Event]:
-    # The log is ordered by rv: walk back from the end to the first newer event.
-    n = len(events)
-    i = n
-    while i > 0 and events[i - 1].rv > since:
-        i -= 1
-    for j in range(i, n):
-        yield events[j]
-
-
-def _key(e: Entry) -> tuple[str, str]:
-    m = e.obj.get("metadata", {})
-    return (str(m.get("namespace") or ""), str(m.get("name")))
-
-
-def _decode_continue(token: str, oldest: int) -> tuple[str, str]:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        after = data["after"]
-        rv = int(data["rv"])
-        if not (isinstance(after, list) and len(after) == 2):
-            raise ValueError(token)
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        raise bad_request("continue key is not valid: incorrect encoded start resourceVersion") from None
-    if rv < oldest - 1:
-        raise gone(
-            "The provided continue parameter is too old to display a consistent list result. You can "
-            "start a new list without the continue parameter."
-        )
-    return (str(after[0]), str(after[1]))
-
-
-def _int_param(q: dict[str, str], name: str) -> int:
-    raw = q.get(name)
-    if not raw:
-        return 0
-    try:
-        return max(0, int(raw))
-    except ValueError:
-        raise bad_request(f'invalid value for {name}: "{raw}"') from None

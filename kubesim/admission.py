@@ -1,0 +1,124 @@
+"""What every write must satisfy before it is stored, as pure functions of the live and new object:
+identity and system metadata carried over, status vs the rest split by subresource, a Secret's
+stringData folded in, uid preconditions, and validation (metadata, CRDs, custom objects against
+their schema, the built-in rules)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from kubesim import crds, meta, rules
+from kubesim.errors import ApiError, Cause, bad_value, invalid
+from kubesim.resources import CRD_TYPE, ResourceType
+from kubesim.storage import Entry
+
+# Set by the server, never by a write.
+SYSTEM_METADATA = (
+    "uid",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "namespace",
+    "name",
+    "generation",
+)
+
+
+def carry_over(
+    rtype: ResourceType, live: dict[str, Any], new: dict[str, Any], subresource: str
+) -> dict[str, Any]:
+    """What a write may not change: identity and system metadata; status vs the rest by subresource."""
+    lm, nm = live["metadata"], new.setdefault("metadata", {})
+    for key in SYSTEM_METADATA:
+        if key in lm:
+            nm[key] = lm[key]
+        else:
+            nm.pop(key, None)
+    if nm.get("managedFields") is None and lm.get("managedFields") is not None:
+        nm["managedFields"] = lm["managedFields"]
+    if subresource == "status":
+        out = {k: v for k, v in live.items() if k != "status"}
+        out["metadata"] = {**lm, "managedFields": nm.get("managedFields", lm.get("managedFields"))}
+        if "status" in new:
+            out["status"] = new["status"]
+        if out["metadata"].get("managedFields") is None:
+            out["metadata"].pop("managedFields", None)
+        return out
+    if rtype.status:
+        if "status" in live:
+            new["status"] = live["status"]
+        else:
+            new.pop("status", None)
+    return new
+
+
+def fold_string_data(rtype: ResourceType, obj: dict[str, Any]) -> None:
+    """A Secret's stringData is write-only: the server merges it into data (base64) and drops it."""
+    if rtype.kind != "Secret" or rtype.group:
+        return
+    extra = obj.pop("stringData", None)
+    if isinstance(extra, dict) and extra:
+        current = obj.get("data")
+        data: dict[str, Any] = current if isinstance(current, dict) else {}
+        for key, value in extra.items():
+            if isinstance(value, str):
+                data[key] = base64.b64encode(value.encode()).decode()
+        obj["data"] = data
+
+
+def check_uid(rtype: ResourceType, entry: Entry, m: dict[str, Any]) -> None:
+    """A write that names a uid must name the live object's (the object may have been recreated)."""
+    given, live = m.get("uid"), entry.obj["metadata"].get("uid")
+    if given and given != live:
+        raise uid_precondition_failed(rtype, str(m.get("name", "")), given, live)
+
+
+def uid_precondition_failed(rtype: ResourceType, name: str, given: Any, live: Any) -> ApiError:
+    return ApiError(
+        409,
+        "Conflict",
+        f"Precondition failed: UID in precondition: {given}, UID in object meta: {live}",
+        name,
+        rtype.group,
+        rtype.plural,
+    )
+
+
+def admit(rtype: ResourceType, live: dict[str, Any] | None, obj: dict[str, Any]) -> None:
+    """Validation: metadata, CRDs, custom objects against their schema (which also prunes and
+    defaults `obj` in place), a few built-in rules; one 422 naming every failing field."""
+    m = obj["metadata"]
+    name = str(m.get("name", ""))
+    causes = meta.validate_name(name, rule=_name_rule(rtype))
+    causes += meta.validate_metadata(m)
+    if rtype.storage_key == CRD_TYPE.storage_key:
+        causes += crds.validate_crd(obj)
+        if live is not None and not causes:
+            causes += _crd_immutable(live, obj)
+    elif rtype.crd:
+        checked = crds.check_object(rtype.schema, obj)
+        obj.clear()
+        obj.update(checked.obj)
+        causes += checked.causes
+    else:
+        causes += rules.builtin_rules(rtype, obj)
+        if live is not None:
+            causes += rules.immutable_rules(rtype, live, obj)
+    if causes:
+        raise invalid(rtype.kind, rtype.group, name, causes)
+
+
+def _name_rule(rtype: ResourceType) -> str:
+    if rtype.group:
+        return "subdomain"
+    return {"Namespace": "label", "Service": "dns1035"}.get(rtype.kind, "subdomain")
+
+
+def _crd_immutable(live: dict[str, Any], obj: dict[str, Any]) -> list[Cause]:
+    causes = []
+    for path in ("group", "scope", "names.plural"):
+        new = meta.get_path(obj["spec"], path)
+        if meta.get_path(live["spec"], path) != new:
+            causes.append(bad_value(f"spec.{path}", new, "field is immutable"))
+    return causes

@@ -1,0 +1,100 @@
+"""PATCH requests before they touch the store: which patch types a resource takes, the options
+that go with them (`force` only for apply, `fieldManager` required for apply), decoding the patch,
+applying a merge / JSON / strategic merge patch to the live object, and the checks on an apply
+body (no managedFields, the URL's apiVersion, kind, name and namespace)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jsonpatch
+
+from kubesim import fields, meta
+from kubesim.bodies import APPLY, JSON_PATCH, MERGE, PATCH_TYPES, STRATEGIC, decode
+from kubesim.calls import Call
+from kubesim.errors import ApiError, Cause, bad_request, invalid, required, unsupported_media_type
+
+NAMESPACE_MISMATCH = "the namespace of the provided object does not match the namespace sent on the request"
+
+
+def check_options(call: Call) -> None:
+    """415 for a patch type the resource does not take; 422 for options that do not fit it."""
+    rtype, ctype = call.rtype, call.content_type
+    if ctype not in (APPLY, MERGE, JSON_PATCH, STRATEGIC) or (ctype == STRATEGIC and rtype.crd):
+        raise unsupported_media_type(ctype, PATCH_TYPES + ([] if rtype.crd else [STRATEGIC]))
+    if ctype != APPLY and call.query.get("force") is not None:
+        forbidden = "Forbidden: may not be specified for non-apply patch"
+        raise invalid("PatchOptions", "meta.k8s.io", "", [Cause("FieldValueForbidden", forbidden, "force")])
+    call.dry_run  # noqa: B018 -- a bad dryRun value is reported before a missing fieldManager
+    if ctype == APPLY and not call.query.get("fieldManager"):
+        missing = required("fieldManager", "is required for apply patch")
+        raise invalid("PatchOptions", "meta.k8s.io", "", [missing])
+
+
+def forced(call: Call) -> bool:
+    return call.query.get("force") in ("true", "1", "True")
+
+
+def decode_patch(call: Call) -> Any:
+    """A JSON patch's operations, or a merge/strategic patch document; 400 when unreadable."""
+    if call.content_type != JSON_PATCH:
+        return decode(call.body, allow_yaml=False)
+    try:
+        ops = json.loads(call.body)
+    except ValueError as exc:
+        raise bad_request(f"the JSON patch could not be decoded: {exc}") from None
+    if not isinstance(ops, list):
+        raise bad_request("a JSON patch must be a list of operations")
+    return ops
+
+
+def patched(call: Call, live: dict[str, Any], patch: Any) -> dict[str, Any]:
+    """The live object with the decoded patch applied; 422 when a JSON patch cannot apply."""
+    rtype = call.rtype
+    if call.content_type == JSON_PATCH:
+        try:
+            out = jsonpatch.apply_patch(live, patch)
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
+            raise ApiError(
+                422,
+                "Invalid",
+                f"the JSON patch could not be applied: {exc}",
+                call.name,
+                rtype.group,
+                rtype.kind,
+            ) from None
+        except (TypeError, AttributeError, KeyError, ValueError) as exc:
+            raise bad_request(f"the JSON patch is malformed: {exc}") from None
+    elif call.content_type == MERGE:
+        out = meta.merge_patch(live, patch)
+    else:
+        out = fields.strategic_merge(rtype, live, patch)
+    if not isinstance(out, dict) or not isinstance(out.get("metadata", {}), dict):
+        raise bad_request("the patched object is not an object")
+    return out
+
+
+def apply_config(call: Call) -> dict[str, Any]:
+    """The decoded body of an apply patch, checked against the URL (400s as the real server words them)."""
+    rtype = call.rtype
+    config = decode(call.body, allow_yaml=True)
+    cm = config.get("metadata")
+    if not isinstance(cm, dict):
+        cm = config["metadata"] = {}
+    if cm.get("managedFields") is not None:
+        raise bad_request("metadata.managedFields must be nil")
+    for field, expected in (("version", rtype.api_version), ("kind", rtype.kind)):
+        given = config.get("apiVersion" if field == "version" else "kind")
+        if given != expected:
+            raise bad_request(
+                f"Incorrect {field} specified in apply patch. Specified patch {field}: "
+                f"{given}, expected: {expected}"
+            )
+    if cm.get("name") not in (None, call.name):
+        raise bad_request(
+            f"the name of the object ({cm['name']}) does not match the name on the URL ({call.name})"
+        )
+    if rtype.namespaced and cm.get("namespace") not in (None, "", call.namespace):
+        raise bad_request(NAMESPACE_MISMATCH)
+    return config
