@@ -2,7 +2,8 @@
 
 wasmtime-py's own conversion reflects the function type on every host call and moves `list<u8>`
 one byte per Python call (the two slow paths the lab measured). Here each type is reflected once
-into a `Codec` tree, and byte lists are copied with strided slices over the C value array.
+into a `Codec` tree, and byte lists are copied in bulk C loops (see `Bytes` for what that can and
+cannot save).
 
 Python shapes: ints/floats/bool/str as themselves; `list<u8>` ↔ bytes; lists ↔ list; tuples ↔
 tuple; records ↔ dict; enums ↔ str; flags ↔ set[str]; options ↔ None or the value; results ↔
@@ -12,7 +13,8 @@ tuple; records ↔ dict; enums ↔ str; flags ↔ set[str]; options ↔ None or 
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from ctypes import POINTER, byref
 from dataclasses import dataclass
 from typing import Any
@@ -103,35 +105,70 @@ class Str(Codec):
         c.of.string = ffi.str_to_capi(v)
 
 
-_KINDS = bytes((_U8,)) * (1 << 20)  # the kind byte of every element of a lowered list<u8>
+_CHUNK = 1 << 16  # list<u8> elements per bulk copy: 2 MiB of C values, what a body read returns
+_VAL_P = POINTER(ffi.wasmtime_component_val_t)
 
 
-def _c_view(ptr: Any, size: int) -> memoryview:
-    """A writable byte view of `size` bytes of C memory at `ptr` (no copy)."""
-    return memoryview((ctypes.c_char * size).from_address(ctypes.addressof(ptr.contents))).cast("B")
+def _tagged(n: int) -> tuple[bytearray, int]:
+    """An array of `n` C values with the U8 kind byte set, and its address."""
+    buf = bytearray(n * _VAL_SIZE)
+    buf[0::_VAL_SIZE] = bytes((_U8,)) * n
+    return buf, ctypes.addressof((ctypes.c_char * len(buf)).from_buffer(buf))
+
+
+# Scratch arrays of `_CHUNK` values, shared by all threads: a thread pops one for a copy and puts
+# it back (list.pop/append are atomic), so there are never more than concurrent copies need.
+_SCRATCH: list[tuple[bytearray, int]] = []
+
+
+@contextmanager
+def _scratch() -> Iterator[tuple[bytearray, int]]:
+    item = _SCRATCH.pop() if _SCRATCH else _tagged(_CHUNK)
+    try:
+        yield item
+    finally:
+        _SCRATCH.append(item)
 
 
 class Bytes(Codec):
-    """list<u8>: strided slices over the C value array instead of one Python call per byte."""
+    """list<u8>, which the C API passes as one 32-byte `wasmtime_component_val_t` per byte.
+
+    Every body byte crosses as such a value, both ways. wasmtime 50's C API has no byte-list
+    form (`wasmtime_component_val_t` has no bytes kind, and host functions receive and return
+    `Val::List(Vec<Val>)`), so the per-byte work inside wasmtime (guest memory ↔ `Val` ↔ C value:
+    about 25 ns per byte each way here, 85% of a 1 MiB echo) cannot be avoided from Python. A
+    larger or smaller read size does not change it either (measured 4 KiB to 64 KiB: same time).
+    What is ours is kept to bulk C loops over a scratch array of pre-tagged U8 values:
+
+    * lift: `memmove` the C array into scratch, then take every 32nd byte with a bytearray slice;
+    * lower: store the payload into scratch with one strided bytearray store, then let
+      `vallist_new` copy the array.
+
+    Measured per MiB: lift 1.2 ms and lower 3.4 ms, against 6.5 ms and 21 ms for strided
+    `memoryview` copies over a `vallist_new_uninit` array (CPython copies a strided memoryview one
+    `memcpy` call per byte, and `vallist_new_uninit` initialises every element one by one).
+    """
 
     def lift(self, ctx: Ctx, c: CVal) -> Any:
         lst = c.of.list
         n = lst.size
-        data = bytes(_c_view(lst.data, n * _VAL_SIZE)[_OF::_VAL_SIZE]) if n else b""
+        base = ctypes.cast(lst.data, ctypes.c_void_p).value or 0
+        parts = []
+        with _scratch() as (buf, addr):
+            for first in range(0, n, _CHUNK):
+                size = min(_CHUNK, n - first) * _VAL_SIZE
+                ctypes.memmove(addr, base + first * _VAL_SIZE, size)
+                parts.append(buf[_OF:size:_VAL_SIZE])
         ffi.wasmtime_component_vallist_delete(byref(lst))
-        return data
+        return b"".join(parts)
 
     def lower(self, ctx: Ctx, v: Any, c: CVal) -> None:
         n = len(v)
-        raw = ffi.wasmtime_component_vallist_t()
-        ffi.wasmtime_component_vallist_new_uninit(raw, n)
-        if n:
-            view = _c_view(raw.data, n * _VAL_SIZE)
-            kinds = _KINDS if n <= len(_KINDS) else bytes((_U8,)) * n
-            view[0::_VAL_SIZE] = memoryview(kinds)[:n]
-            view[_OF::_VAL_SIZE] = v if isinstance(v, (bytes, bytearray)) else bytes(v)
-        c.kind = ffi.WASMTIME_COMPONENT_LIST.value
-        c.of.list = raw
+        with _scratch() as item:
+            buf, addr = item if n <= _CHUNK else _tagged(n)
+            buf[_OF:_OF + n * _VAL_SIZE:_VAL_SIZE] = v
+            c.kind = ffi.WASMTIME_COMPONENT_LIST.value
+            ffi.wasmtime_component_vallist_new(byref(c.of.list), n, ctypes.cast(addr, _VAL_P))
 
 
 class List(Codec):
