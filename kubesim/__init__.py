@@ -40,10 +40,11 @@ SSA engine and schemas), `rules` (built-in validation), `services` (cluster IPs 
 `openapi`, `tables` (kubectl's Table output), `selectors`, `meta`, `metrics` (Prometheus at
 /metrics), `tls`, `kubeconfig`, `errors` (the error tree).
 
-Known gaps: protobuf request bodies are read only for Namespace, ConfigMap, Secret and
-ServiceAccount (what `kubectl create namespace|configmap|secret|serviceaccount` send); other
-protobuf bodies (e.g. `kubectl create deployment`) get a 415. Everything kubectl sends as JSON
-(`apply`, `edit`, `scale`, `patch`, `label`, `delete`, `get`, `diff`, `wait`, `rollout status`,
-`explain`) works. No admission webhooks, RBAC, CEL validation rules or conversion between CRD
-versions (each served version reads the one stored object).
+Known gaps: protobuf request bodies are read for the objects kubectl's typed generators send
+(`kubectl create namespace|configmap|secret|serviceaccount|deployment|service|job|role|
+clusterrole|rolebinding|clusterrolebinding`; see `kubesim.protobuf`); other protobuf bodies, or
+these with fields kubesim does not know, get a 415 naming the JSON media types. Everything kubectl
+sends as JSON (`apply`, `run`, `edit`, `scale`, `patch`, `label`, `delete`, `get`, `diff`, `wait`,
+`rollout status`, `explain`) works. No admission webhooks, RBAC, CEL validation rules or conversion
+between CRD versions (each served version reads the one stored object).
 """

@@ -32,8 +32,8 @@ BODY_TYPES = ["application/json", "application/yaml"]
 
 
 def read_body(call: Call) -> dict[str, Any]:
-    """A create/update body: JSON, YAML, or protobuf for the few kinds kubectl's typed generators
-    send that way (`kubectl create namespace|configmap|secret|serviceaccount`); else a 415."""
+    """A create/update body: JSON, YAML, or protobuf for the kinds kubectl's typed generators send
+    that way (`kubesim.protobuf.KINDS`); else a 415."""
     if call.content_type == protobuf.MEDIA_TYPE:
         try:
             return protobuf.decode(call.body)
