@@ -3,7 +3,9 @@ type schemas (`kubesim.schema`): managed fields, merges, defaults, and their err
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator
 from typing import Any
 
 from kubesim import schema as kschema
@@ -28,6 +30,15 @@ def schema_of(rtype: ResourceType) -> kschema.ResourceSchema:
     return _builtin(rtype.api_version, rtype.kind)
 
 
+@contextlib.contextmanager
+def _as_status(rtype: ResourceType, obj: dict[str, Any]) -> Iterator[None]:
+    """The engine's errors as the API server's, naming the object."""
+    try:
+        yield
+    except ssa.SSAError as exc:
+        raise to_api_error(exc, rtype, _name(obj)) from None
+
+
 def apply(
     rtype: ResourceType,
     live: dict[str, Any] | None,
@@ -38,7 +49,7 @@ def apply(
     subresource: str,
     now: str,
 ) -> ssa.ApplyResult:
-    try:
+    with _as_status(rtype, live or config):
         return ssa.apply(
             live,
             config,
@@ -49,8 +60,6 @@ def apply(
             now=now,
             subresource=subresource or None,
         )
-    except ssa.SSAError as exc:
-        raise to_api_error(exc, rtype, _name(live or config)) from None
 
 
 def update(
@@ -62,7 +71,7 @@ def update(
     subresource: str,
     now: str,
 ) -> ssa.UpdateResult:
-    try:
+    with _as_status(rtype, live or new):
         return ssa.update(
             live,
             new,
@@ -72,15 +81,11 @@ def update(
             now=now,
             subresource=subresource or None,
         )
-    except ssa.SSAError as exc:
-        raise to_api_error(exc, rtype, _name(live or new)) from None
 
 
 def strategic_merge(rtype: ResourceType, live: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    try:
+    with _as_status(rtype, live):
         return ssa.apply_strategic_merge_patch(live, patch, schema_of(rtype))
-    except ssa.SSAError as exc:
-        raise to_api_error(exc, rtype, _name(live)) from None
 
 
 def unknown_fields(rtype: ResourceType, obj: dict[str, Any]) -> list[str]:

@@ -127,26 +127,15 @@ def intersection(a: FieldSet, b: FieldSet) -> FieldSet:
 
 def difference(a: FieldSet, b: FieldSet) -> FieldSet:
     """Members of ``a`` that are not members of ``b`` (exact paths, not subtrees)."""
-    if not b or not a:
-        return a
-    out: FieldSet = {}
-    for k, v in a.items():
-        if k == MEMBER:
-            if MEMBER not in b:
-                out[k] = _EMPTY
-            continue
-        w = b.get(k)
-        if w is None:
-            out[k] = v
-            continue
-        sub = difference(v, w)
-        if sub:
-            out[k] = sub
-    return out
+    return _difference(a, b, recursive=False)
 
 
 def recursive_difference(a: FieldSet, b: FieldSet) -> FieldSet:
     """Members of ``a`` that are neither members of ``b`` nor below a member of ``b``."""
+    return _difference(a, b, recursive=True)
+
+
+def _difference(a: FieldSet, b: FieldSet, *, recursive: bool) -> FieldSet:
     if not b or not a:
         return a
     out: FieldSet = {}
@@ -159,9 +148,9 @@ def recursive_difference(a: FieldSet, b: FieldSet) -> FieldSet:
         if w is None:
             out[k] = v
             continue
-        if MEMBER in w:
+        if recursive and MEMBER in w:
             continue
-        sub = recursive_difference(v, w)
+        sub = _difference(v, w, recursive=recursive)
         if sub:
             out[k] = sub
     return out

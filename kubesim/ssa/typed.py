@@ -16,7 +16,7 @@ import json
 from typing import Any
 
 from kubesim.schema.types import MISSING, UNTYPED, ListType, MapType, NodeType, TypeNode
-from kubesim.ssa.fieldpath import MEMBER, FieldSet, key_pe, pe_string, value_pe
+from kubesim.ssa.fieldpath import MEMBER, FieldSet, insert, key_pe, pe_string, value_pe
 
 
 def deep_copy(v: Any) -> Any:
@@ -370,16 +370,6 @@ class Comparison:
         return not self.added and not self.modified and not self.removed
 
 
-def _ins(fs: FieldSet, path: list[str]) -> None:
-    node = fs
-    for pe in path:
-        nxt = node.get(pe)
-        if nxt is None:
-            nxt = node[pe] = {}
-        node = nxt
-    node[MEMBER] = {}
-
-
 class _Absent:
     pass
 
@@ -426,11 +416,11 @@ def _cmp(lhs: Any, rhs: Any, node: TypeNode, path: list[str], c: Comparison) -> 
     if leaf:
         if lhs is ABSENT:
             if rhs is not ABSENT:
-                _ins(c.added, path)
+                insert(c.added, path)
         elif rhs is ABSENT:
-            _ins(c.removed, path)
+            insert(c.removed, path)
         elif lhs != rhs:
-            _ins(c.modified, path)
+            insert(c.modified, path)
         return
     if isinstance(lhs, dict) or isinstance(rhs, dict):
         lm = lhs if isinstance(lhs, dict) else {}
@@ -449,10 +439,10 @@ def _cmp(lhs: Any, rhs: Any, node: TypeNode, path: list[str], c: Comparison) -> 
         if node.list_type is ListType.SET:
             for pe in lpes:
                 if pe not in rseen:
-                    _ins(c.removed, [*path, pe])
+                    insert(c.removed, [*path, pe])
             for pe in rpes:
                 if pe not in lseen:
-                    _ins(c.added, [*path, pe])
+                    insert(c.added, [*path, pe])
         else:
             item_node = node.item or UNTYPED
             for pe in lpes:
@@ -467,9 +457,9 @@ def _cmp(lhs: Any, rhs: Any, node: TypeNode, path: list[str], c: Comparison) -> 
     # postItemHook: granular containers and list items are reported when they come or go.
     if path:
         if lhs is ABSENT:
-            _ins(c.added, path)
+            insert(c.added, path)
         elif rhs is ABSENT:
-            _ins(c.removed, path)
+            insert(c.removed, path)
 
 
 # --- RemoveItems / EnsureNamedFieldsAreMembers ---------------------------------------------------

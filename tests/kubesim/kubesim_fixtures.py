@@ -144,6 +144,53 @@ def deployment(
     }
 
 
+# A list of {name, port} items merged by name (`x-kubernetes-list-type: map`).
+PORTS_BY_NAME: dict[str, Any] = {
+    "type": "array",
+    "x-kubernetes-list-type": "map",
+    "x-kubernetes-list-map-keys": ["name"],
+    "items": {
+        "type": "object",
+        "required": ["name"],
+        "properties": {"name": {"type": "string"}, "port": {"type": "integer"}},
+    },
+}
+PRESERVE_UNKNOWN: dict[str, Any] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+
+
+def spec_schema(properties: dict[str, Any]) -> dict[str, Any]:
+    """An object schema whose `spec` has these properties."""
+    return {"type": "object", "properties": {"spec": {"type": "object", "properties": properties}}}
+
+
+def crd_manifest(
+    group: str,
+    kind: str,
+    plural: str,
+    schema: dict[str, Any] | None = None,
+    *,
+    scope: str = "Namespaced",
+    version: str = "v1",
+    **version_fields: Any,
+) -> dict[str, Any]:
+    """A CustomResourceDefinition serving one version with `schema` as its openAPIV3Schema (none
+    when None); `version_fields` go into the version (e.g. subresources)."""
+    served: dict[str, Any] = {"name": version, "served": True, "storage": True, **version_fields}
+    if schema is not None:
+        served["schema"] = {"openAPIV3Schema": schema}
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {
+            "group": group,
+            "scope": scope,
+            "names": {"plural": plural, "kind": kind},
+            "versions": [served],
+        },
+    }
+
+
 def watch_lines(
     running: kserver.RunningServer, path: str, until: int, timeout: float = 5
 ) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import pytest
-from kubesim_fixtures import Raw, deployment, watch_lines
+from kubesim_fixtures import PRESERVE_UNKNOWN, Raw, crd_manifest, deployment, spec_schema, watch_lines
 
 from kubesim import server as kserver
 from kubesim import storage
@@ -298,31 +298,12 @@ def test_deletecollection_by_label(raw: Raw) -> None:
 
 def test_deleting_a_crd_deletes_its_objects_and_stops_serving_it(raw: Raw) -> None:
     crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
-    crd = {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": "nuts.example.net"},
-        "spec": {
-            "group": "example.net",
-            "scope": "Namespaced",
-            "names": {"plural": "nuts", "kind": "Nut"},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "properties": {
-                                "spec": {"type": "object", "properties": {"size": {"type": "integer"}}}
-                            },
-                        }
-                    },
-                }
-            ],
-        },
-    }
+    crd = crd_manifest(
+        "example.net",
+        "Nut",
+        "nuts",
+        spec_schema({"size": {"type": "integer"}}),
+    )
     assert raw.request("POST", crds, crd)[0] == 201
     nuts = "/apis/example.net/v1/namespaces/default/nuts"
     for i in range(3):
@@ -374,30 +355,9 @@ def test_cluster_scoped_objects_never_carry_a_namespace(raw: Raw) -> None:
 def test_custom_object_generation_with_and_without_status_subresource(raw: Raw) -> None:
     crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
     for plural, sub in (("plains", {}), ("splits", {"status": {}})):
-        crd = {
-            "apiVersion": "apiextensions.k8s.io/v1",
-            "kind": "CustomResourceDefinition",
-            "metadata": {"name": f"{plural}.gen.example"},
-            "spec": {
-                "group": "gen.example",
-                "scope": "Namespaced",
-                "names": {"plural": plural, "kind": plural.capitalize()[:-1]},
-                "versions": [
-                    {
-                        "name": "v1",
-                        "served": True,
-                        "storage": True,
-                        "subresources": sub,
-                        "schema": {
-                            "openAPIV3Schema": {
-                                "type": "object",
-                                "x-kubernetes-preserve-unknown-fields": True,
-                            }
-                        },
-                    }
-                ],
-            },
-        }
+        crd = crd_manifest(
+            "gen.example", plural.capitalize()[:-1], plural, PRESERVE_UNKNOWN, subresources=sub
+        )
         assert raw.request("POST", crds, crd)[0] == 201
     gens = {}
     for plural in ("plains", "splits"):

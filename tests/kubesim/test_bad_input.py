@@ -8,7 +8,7 @@ import random
 from typing import Any
 
 import pytest
-from kubesim_fixtures import Raw, deployment
+from kubesim_fixtures import PORTS_BY_NAME, PRESERVE_UNKNOWN, Raw, crd_manifest, deployment
 
 from kubesim import server as kserver
 
@@ -193,26 +193,7 @@ def test_apply_needs_a_field_manager(raw: Raw) -> None:
 
 
 def test_strategic_merge_patch_is_415_for_custom_resources(raw: Raw) -> None:
-    crd = {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": "bolts.example.com"},
-        "spec": {
-            "group": "example.com",
-            "scope": "Namespaced",
-            "names": {"plural": "bolts", "kind": "Bolt"},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-                    },
-                }
-            ],
-        },
-    }
+    crd = crd_manifest("example.com", "Bolt", "bolts", PRESERVE_UNKNOWN)
     assert raw.request("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)[0] == 201
     path = "/apis/example.com/v1/namespaces/default/bolts"
     assert (
@@ -334,61 +315,32 @@ def test_fuzzed_bodies_never_get_a_500(running: kserver.RunningServer) -> None:
             b"k8s\x00\n\x0f\n\x02v1\x12\tConfigMap\x12\x0c\n\x05\n\x03pbx\x12\x03\n\x01a",
         ),
     ]
-    crd = {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": "fuzzes.example.com"},
-        "spec": {
-            "group": "example.com",
-            "scope": "Namespaced",
-            "names": {"plural": "fuzzes", "kind": "Fuzz"},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "properties": {
-                                "spec": {
-                                    "type": "object",
-                                    "properties": {
-                                        "n": {"type": "integer", "minimum": 0},
-                                        "tags": {
-                                            "type": "array",
-                                            "items": {"type": "string"},
-                                            "x-kubernetes-list-type": "set",
-                                        },
-                                        "ports": {
-                                            "type": "array",
-                                            "x-kubernetes-list-type": "map",
-                                            "x-kubernetes-list-map-keys": ["name"],
-                                            "items": {
-                                                "type": "object",
-                                                "required": ["name"],
-                                                "properties": {
-                                                    "name": {"type": "string"},
-                                                    "port": {"type": "integer"},
-                                                },
-                                            },
-                                        },
-                                        "free": {
-                                            "type": "object",
-                                            "x-kubernetes-preserve-unknown-fields": True,
-                                        },
-                                        "ios": {"x-kubernetes-int-or-string": True},
-                                    },
-                                },
-                                "status": {"type": "object", "properties": {"ok": {"type": "boolean"}}},
-                            },
-                        }
+    crd = crd_manifest(
+        "example.com",
+        "Fuzz",
+        "fuzzes",
+        {
+            "type": "object",
+            "properties": {
+                "spec": {
+                    "type": "object",
+                    "properties": {
+                        "n": {"type": "integer", "minimum": 0},
+                        "tags": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "x-kubernetes-list-type": "set",
+                        },
+                        "ports": PORTS_BY_NAME,
+                        "free": PRESERVE_UNKNOWN,
+                        "ios": {"x-kubernetes-int-or-string": True},
                     },
-                }
-            ],
+                },
+                "status": {"type": "object", "properties": {"ok": {"type": "boolean"}}},
+            },
         },
-    }
+        subresources={"status": {}},
+    )
     assert client.request("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)[0] == 201
     fuzzes = "/apis/example.com/v1/namespaces/default/fuzzes"
     cr = {
@@ -458,17 +410,7 @@ def test_create_with_resource_version_and_update_with_foreign_uid(raw: Raw) -> N
 
 
 def test_crd_in_a_protected_group_needs_approval(raw: Raw) -> None:
-    crd = {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": "deployments.node.k8s.io"},
-        "spec": {
-            "group": "node.k8s.io",
-            "scope": "Namespaced",
-            "names": {"plural": "deployments", "kind": "Deployment"},
-            "versions": [{"name": "v1", "served": True, "storage": True}],
-        },
-    }
+    crd = crd_manifest("node.k8s.io", "Deployment", "deployments")
     status, doc = raw.request("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
     assert status == 422
     assert doc["details"]["causes"][0]["field"] == "metadata.annotations[api-approved.kubernetes.io]"

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from kubernetes import config, dynamic, watch
 from kubernetes.dynamic.exceptions import ConflictError, NotFoundError, UnprocessibleEntityError
-from kubesim_fixtures import deployment
+from kubesim_fixtures import PORTS_BY_NAME, crd_manifest, deployment, spec_schema
 
 APPLY = "application/apply-patch+yaml"
 
@@ -183,48 +183,14 @@ def test_watch_sees_added_modified_deleted(dyn: dynamic.DynamicClient) -> None:
 
 def test_crd_object_is_served_and_validated(dyn: dynamic.DynamicClient) -> None:
     crds = dyn.resources.get(api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition")
-    crd = {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": "gadgets.example.org"},
-        "spec": {
-            "group": "example.org",
-            "scope": "Cluster",
-            "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
-            "versions": [
-                {
-                    "name": "v1alpha1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "properties": {
-                                "spec": {
-                                    "type": "object",
-                                    "properties": {
-                                        "ports": {
-                                            "type": "array",
-                                            "x-kubernetes-list-type": "map",
-                                            "x-kubernetes-list-map-keys": ["name"],
-                                            "items": {
-                                                "type": "object",
-                                                "required": ["name"],
-                                                "properties": {
-                                                    "name": {"type": "string"},
-                                                    "port": {"type": "integer"},
-                                                },
-                                            },
-                                        }
-                                    },
-                                }
-                            },
-                        }
-                    },
-                }
-            ],
-        },
-    }
+    crd = crd_manifest(
+        "example.org",
+        "Gadget",
+        "gadgets",
+        spec_schema({"ports": PORTS_BY_NAME}),
+        scope="Cluster",
+        version="v1alpha1",
+    )
     made = crds.patch(body=crd, name="gadgets.example.org", content_type=APPLY, field_manager="spindle")
     conditions = {c["type"]: c["status"] for c in crds.get(name=made.metadata.name).status.conditions}
     assert conditions == {"NamesAccepted": "True", "Established": "True"}
