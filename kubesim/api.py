@@ -207,12 +207,7 @@ class Cluster:
                     call.name,
                     [bad_value("metadata.resourceVersion", "0x0", "must be specified for an update")],
                 )
-            _check_rv(call, entry, m)
-            admission.check_uid(rtype, entry, m)
-            warnings = bodies.field_validation(call, obj)
-            reply = self._replace(rtype, entry, obj, manager, call.subresource, dry_run=dry)
-            reply.warnings = warnings
-            return reply
+            return self._write_back(call, entry, obj, manager, dry_run=dry)
 
     def patch(self, call: Call) -> Reply:
         patches.check_options(call)
@@ -234,12 +229,19 @@ class Cluster:
             pm = new.setdefault("metadata", {})
             if pm.get("name") != call.name:
                 raise bad_request("the name of the object may not be changed by a patch")
-            _check_rv(call, entry, pm)
-            admission.check_uid(rtype, entry, pm)
-            warnings = bodies.field_validation(call, new)
-            reply = self._replace(rtype, entry, new, manager, call.subresource, dry_run=dry)
-            reply.warnings = warnings
-            return reply
+            return self._write_back(call, entry, new, manager, dry_run=dry)
+
+    def _write_back(
+        self, call: Call, entry: Entry, new: dict[str, Any], manager: str, *, dry_run: bool
+    ) -> Reply:
+        """The end of PUT and non-apply PATCH: the body's preconditions, field validation, the write."""
+        m = new["metadata"]
+        _check_rv(call, entry, m)
+        admission.check_uid(call.rtype, entry, m)
+        warnings = bodies.field_validation(call, new)
+        reply = self._replace(call.rtype, entry, new, manager, call.subresource, dry_run=dry_run)
+        reply.warnings = warnings
+        return reply
 
     def _apply(self, call: Call, force: bool, dry_run: bool) -> Reply:
         rtype = call.rtype

@@ -3,6 +3,7 @@ k8s.io/apimachinery ``managedfields`` (strip-meta, managed-fields-updater, confl
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -224,9 +225,12 @@ def apply(
     subresource: str | None = None,
 ) -> ApplyResult:
     """Server-side apply ``config`` (the request body) as ``manager`` onto ``live`` (None: create)."""
+    run = functools.partial(
+        _apply, live, config, manager=manager, api_version=api_version, schema=schema, now=now,
+        subresource=subresource,
+    )
     try:
-        result = _apply(live, config, manager=manager, api_version=api_version, force=force, schema=schema,
-                        now=now, subresource=subresource)
+        result = run(force=force)
     except ConflictError as err:
         text = _last_applied(live) if manager == _KUBECTL and live is not None else None
         if text is None or live is None:
@@ -237,8 +241,7 @@ def apply(
         remaining = [(c, p) for c, p in zip(err.conflicts, err.paths, strict=True) if not fp.has(allowed, p)]
         if remaining:
             raise ConflictError([c for c, _ in remaining], paths=[p for _, p in remaining]) from None
-        result = _apply(live, config, manager=manager, api_version=api_version, force=True, schema=schema,
-                        now=now, subresource=subresource)
+        result = run(force=True)
     if manager == _KUBECTL and _last_applied(result.object) is not None:
         before = result.object["metadata"]["annotations"][LAST_APPLIED]
         _sync_last_applied(result.object, config)
