@@ -37,8 +37,10 @@ def read_body(call: Call) -> dict[str, Any]:
     if call.content_type == protobuf.MEDIA_TYPE:
         try:
             return protobuf.decode(call.body)
-        except protobuf.ProtobufError as exc:
+        except protobuf.NotRead as exc:
             raise ApiError(415, "UnsupportedMediaType", f"{exc}; send {', '.join(BODY_TYPES)}") from None
+        except protobuf.ProtobufError as exc:
+            raise bad_request(f"the protobuf body could not be decoded: {exc}") from None
     if call.content_type not in ("", *BODY_TYPES, "text/plain"):
         raise unsupported_media_type(call.content_type, BODY_TYPES)
     return decode(call.body, allow_yaml=call.content_type in YAML_TYPES)

@@ -11,7 +11,7 @@ is the object's own message. `MESSAGES` maps each message's field numbers (those
 generated.proto) to JSON names and shapes. Go writes every non-pointer field, so an empty string, a
 zero or false in a non-pointer field is dropped, as Go's JSON `omitempty` would; pointer fields
 (`int*`, `bool*`) keep their zeros. A non-empty field kubesim does not know is an error (a 415 that
-names it and the JSON media types), never silently dropped.
+names it and the JSON media types), never silently dropped; a malformed body is a 400.
 """
 
 from __future__ import annotations
@@ -28,6 +28,10 @@ Value = int | bytes
 
 class ProtobufError(ValueError):
     """The body is not a protobuf message kubesim can read."""
+
+
+class NotRead(ProtobufError):
+    """A well-formed body with a kind or field kubesim does not read from protobuf (JSON works)."""
 
 
 # Field shapes: "str", "int", "bool" (non-pointer: zero dropped), "int*", "bool*" (pointers),
@@ -260,7 +264,7 @@ def _decode(body: bytes) -> dict[str, Any]:
         elif n == 2:
             raw = _msg(x)
     if (api_version, kind) not in KINDS:
-        raise ProtobufError(f"protobuf bodies are read for {sorted(k for _, k in KINDS)} only, not {kind!r}")
+        raise NotRead(f"protobuf bodies are read for {sorted(k for _, k in KINDS)} only, not {kind!r}")
     return {"apiVersion": api_version, "kind": kind, **message(kind, raw)}
 
 
@@ -273,7 +277,7 @@ def message(name: str, buf: bytes) -> dict[str, Any]:
         if known is None:
             if x in (0, b""):  # a zero-valued field kubesim does not know: JSON would omit it
                 continue
-            raise ProtobufError(f"field {n} of {name} is not read by kubesim")
+            raise NotRead(f"field {n} of {name} is not read by kubesim")
         key, shape = known
         if shape == "[str]":  # list elements are kept even when empty ("" is the core API group)
             out.setdefault(key, []).append(_text(x))

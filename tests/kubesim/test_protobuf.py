@@ -3,14 +3,17 @@ same objects in JSON; malformed or unknown protobuf is a clear error, never a cr
 
 from __future__ import annotations
 
+import contextlib
 import json
+import random
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kubesim_fixtures import kubectl
+from kubesim_fixtures import Raw, kubectl
 
 from kubesim import protobuf
+from kubesim import server as kserver
 
 pytestmark = pytest.mark.slow
 
@@ -130,12 +133,12 @@ def test_unknown_fields_are_an_error_unless_empty() -> None:
         "kind": "ConfigMap",
         "metadata": {"name": "cm"},
     }
-    with pytest.raises(protobuf.ProtobufError, match="field 9 of ConfigMap"):
+    with pytest.raises(protobuf.NotRead, match="field 9 of ConfigMap"):
         protobuf.decode(_envelope("v1", "ConfigMap", _field(1, meta) + _field(9, b"x")))
 
 
 def test_kinds_not_read_are_named() -> None:
-    with pytest.raises(protobuf.ProtobufError, match="'Lease'"):
+    with pytest.raises(protobuf.NotRead, match="'Lease'"):
         protobuf.decode(_envelope("coordination.k8s.io/v1", "Lease", _field(1, _field(1, b"l"))))
 
 
@@ -164,3 +167,84 @@ def test_out_of_range_timestamp_is_an_error() -> None:
     body = b"k8s\x00" + b"\x0a" + bytes([len(type_meta)]) + type_meta + b"\x12" + bytes([len(raw)]) + raw
     with pytest.raises(protobuf.ProtobufError):
         protobuf.decode(body)
+
+
+def _varint(n: int) -> bytes:
+    out = b""
+    while True:
+        low, n = n & 0x7F, n >> 7
+        if not n:
+            return out + bytes([low])
+        out += bytes([low | 0x80])
+
+
+def _number(number: int, value: int) -> bytes:
+    return _varint(number << 3) + _varint(value)
+
+
+def _message(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _labels(number: int, **labels: str) -> bytes:
+    return b"".join(
+        _message(number, _message(1, k.encode()) + _message(2, v.encode())) for k, v in labels.items()
+    )
+
+
+# A Deployment as kubectl's typed client would encode it (field numbers of k8s.io/api generated.proto).
+_CONTAINER = _message(1, b"web") + _message(2, b"nginx") + _message(6, _number(3, 80))
+_POD_TEMPLATE = _message(1, _labels(11, app="fz")) + _message(2, _message(2, _CONTAINER))
+_DEPLOYMENT = _envelope(
+    "apps/v1",
+    "Deployment",
+    _message(1, _message(1, b"fz-pb") + _labels(11, app="fz"))
+    + _message(2, _number(1, 2) + _message(2, _labels(1, app="fz")) + _message(3, _POD_TEMPLATE)),
+)
+
+
+def test_hand_encoded_deployment_decodes() -> None:
+    assert protobuf.decode(_DEPLOYMENT) == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "fz-pb", "labels": {"app": "fz"}},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "fz"}},
+            "template": {
+                "metadata": {"labels": {"app": "fz"}},
+                "spec": {"containers": [{"name": "web", "image": "nginx", "ports": [{"containerPort": 80}]}]},
+            },
+        },
+    }
+
+
+def test_fuzzed_protobuf_bodies_never_get_a_500(running: kserver.RunningServer) -> None:
+    rng = random.Random(7)
+    client = Raw(running)
+    path = "/apis/apps/v1/namespaces/default/deployments"
+    codes: dict[int, int] = {}
+    try:
+        for i in range(300):
+            body = bytearray(_DEPLOYMENT)
+            for _ in range(rng.randint(1, 4)):
+                at = rng.randrange(len(body) or 1)
+                choice = rng.random()
+                if choice < 0.5:
+                    body[at] = rng.randrange(256)
+                elif choice < 0.75:
+                    del body[at:]
+                else:
+                    body[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 3)))
+            with contextlib.suppress(protobuf.ProtobufError):  # anything else is a bug
+                protobuf.decode(bytes(body))
+            status, doc = client.request(
+                "POST", f"{path}?fieldManager=f{i}", bytes(body), protobuf.MEDIA_TYPE
+            )
+            codes[status] = codes.get(status, 0) + 1
+            assert status < 500, (bytes(body), doc)
+            if status == 201:
+                client.request("DELETE", f"{path}/{doc['metadata']['name']}")
+    finally:
+        client.close()
+    assert codes.get(400, 0) > 50 and codes.get(201, 0) + codes.get(422, 0) + codes.get(415, 0) > 0, codes
