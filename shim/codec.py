@@ -116,18 +116,30 @@ def _tagged(n: int) -> tuple[bytearray, int]:
     return buf, ctypes.addressof((ctypes.c_char * len(buf)).from_buffer(buf))
 
 
-# Scratch arrays of `_CHUNK` values, shared by all threads: a thread pops one for a copy and puts
-# it back (list.pop/append are atomic), so there are never more than concurrent copies need.
+# Scratch arrays shared by all threads: a copy pops one and puts it back (list.pop and append are
+# atomic), so arrays exist only for copies that ran at the same time, at most `_POOL_MAX` are kept,
+# and each is only as large as the copies it served (a power of two up to `_CHUNK` values).
 _SCRATCH: list[tuple[bytearray, int]] = []
+_POOL_MAX = 8
 
 
 @contextmanager
-def _scratch() -> Iterator[tuple[bytearray, int]]:
-    item = _SCRATCH.pop() if _SCRATCH else _tagged(_CHUNK)
+def _scratch(n: int) -> Iterator[tuple[bytearray, int]]:
+    """A scratch array of at least `n` values (a private one when `n` is over `_CHUNK`)."""
+    if n > _CHUNK:
+        yield _tagged(n)
+        return
+    try:
+        item = _SCRATCH.pop()
+    except IndexError:
+        item = None
+    if item is None or len(item[0]) < n * _VAL_SIZE:
+        item = _tagged(min(_CHUNK, 1 << max(10, (n - 1).bit_length())))
     try:
         yield item
     finally:
-        _SCRATCH.append(item)
+        if len(_SCRATCH) < _POOL_MAX:
+            _SCRATCH.append(item)
 
 
 class Bytes(Codec):
@@ -154,7 +166,7 @@ class Bytes(Codec):
         n = lst.size
         base = ctypes.cast(lst.data, ctypes.c_void_p).value or 0
         parts = []
-        with _scratch() as (buf, addr):
+        with _scratch(min(n, _CHUNK)) as (buf, addr):
             for first in range(0, n, _CHUNK):
                 size = min(_CHUNK, n - first) * _VAL_SIZE
                 ctypes.memmove(addr, base + first * _VAL_SIZE, size)
@@ -164,8 +176,7 @@ class Bytes(Codec):
 
     def lower(self, ctx: Ctx, v: Any, c: CVal) -> None:
         n = len(v)
-        with _scratch() as item:
-            buf, addr = item if n <= _CHUNK else _tagged(n)
+        with _scratch(n) as (buf, addr):
             buf[_OF:_OF + n * _VAL_SIZE:_VAL_SIZE] = v
             c.kind = ffi.WASMTIME_COMPONENT_LIST.value
             ffi.wasmtime_component_vallist_new(byref(c.of.list), n, ctypes.cast(addr, _VAL_P))

@@ -1,8 +1,10 @@
 """The wasmtime Engine and the on-disk cache of precompiled artifacts.
 
 Artifacts are keyed by the wasm's digest and the engine settings. A new artifact is written to a
-temporary name and renamed into place; an existing artifact is never rewritten, because a live
-`deserialize_file` maps it and rewriting a mapped file kills the process with SIGBUS.
+temporary name and hard-linked into place (a link fails rather than replace); an existing
+artifact is never rewritten, because a live `deserialize_file` maps it and rewriting a mapped file
+kills the process with SIGBUS. An artifact that does not deserialize is compiled again under a new
+name.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from wasmtime import Config, Engine, Module, WasmtimeError
 from wasmtime.component import Component
@@ -51,61 +54,50 @@ def new_engine(tick_seconds: float = 0.01) -> EngineBox:
     return EngineBox(engine, t)
 
 
+Compiled = TypeVar("Compiled", Component, Module)
+
+
 class ArtifactCache:
+    """Compiles each distinct wasm once per process, and once per machine through the disk cache."""
+
     def __init__(self, engine: Engine, directory: Path | None) -> None:
         self.engine = engine
         self.dir = directory
-        self._loaded: dict[str, Component | Module] = {}  # digest → compiled, once per process
+        self._loaded: dict[str, Component | Module] = {}  # kind:digest → compiled
+
+    def load_component(self, wasm: bytes) -> Component:
+        return self._load(Component, "component", wasm)
+
+    def load_module(self, wasm: bytes) -> Module:
+        return self._load(Module, "module", wasm)
+
+    def _load(self, cls: type[Compiled], kind: str, wasm: bytes) -> Compiled:
+        digest = hashlib.sha256(wasm).hexdigest()
+        known = self._loaded.get(f"{kind}:{digest}")
+        if isinstance(known, cls):
+            return known
+        compiled = self._deserialize_or_compile(cls, kind, wasm, digest)
+        self._loaded[f"{kind}:{digest}"] = compiled
+        return compiled
+
+    def _deserialize_or_compile(self, cls: type[Compiled], kind: str, wasm: bytes, digest: str) -> Compiled:
+        path = self._path(digest, kind)
+        if path is not None and path.exists():
+            try:
+                return cls.deserialize_file(self.engine, str(path))
+            except WasmtimeError as exc:  # stale or foreign artifact: compile again, new name
+                log.warning("ignoring unusable artifact %s: %s", path, exc)
+                path = path.with_name(path.name + f".{os.getpid()}")
+        compiled = cls(self.engine, wasm)
+        if path is not None:
+            self._store(path, compiled.serialize())
+        return compiled
 
     def _path(self, digest: str, kind: str) -> Path | None:
         if self.dir is None:
             return None
         key = hashlib.sha256(f"{ENGINE_SETTINGS}|{kind}|{digest}".encode()).hexdigest()[:32]
         return self.dir / f"{digest[:16]}-{key}.{kind}.cwasm"
-
-    def load_component(self, wasm: bytes) -> Component:
-        digest = hashlib.sha256(wasm).hexdigest()
-        known = self._loaded.get("c" + digest)
-        if isinstance(known, Component):
-            return known
-        comp = self._load_component(wasm, digest)
-        self._loaded["c" + digest] = comp
-        return comp
-
-    def _load_component(self, wasm: bytes, digest: str) -> Component:
-        path = self._path(digest, "component")
-        if path is not None and path.exists():
-            try:
-                return Component.deserialize_file(self.engine, str(path))
-            except WasmtimeError as exc:  # stale or foreign artifact: compile again, new name
-                log.warning("ignoring unusable artifact %s: %s", path, exc)
-                path = path.with_name(path.name + f".{os.getpid()}")
-        comp = Component(self.engine, wasm)
-        if path is not None:
-            self._store(path, comp.serialize())
-        return comp
-
-    def load_module(self, wasm: bytes) -> Module:
-        digest = hashlib.sha256(wasm).hexdigest()
-        known = self._loaded.get("m" + digest)
-        if isinstance(known, Module):
-            return known
-        mod = self._load_module(wasm, digest)
-        self._loaded["m" + digest] = mod
-        return mod
-
-    def _load_module(self, wasm: bytes, digest: str) -> Module:
-        path = self._path(digest, "module")
-        if path is not None and path.exists():
-            try:
-                return Module.deserialize_file(self.engine, str(path))
-            except WasmtimeError as exc:
-                log.warning("ignoring unusable artifact %s: %s", path, exc)
-                path = path.with_name(path.name + f".{os.getpid()}")
-        mod = Module(self.engine, wasm)
-        if path is not None:
-            self._store(path, mod.serialize())
-        return mod
 
     @staticmethod
     def _store(path: Path, data: bytes | bytearray) -> None:

@@ -1,18 +1,23 @@
-"""Helpers for the shim tests: committed guests, app directories, a real server on a free port."""
+"""Helpers for the shim tests: committed guests, manifests and app directories, a server on a free
+port (in this process, or `spindle shim up` as a process), guests built at test time."""
 
 from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,16 +119,88 @@ def serve(engine_box: EngineBox, artifact_cache: Path, tmp_path: Path) -> Iterat
         r.app.close()
 
 
-WAT_APP = """\
-    spin_manifest_version = 2
-    [application]
-    name = "wat-app"
-    [[trigger.http]]
-    route = "/..."
-    component = "wat"
-    [component.wat]
-    source = "handler.wasm"
-"""
+def spin_toml(*routes: tuple[str, str], name: str = "app", source: str = "handler.wasm",
+              extra: str = "") -> str:
+    """A manifest v2 with one HTTP trigger per (route, component id), every component running
+    `source`; a route starting with '{' is written as a TOML table (`{ private = true }`)."""
+    text = f"spin_manifest_version = 2\n[application]\nname = {json.dumps(name)}\n"
+    for route, component in routes:
+        value = route if route.startswith("{") else json.dumps(route)
+        text += f"[[trigger.http]]\nroute = {value}\ncomponent = {json.dumps(component)}\n"
+    for component in dict.fromkeys(c for _, c in routes):
+        text += f"[component.{component}]\nsource = {json.dumps(source)}\n"
+    return text + extra
+
+
+WAT_APP = spin_toml(("/...", "wat"), name="wat-app")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class ShimProcess:
+    proc: subprocess.Popen[str]
+    port: int
+    output: str = ""  # everything it logged; filled in when it has exited
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+    def children(self) -> list[int]:
+        """The worker processes, once it has started them (waits up to 30 s)."""
+        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        deadline = time.monotonic() + 30
+        while not path.read_text().split() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return [int(p) for p in path.read_text().split()]
+
+
+@contextmanager
+def shim_up(root: Path, tmp_path: Path, *extra: str, env: Mapping[str, str] | None = None
+            ) -> Iterator[ShimProcess]:
+    """`spindle shim up ROOT` on a free port, once it accepts connections. When the block ends
+    normally and the process is still running, SIGTERM must stop it with exit code 0."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reconciler.cli", "shim", "up", str(root), "--listen", f"127.0.0.1:{port}",
+         "--cache-dir", str(tmp_path / "cache"), "--state-dir", str(tmp_path / "state"), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})})
+    up = ShimProcess(proc, port)
+    try:
+        _wait_listening(proc, port)
+        yield up
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0, "shim up did not exit 0 after SIGTERM"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        up.output = proc.stdout.read() if proc.stdout else ""
+
+
+def _wait_listening(proc: subprocess.Popen[str], port: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"shim exited early: {proc.stdout.read() if proc.stdout else ''}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("shim did not start listening")
 
 
 # ---------------------------------------------------------------- guests built at test time

@@ -5,106 +5,54 @@ from __future__ import annotations
 import http.client
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from shim_testlib import WAT_APP, make_app
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def start(root: Path, tmp_path: Path, *extra: str, env: dict[str, str] | None = None
-          ) -> tuple[subprocess.Popen[str], int]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "reconciler.cli", "shim", "up", str(root), "--listen", f"127.0.0.1:{port}",
-         "--cache-dir", str(tmp_path / "cache"), "--state-dir", str(tmp_path / "state"), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})})
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"shim exited early: {proc.stdout.read() if proc.stdout else ''}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc, port
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise AssertionError("shim did not start listening")
+from shim_testlib import WAT_APP, free_port, make_app, shim_up
 
 
 def test_up_serves_and_sigterm_drains_in_flight_request(tmp_path: Path) -> None:
     root = make_app(tmp_path / "app", WAT_APP)
-    proc, port = start(root, tmp_path, "--workers", "1")
-    try:
+    with shim_up(root, tmp_path, "--workers", "1") as up:
         # a request whose body is still arriving when SIGTERM comes
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn = http.client.HTTPConnection("127.0.0.1", up.port, timeout=30)
         conn.putrequest("POST", "/echo")
         conn.putheader("transfer-encoding", "chunked")
         conn.endheaders()
         conn.send(b"5\r\nfirst\r\n")
         time.sleep(0.3)
-        proc.send_signal(signal.SIGTERM)
+        up.proc.send_signal(signal.SIGTERM)
         time.sleep(0.5)
-        assert proc.poll() is None  # still draining
+        assert up.proc.poll() is None  # still draining
         conn.send(b"6\r\nsecond\r\n0\r\n\r\n")
         resp = conn.getresponse()
         assert (resp.status, resp.read()) == (200, b"firstsecond")
         conn.close()
-        assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    out = proc.stdout.read() if proc.stdout else ""
-    assert "draining in-flight requests" in out
-    assert "app wat-app serving on http://127.0.0.1:" in out
+        assert up.proc.wait(timeout=30) == 0
+    assert "draining in-flight requests" in up.output
+    assert "app wat-app serving on http://127.0.0.1:" in up.output
 
 
 def test_up_request_timeout_option(tmp_path: Path) -> None:
     root = make_app(tmp_path / "app", WAT_APP)
-    proc, port = start(root, tmp_path, "--workers", "1", "--request-timeout", "0.5")
-    try:
+    with shim_up(root, tmp_path, "--workers", "1", "--request-timeout", "0.5") as up:
         t0 = time.monotonic()
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        conn.request("GET", "/spin")
-        assert conn.getresponse().status == 500
+        assert up.get("/spin")[0] == 500
         assert time.monotonic() - t0 < 10
-        conn.close()
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert "request timed out" in (proc.stdout.read() if proc.stdout else "")
+    assert "request timed out" in up.output
 
 
 def test_up_with_two_worker_processes(tmp_path: Path) -> None:
     root = make_app(tmp_path / "app", WAT_APP)
-    proc, port = start(root, tmp_path, "--workers", "2")
-    try:
+    with shim_up(root, tmp_path, "--workers", "2") as up:
         time.sleep(1.5)  # let the second process load from the warm artifact cache
         for i in range(20):
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            conn.request("GET", f"/w{i}")
-            assert conn.getresponse().read().startswith(f"path=/w{i}".encode())
-            conn.close()
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    out = proc.stdout.read() if proc.stdout else ""
-    pids = {line.split("shim[")[1].split("]")[0] for line in out.splitlines() if "serving on" in line}
-    assert len(pids) == 2, out
+            assert up.get(f"/w{i}")[1].startswith(f"path=/w{i}".encode())
+    pids = {line.split("shim[")[1].split("]")[0] for line in up.output.splitlines() if "serving on" in line}
+    assert len(pids) == 2, up.output
 
 
 @pytest.mark.parametrize(("manifest", "needle"), [
@@ -148,55 +96,36 @@ def test_container_mode_reads_listen_addr_from_env(tmp_path: Path) -> None:
 
 def test_a_dead_worker_is_replaced(tmp_path: Path) -> None:
     root = make_app(tmp_path / "app", WAT_APP)
-    proc, port = start(root, tmp_path, "--workers", "2")
-    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
-    try:
+    with shim_up(root, tmp_path, "--workers", "2") as up:
+        (first,) = up.children()
+        os.kill(first, signal.SIGKILL)
         deadline = time.monotonic() + 30
-        while not children.read_text().split() and time.monotonic() < deadline:
+        while up.children() in ([], [first]):
+            assert time.monotonic() < deadline, "the dead worker was not replaced"
             time.sleep(0.1)
-        (first,) = children.read_text().split()
-        os.kill(int(first), signal.SIGKILL)
-        while time.monotonic() < deadline:
-            now = children.read_text().split()
-            if now and now != [first]:
-                break
-            time.sleep(0.1)
-        else:
-            raise AssertionError("the dead worker was not replaced")
         for i in range(10):
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            conn.request("GET", f"/r{i}")
-            assert conn.getresponse().status == 200
-            conn.close()
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert f"worker {first} exited" in (proc.stdout.read() if proc.stdout else "")
+            assert up.get(f"/r{i}")[0] == 200
+    assert f"worker {first} exited" in up.output
 
 
 def test_workers_do_not_outlive_a_killed_parent(tmp_path: Path) -> None:
     root = make_app(tmp_path / "app", WAT_APP)
-    proc, _port = start(root, tmp_path, "--workers", "2")
-    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
-    deadline = time.monotonic() + 30
-    while not children.read_text().split() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    (worker,) = (int(p) for p in children.read_text().split())
-    proc.kill()
-    proc.wait(timeout=30)
-    while time.monotonic() < deadline:
-        try:
-            os.kill(worker, 0)
-        except ProcessLookupError:
-            break
-        try:
-            if Path(f"/proc/{worker}/stat").read_text().split()[2] == "Z":  # exited, not yet reaped
+    with shim_up(root, tmp_path, "--workers", "2") as up:
+        (worker,) = up.children()
+        up.proc.kill()
+        up.proc.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                os.kill(worker, 0)
+            except ProcessLookupError:
                 break
-        except FileNotFoundError:
-            break
-        time.sleep(0.1)
-    else:
-        os.kill(worker, signal.SIGKILL)
-        raise AssertionError("the worker outlived its parent")
+            try:
+                if Path(f"/proc/{worker}/stat").read_text().split()[2] == "Z":  # exited, not yet reaped
+                    break
+            except FileNotFoundError:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(worker, signal.SIGKILL)
+            raise AssertionError("the worker outlived its parent")

@@ -50,9 +50,10 @@ def test_shim_codec_bytes_from_many_threads() -> None:
             if roundtrip(data) != data:
                 failures.append(seed)
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(12)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert failures == []
+    assert len(codec._SCRATCH) <= codec._POOL_MAX  # idle scratch arrays are bounded

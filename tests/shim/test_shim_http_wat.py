@@ -9,36 +9,18 @@ import os
 from pathlib import Path
 
 import pytest
-from shim_testlib import WAT_APP, Serve, make_app
+from shim_testlib import WAT_APP, Serve, make_app, spin_toml
 
-ROUTED = """\
-    spin_manifest_version = 2
-    [application]
-    name = "routed"
-    [[trigger.http]]
-    route = "/..."
-    component = "catchall"
-    [[trigger.http]]
-    route = "/api/..."
-    component = "api"
-    [[trigger.http]]
-    route = "/api/exact"
-    component = "exact"
-    [[trigger.http]]
-    route = { private = true }
-    component = "hidden"
-    [[trigger.http]]
-    route = "/static"
-    static_response = { status_code = 202, headers = { x-static = "1" }, body = "hi" }
-    [component.catchall]
-    source = "handler.wasm"
-    [component.api]
-    source = "handler.wasm"
-    [component.exact]
-    source = "handler.wasm"
-    [component.hidden]
-    source = "handler.wasm"
-"""
+
+def routed(catchall: str = "/...") -> str:
+    return spin_toml(
+        (catchall, "catchall"), ("/api/...", "api"), ("/api/exact", "exact"),
+        ("{ private = true }", "hidden"), name="routed",
+        extra='[[trigger.http]]\nroute = "/static"\n'
+              'static_response = { status_code = 202, headers = { x-static = "1" }, body = "hi" }\n')
+
+
+ROUTED = routed()
 
 
 def headers_of(body: bytes) -> dict[str, str]:
@@ -70,8 +52,7 @@ def test_routing_and_spin_headers(serve: Serve, tmp_path: Path, path: str, match
 
 
 def test_static_response_and_404(serve: Serve, tmp_path: Path) -> None:
-    srv = serve(make_app(tmp_path / "app", ROUTED.replace('route = "/..."\n    component = "catchall"',
-                                                          'route = "/only"\n    component = "catchall"')))
+    srv = serve(make_app(tmp_path / "app", routed(catchall="/only")))
     status, headers, body = srv.request("GET", "/static")
     assert (status, headers["x-static"], body) == (202, "1", b"hi")
     assert srv.request("GET", "/nothing-here")[0] == 404

@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from shim_testlib import spin_toml
 
 from shim.errors import ManifestError, VariableError
 from shim.manifest import ExecutorKind, RouteKind, parse_manifest, retain_components
@@ -118,31 +119,9 @@ def test_components_to_retain() -> None:
     ("/api/v1", "api-v1"), ("/api/v1x", "api"), ("/exact", "exact"), ("/exact/sub", "catch"),
 ])
 def test_most_specific_route_wins(path: str, expected: str) -> None:
-    app = parse_manifest(textwrap.dedent("""\
-        spin_manifest_version = 2
-        [application]
-        name = "r"
-        [[trigger.http]]
-        route = "/..."
-        component = "catch"
-        [[trigger.http]]
-        route = "/"
-        component = "root"
-        [[trigger.http]]
-        route = "/api/..."
-        component = "api"
-        [[trigger.http]]
-        route = "/api/v1/..."
-        component = "api-v1"
-        [[trigger.http]]
-        route = "/exact"
-        component = "exact"
-        [[trigger.http]]
-        route = { private = true }
-        component = "private"
-    """) + "".join(f"[component.{c}]\nsource = 'x.wasm'\n"
-                   for c in ("catch", "root", "api", "api-v1", "exact", "private")),
-        Path("/r/spin.toml"))
+    app = parse_manifest(spin_toml(("/...", "catch"), ("/", "root"), ("/api/...", "api"),
+                                   ("/api/v1/...", "api-v1"), ("/exact", "exact"),
+                                   ("{ private = true }", "private")), Path("/r/spin.toml"))
     m = Router(app.http_triggers).match(path)
     assert m is not None and m.trigger.component == expected
 
@@ -162,10 +141,7 @@ PARAM_ROUTES = ("/users/...", "/users/:id", "/users/:id/edit", "/users/me", "/us
 ])
 def test_single_segment_wildcards_and_path_info(path: str, route: str, path_info: str,
                                                 params: dict[str, str]) -> None:
-    body = "spin_manifest_version = 2\n[application]\nname = 'p'\n" + "".join(
-        f"[[trigger.http]]\nroute = '{r}'\ncomponent = 'c'\n" for r in PARAM_ROUTES) + \
-        "[component.c]\nsource = 'c.wasm'\n"
-    app = parse_manifest(body, Path("/p/spin.toml"))
+    app = parse_manifest(spin_toml(*((r, "c") for r in PARAM_ROUTES)), Path("/p/spin.toml"))
     m = Router(app.http_triggers).match(path)
     assert m is not None
     assert (m.trigger.route.raw, m.path_info, m.params) == (route, path_info, params)
@@ -177,9 +153,7 @@ def test_single_segment_wildcards_and_path_info(path: str, route: str, path_info
 
 
 def test_private_routes_are_unreachable() -> None:
-    app = parse_manifest("spin_manifest_version = 2\n[application]\nname='p'\n[[trigger.http]]\n"
-                         "route = { private = true }\ncomponent = 'c'\n[component.c]\nsource='c.wasm'\n",
-                         Path("/p/spin.toml"))
+    app = parse_manifest(spin_toml(("{ private = true }", "c")), Path("/p/spin.toml"))
     assert Router(app.http_triggers).match("/") is None
 
 
