@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from shim_testlib import GUEST_CACHE, Serve, build_js_app, make_app
+from shim_testlib import GUEST_CACHE, Serve, build_js_app, make_app, spin_toml
 
 
 @pytest.fixture(scope="module")
@@ -15,16 +15,7 @@ def js_wasm() -> Path:
 
 
 def test_js_app_routes_headers_and_echo(serve: Serve, tmp_path: Path, js_wasm: Path) -> None:
-    root = make_app(tmp_path / "app", """\
-        spin_manifest_version = 2
-        [application]
-        name = "js"
-        [[trigger.http]]
-        route = "/js/..."
-        component = "js"
-        [component.js]
-        source = "app.wasm"
-    """, guests=())
+    root = make_app(tmp_path / "app", spin_toml(("/js/...", "js"), name="js", source="app.wasm"), guests=())
     (root / "app.wasm").symlink_to(js_wasm)
     srv = serve(root, cache_dir=GUEST_CACHE / "artifacts")
     status, headers, body = srv.request("GET", "/js/hello?x=1")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from shim_testlib import GUESTS, WAT_APP, Serve, make_app
+from shim_testlib import GUESTS, WAT_APP, Serve, make_app, spin_toml
 
 from shim.app import LoadOptions, load_app
 from shim.engine import EngineBox
@@ -105,16 +105,7 @@ def test_every_error_is_a_shim_error(engine_box: EngineBox, tmp_path: Path) -> N
         _load(engine_box, root)
 
 
-INBOUND_APP = """\
-    spin_manifest_version = 2
-    [application]
-    name = "inbound"
-    [[trigger.http]]
-    route = "/in/..."
-    component = "legacy"
-    [component.legacy]
-    source = "inbound.wasm"
-"""
+INBOUND_APP = spin_toml(("/in/...", "legacy"), name="inbound", source="inbound.wasm")
 
 
 @pytest.mark.parametrize(("method", "body", "expected", "method_index"), [
