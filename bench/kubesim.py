@@ -7,7 +7,7 @@ connection. Measured, with 1 client and with 4:
   * 3,000 SSA applies that create Deployments (PATCH application/apply-patch+yaml, 201)
   * 3,000 SSA applies that change each of them (200, a new resourceVersion)
   * 3,000 dry-run applies (dryRun=All)
-  * lists of all 3,000 Deployments
+  * lists of the 3,000 Deployments (each client count works in its own namespace)
   * the peer: GET /version (the server's floor cost per request)
 
 Prints requests per second and the ratio to the peer. Goal: >= 300 SSA applies/s with one client.
@@ -18,6 +18,7 @@ Prints requests per second and the ratio to the peer. Goal: >= 300 SSA applies/s
 from __future__ import annotations
 
 import argparse
+import base64
 import http.client
 import json
 import multiprocessing as mp
@@ -35,7 +36,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-token"
-DEPLOYS = "/apis/apps/v1/namespaces/default/deployments"
+
+
+def deployments_path(namespace: str) -> str:
+    return f"/apis/apps/v1/namespaces/{namespace}/deployments"
 
 
 def deployment(name: str, replicas: int) -> bytes:
@@ -80,8 +84,9 @@ class Client:
         return resp.status, resp.read()
 
 
-def worker(args: tuple[int, str, str, list[int], int]) -> tuple[float, int]:
-    port, ca, op, indexes, repeat = args
+def worker(args: tuple[int, str, str, str, list[int], int]) -> tuple[float, int]:
+    port, ca, namespace, op, indexes, repeat = args
+    deploys = deployments_path(namespace)
     client = Client(port, ca)
     client.call("GET", "/version")  # connect and handshake outside the timed loop
     bad = 0
@@ -91,13 +96,13 @@ def worker(args: tuple[int, str, str, list[int], int]) -> tuple[float, int]:
             if op == "version":
                 status, _ = client.call("GET", "/version")
             elif op == "list":
-                status, _ = client.call("GET", DEPLOYS)
+                status, _ = client.call("GET", deploys)
             else:
                 replicas = 2 if op == "create" else 3
                 query = "?fieldManager=bench" + ("&dryRun=All&force=true" if op == "dryrun" else "")
                 status, _ = client.call(
                     "PATCH",
-                    f"{DEPLOYS}/app-{i}{query}",
+                    f"{deploys}/app-{i}{query}",
                     deployment(f"app-{i}", replicas),
                     "application/apply-patch+yaml",
                 )
@@ -105,12 +110,12 @@ def worker(args: tuple[int, str, str, list[int], int]) -> tuple[float, int]:
     return time.perf_counter() - start, bad
 
 
-def run(port: int, ca: str, op: str, count: int, clients: int, repeat: int = 1, offset: int = 0) -> float:
+def run(port: int, ca: str, namespace: str, op: str, count: int, clients: int, repeat: int = 1) -> float:
     """Requests per second of `count` requests split over `clients` processes."""
-    chunks = [list(range(offset + k, offset + count, clients)) for k in range(clients)]
+    chunks = [list(range(k, count, clients)) for k in range(clients)]
     with mp.get_context("spawn").Pool(clients) as pool:
         start = time.perf_counter()
-        results = pool.map(worker, [(port, ca, op, chunk, repeat) for chunk in chunks])
+        results = pool.map(worker, [(port, ca, namespace, op, chunk, repeat) for chunk in chunks])
         wall = time.perf_counter() - start
     failures = sum(b for _, b in results)
     if failures:
@@ -153,28 +158,26 @@ def main() -> int:
             raise SystemExit(f"kubesim did not start: {line!r}")
         port = int(line.split(":")[-1])
         cfg: dict[str, Any] = yaml.safe_load(kubeconfig.read_text())
-        import base64
-
         ca = base64.b64decode(cfg["clusters"][0]["cluster"]["certificate-authority-data"]).decode()
         n = args.objects
         rows: list[tuple[str, float, float]] = []
         for clients in (1, 4):
-            peer = run(port, ca, "version", 2000, clients)
-            offset = 0 if clients == 1 else n
-            create = run(port, ca, "create", n, clients, offset=offset)
-            change = run(port, ca, "change", n, clients, offset=offset)
-            dry = run(port, ca, "dryrun", n, clients, offset=offset)
-            listed = run(port, ca, "list", clients, clients, repeat=max(1, args.lists // clients))
+            ns = f"bench-{clients}"
+            namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+            status, _ = Client(port, ca).call("POST", "/api/v1/namespaces", json.dumps(namespace).encode())
+            if status != 201:
+                raise SystemExit(f"could not create namespace {ns}: {status}")
+            peer = run(port, ca, ns, "version", 2000, clients)
+            create = run(port, ca, ns, "create", n, clients)
+            change = run(port, ca, ns, "change", n, clients)
+            dry = run(port, ca, ns, "dryrun", n, clients)
+            listed = run(port, ca, ns, "list", clients, clients, repeat=max(1, args.lists // clients))
             rows += [
                 (f"GET /version (peer), {clients} client(s)", peer, 1.0),
                 (f"SSA apply, create, {clients} client(s)", create, create / peer),
                 (f"SSA apply, change, {clients} client(s)", change, change / peer),
                 (f"SSA dry-run apply, {clients} client(s)", dry, dry / peer),
-                (
-                    f"list of {n if clients == 1 else 2 * n} objects, {clients} client(s)",
-                    listed,
-                    listed / peer,
-                ),
+                (f"list of {n} objects, {clients} client(s)", listed, listed / peer),
             ]
         print(f"{'operation':<44} {'req/s':>10} {'vs peer':>9}")
         for name, rps, ratio in rows:
