@@ -1,12 +1,21 @@
 """kubesim's error tree: every failure a client can cause becomes a Kubernetes `Status`.
 
     ApiError                    one HTTP error answer, already in the `Status` envelope's terms
-    (built by the helpers below: not_found, already_exists, conflict, invalid, bad_request, ...)
-
+                                (built by the helpers below: not_found, already_exists, stale,
+                                invalid, bad_request, unsupported_media_type, ...)
     StoreError                  the SQLite store could not be opened or written (a server fault)
 
-Handlers raise `ApiError`; the HTTP layer turns it into the JSON body. Anything else that escapes
-a handler is a bug and is answered with a 500 `InternalError` (and logged), never a crash.
+The inner layers raise their own errors, which the seams turn into an `ApiError` naming the object:
+
+    kubesim.ssa.errors.SSAError         (its own tree)  -> 400 / 409 / 422   by `fields`
+    kubesim.protobuf.ProtobufError      malformed body  -> 400               by `bodies`
+    └── NotRead                         kind/field not read from protobuf -> 415
+    kubesim.schema.CRDSchemaError       unusable CRD schema -> 422           by `crds`
+
+(`ssa.fieldpath.FieldsV1Error` and `ssa.typed.TypeErrors` stay inside the engine, which reports
+them as `SSAError`s.) Handlers raise `ApiError`; the HTTP layer turns it into the JSON body.
+Anything else that escapes a handler is a bug and is answered with a 500 `InternalError` (and
+logged), never a crash.
 """
 
 from __future__ import annotations

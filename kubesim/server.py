@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -253,19 +254,16 @@ class Handler(BaseHTTPRequestHandler):
             if parts[:1] == ["openapi"]:
                 return self._openapi(parts[1:], query)
             if len(parts) == 2 and parts[0] == "api":
-                found = discovery.resource_list(types, "", parts[1])
-                return Reply(200, found) if found else _no_path()
+                return _found(discovery.resource_list(types, "", parts[1]))
             if len(parts) == 2 and parts[0] == "apis":
-                found = discovery.group(types, parts[1])
-                return Reply(200, found) if found else _no_path()
+                return _found(discovery.group(types, parts[1]))
             if len(parts) == 3 and parts[0] == "apis":
-                found = discovery.resource_list(types, parts[1], parts[2])
-                return Reply(200, found) if found else _no_path()
+                return _found(discovery.resource_list(types, parts[1], parts[2]))
         if parts[:1] == ["api"] and len(parts) >= 3:
             return self._resource(method, "", parts[1], parts[2:], query, body)
         if parts[:1] == ["apis"] and len(parts) >= 4:
             return self._resource(method, parts[1], parts[2], parts[3:], query, body)
-        raise _no_path_error()
+        raise path_not_found("")
 
     def _openapi(self, rest: list[str], query: dict[str, str]) -> Reply:
         docs = self.server.openapi
@@ -277,7 +275,7 @@ class Handler(BaseHTTPRequestHandler):
             found = docs.v3("/".join(rest[1:]))
             if found is not None:
                 return Reply(200, text=found)
-        raise _no_path_error()
+        raise path_not_found("")
 
     def _resource(
         self, method: str, group: str, version: str, rest: list[str], query: dict[str, str], body: bytes
@@ -287,17 +285,17 @@ class Handler(BaseHTTPRequestHandler):
         if len(rest) >= 3 and rest[0] == "namespaces" and rest[2] not in ("status", "finalize"):
             namespace, rest = rest[1], rest[2:]
         if not rest or len(rest) > 3:
-            raise _no_path_error()
+            raise path_not_found("")
         rtype = cluster.registry.lookup(group, version, rest[0])
         if rtype is None:
-            raise _no_path_error()
+            raise path_not_found("")
         self._resource_name = rtype.plural
         name = rest[1] if len(rest) > 1 else ""
         sub = rest[2] if len(rest) > 2 else ""
         if sub and not ((sub == "status" and rtype.status) or (sub == "scale" and rtype.scale)):
-            raise _no_path_error()
+            raise path_not_found("")
         if rtype.namespaced is False and namespace:
-            raise _no_path_error()
+            raise path_not_found("")
         call = Call(
             rtype,
             namespace,
@@ -386,17 +384,14 @@ class Handler(BaseHTTPRequestHandler):
             watching.dec()
 
 
-def _no_path() -> Reply:
-    raise _no_path_error()
-
-
-def _no_path_error() -> ApiError:
-    return path_not_found("")
+def _found(doc: dict[str, Any] | None) -> Reply:
+    """A discovery document, or the real server's 404 for a path it does not serve."""
+    if doc is None:
+        raise path_not_found("")
+    return Reply(200, doc)
 
 
 def _phrase(code: int) -> str:
-    from http import HTTPStatus
-
     try:
         return HTTPStatus(code).phrase
     except ValueError:

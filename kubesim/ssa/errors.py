@@ -1,4 +1,5 @@
-"""Errors of the SSA engine.  Each names the object it is about; H3a maps them to HTTP Status.
+"""Errors of the SSA engine.  Each names the object it is about; `kubesim.fields` maps them to an
+HTTP `Status` (the package-wide tree is drawn in `kubesim.errors`).
 
 ::
 
