@@ -75,8 +75,9 @@ class _Body:
 
 
 class _Sink:
-    """Writes the guest's response as it comes, coalescing small writes (one segment for a small
-    response; the stream is flushed whenever 64 KiB are pending and at the end)."""
+    """Writes the guest's response as it comes, coalescing small writes: bytes leave when 64 KiB
+    are pending, when the guest waits (`flush`), and at the end, so a small response is one
+    segment and a streamed one is not held back."""
 
     FLUSH_AT = 65536
 
@@ -89,8 +90,7 @@ class _Sink:
     def _out(self, data: bytes) -> None:
         self.buf += data
         if len(self.buf) >= self.FLUSH_AT:
-            self.h.wfile.write(self.buf)
-            self.buf.clear()
+            self.flush()
 
     def start(self, status: int, headers: list[tuple[str, bytes]]) -> None:
         self.started = True
@@ -121,12 +121,15 @@ class _Sink:
         else:
             self._out(data)
 
-    def finish(self) -> None:
-        if self.chunked:
-            self._out(b"0\r\n\r\n")
+    def flush(self) -> None:
         if self.buf:
             self.h.wfile.write(self.buf)
             self.buf.clear()
+
+    def finish(self) -> None:
+        if self.chunked:
+            self.buf += b"0\r\n\r\n"
+        self.flush()
         self.h.wfile.flush()
 
 

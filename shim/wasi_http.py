@@ -20,7 +20,8 @@ Reader = Callable[[int], bytes]  # returns b"" at end of stream
 
 class ResponseSink(Protocol):
     def start(self, status: int, headers: list[tuple[str, bytes]]) -> None: ...
-    def write(self, data: bytes) -> None: ...
+    def write(self, data: bytes) -> None: ...  # may buffer
+    def flush(self) -> None: ...  # send what is buffered: the guest is about to wait
     def finish(self) -> None: ...
 
 
@@ -169,6 +170,17 @@ class RequestState:
         if pending:
             self.sink.write(bytes(pending))
 
+    def flush_response(self) -> None:
+        """Called before the host blocks on the guest's behalf (reading the request body, sleeping
+        in poll, calling out): a response streamed in pieces reaches the client as it is written,
+        while one written in one go still leaves in one segment."""
+        if self.pending is None and not self.finished:
+            self.sink.flush()
+
+    def read_request(self, n: int) -> bytes:
+        self.flush_response()
+        return self.request.body(n)
+
     def finish_body(self) -> None:
         if not self.finished:
             self.finished = True
@@ -213,7 +225,10 @@ def _poll_ready(p: int) -> bool:
 
 @impl("wasi:io/poll#[method]pollable.block")
 def _poll_block(p: int) -> None:
-    pol: Pollable = st().get(p)
+    s = st()
+    pol: Pollable = s.get(p)
+    if not pol.ready():
+        s.flush_response()
     if pol.deadline is not None:
         time.sleep(max(0.0, pol.deadline - time.monotonic()))
 
@@ -228,6 +243,7 @@ def _poll(ps: list[int]) -> list[int]:
         ready = [i for i, p in enumerate(pols) if p.ready()]
         if ready:
             return ready
+        s.flush_response()
         soonest = min(p.deadline for p in pols if p.deadline is not None)
         time.sleep(max(0.0, soonest - time.monotonic()))
 
@@ -452,7 +468,7 @@ def _req_consume(r: int) -> Any:
     if s.extra.get("consumed"):
         return Err()
     s.extra["consumed"] = True
-    return Ok(s.new("incoming-body", IncomingBody(s.request.body)))
+    return Ok(s.new("incoming-body", IncomingBody(s.read_request)))
 
 
 @impl(H + "[method]incoming-body.stream")
@@ -635,6 +651,7 @@ def _outgoing_handle(r: int, _options: int | None) -> Any:
     req: OutgoingRequest = s.take(r)
     if s.outbound is None:
         return Err(V("HTTP-request-denied"))
+    s.flush_response()
     result = s.outbound(s, req)
     if isinstance(result, Err):
         return result

@@ -6,6 +6,7 @@ import hashlib
 import http.client
 import logging
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,27 @@ def test_streamed_chunked_request_body(serve: Serve, tmp_path: Path) -> None:
     conn.request("GET", "/after")
     assert conn.getresponse().read().startswith(b"path=/after")
     conn.close()
+
+
+def test_response_streams_while_the_request_is_still_arriving(serve: Serve, tmp_path: Path) -> None:
+    """A duplex echo: each piece comes back before the client sends the next one."""
+    srv = serve(make_app(tmp_path / "app", WAT_APP))
+    sock = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    try:
+        sock.sendall(b"POST /echo HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n")
+        received = b""
+        for piece in (b"first", b"second", b"third"):
+            sock.sendall(b"%x\r\n%b\r\n" % (len(piece), piece))
+            while not received.endswith(b"%x\r\n%b\r\n" % (len(piece), piece)):
+                data = sock.recv(65536)  # times out if the server holds the piece back
+                assert data, received
+                received += data
+        sock.sendall(b"0\r\n\r\n")
+        while not received.endswith(b"0\r\n\r\n"):
+            received += sock.recv(65536)
+        assert received.startswith(b"HTTP/1.1 200 ")
+    finally:
+        sock.close()
 
 
 def test_trap_is_500_logged_and_server_keeps_serving(serve: Serve, tmp_path: Path,
