@@ -4,14 +4,13 @@ k8s.io/apimachinery ``managedfields`` (strip-meta, managed-fields-updater, confl
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from kubesim.schema.defaults import default_object, drop_unknown
 from kubesim.schema.types import ResourceSchema, TypeNode
 from kubesim.ssa import fieldpath as fp
-from kubesim.ssa import typed
+from kubesim.ssa import last_applied, typed
 from kubesim.ssa.errors import ApplyBodyError, Cause, Conflict, ConflictError, InvalidObjectError
 from kubesim.ssa.managed import (
     APPLY,
@@ -23,6 +22,7 @@ from kubesim.ssa.managed import (
     decode_managed_fields,
     encode_managed_fields,
     key_for,
+    without_managed,
 )
 
 #: Paths apimachinery's stripMetaManager never records as owned.
@@ -106,18 +106,6 @@ def _reset(merged: dict[str, Any], live: dict[str, Any], schema: ResourceSchema,
     return merged
 
 
-def _without_managed(obj: dict[str, Any] | None) -> dict[str, Any]:
-    if not obj:
-        return {}
-    meta = obj.get("metadata")
-    if isinstance(meta, dict) and "managedFields" in meta:
-        obj = dict(obj)
-        meta = dict(meta)
-        del meta["managedFields"]
-        obj["metadata"] = meta
-    return obj
-
-
 def _set_managed(obj: dict[str, Any], managed: Managed) -> None:
     meta = obj.get("metadata")
     if not isinstance(meta, dict):
@@ -175,44 +163,6 @@ def _prune(merged: Any, managed: Managed, last: fp.FieldSet, root: TypeNode) -> 
     return typed.remove_items(merged, fp.intersection(fp.difference(merged_set, pruned_set), last_en), root)
 
 
-LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
-#: Only kubectl's own server-side apply upgrades from / keeps in sync with client-side apply.
-_KUBECTL = "kubectl"
-
-
-def _last_applied(obj: dict[str, Any] | None) -> str | None:
-    ann = ((obj or {}).get("metadata") or {}).get("annotations")
-    value = ann.get(LAST_APPLIED) if isinstance(ann, dict) else None
-    return value if isinstance(value, str) and value else None
-
-
-def _allowed_from_last_applied(live: dict[str, Any], text: str, root: TypeNode) -> fp.FieldSet | None:
-    """apimachinery lastAppliedManager: fields of the client-side last-applied configuration that
-    still hold their last-applied value may be taken over without a conflict."""
-    try:
-        last = json.loads(text)
-        if not isinstance(last, dict):
-            return None
-        last_set = typed.field_set(last, root)
-    except (ValueError, TypeError):
-        return None
-    cmp = typed.compare(last, _without_managed(live), root)
-    return fp.difference(last_set, cmp.modified)
-
-
-def _sync_last_applied(result: dict[str, Any], config: dict[str, Any]) -> None:
-    """apimachinery lastAppliedUpdater: kubectl's server-side apply rewrites the annotation."""
-    cfg = typed.deep_copy(config)
-    ann = (cfg.get("metadata") or {}).get("annotations")
-    if isinstance(ann, dict):
-        ann.pop(LAST_APPLIED, None)
-    text = json.dumps(cfg, separators=(",", ":"), sort_keys=True, ensure_ascii=False) + "\n"
-    meta = result["metadata"]
-    if not isinstance(meta.get("annotations"), dict):
-        meta["annotations"] = {}
-    meta["annotations"][LAST_APPLIED] = text
-
-
 def apply(
     live: dict[str, Any] | None,
     config: dict[str, Any],
@@ -232,21 +182,15 @@ def apply(
     try:
         result = run(force=force)
     except ConflictError as err:
-        text = _last_applied(live) if manager == _KUBECTL and live is not None else None
-        if text is None or live is None:
-            raise
-        allowed = _allowed_from_last_applied(live, text, schema.root)
+        allowed = last_applied.takeover(live, schema.root) if manager == last_applied.KUBECTL else None
         if allowed is None:
             raise
         remaining = [(c, p) for c, p in zip(err.conflicts, err.paths, strict=True) if not fp.has(allowed, p)]
         if remaining:
             raise ConflictError([c for c, _ in remaining], paths=[p for _, p in remaining]) from None
         result = run(force=True)
-    if manager == _KUBECTL and _last_applied(result.object) is not None:
-        before = result.object["metadata"]["annotations"][LAST_APPLIED]
-        _sync_last_applied(result.object, config)
-        if result.object["metadata"]["annotations"][LAST_APPLIED] != before:
-            result.changed = True
+    if manager == last_applied.KUBECTL and last_applied.sync(result.object, config):
+        result.changed = True
     return result
 
 
@@ -282,7 +226,7 @@ def _apply(
         raise _typed_error(f"failed to create typed patch object ({_gvknn(config, schema)})", exc) from exc
 
     created = live is None
-    live_clean = _without_managed(live)
+    live_clean = without_managed(live)
     what = _gvknn(live_clean or config, schema)
     managed_before = decode_managed_fields((live or {}).get("metadata", {}).get("managedFields"), what=what)
     managed = _copy_managed(managed_before, schema)
@@ -407,7 +351,7 @@ def update(
     """
     root = schema.root
     created = live is None
-    live_clean = _without_managed(live)
+    live_clean = without_managed(live)
     what = _gvknn(live_clean or new, schema)
     managed_before = decode_managed_fields((live or {}).get("metadata", {}).get("managedFields"), what=what)
     if not isinstance(new, dict):

@@ -129,3 +129,16 @@ def encode_managed_fields(managed: Managed) -> list[dict[str, Any]]:
             entry["subresource"] = k.subresource
         out.append(entry)
     return out
+
+
+def without_managed(obj: dict[str, Any] | None) -> dict[str, Any]:
+    """The object without metadata.managedFields (a shallow copy when there were any)."""
+    if not obj:
+        return {}
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and "managedFields" in meta:
+        obj = dict(obj)
+        meta = dict(meta)
+        del meta["managedFields"]
+        obj["metadata"] = meta
+    return obj
