@@ -167,15 +167,19 @@ class ShimProcess:
 
 
 @contextmanager
-def shim_up(root: Path, tmp_path: Path, *extra: str, env: Mapping[str, str] | None = None
-            ) -> Iterator[ShimProcess]:
-    """`spindle shim up ROOT` on a free port, once it accepts connections. When the block ends
-    normally and the process is still running, SIGTERM must stop it with exit code 0."""
+def shim_up(root: Path, tmp_path: Path, *extra: str, env: Mapping[str, str] | None = None,
+            listen_from_env: bool = False) -> Iterator[ShimProcess]:
+    """`spindle shim up ROOT` on a free port (given as --listen, or as SPIN_HTTP_LISTEN_ADDR),
+    once it accepts connections. When the block ends normally and the process is still running,
+    SIGTERM must stop it with exit code 0."""
     port = free_port()
+    addr = f"127.0.0.1:{port}"
+    env = {**os.environ, **(env or {}), **({"SPIN_HTTP_LISTEN_ADDR": addr} if listen_from_env else {})}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "reconciler.cli", "shim", "up", str(root), "--listen", f"127.0.0.1:{port}",
+        [sys.executable, "-m", "reconciler.cli", "shim", "up", str(root),
+         *(() if listen_from_env else ("--listen", addr)),
          "--cache-dir", str(tmp_path / "cache"), "--state-dir", str(tmp_path / "state"), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})})
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     up = ShimProcess(proc, port)
     try:
         _wait_listening(proc, port)

@@ -68,6 +68,27 @@ def test_up_load_errors_exit_1_with_a_clear_message(tmp_path: Path, manifest: st
     assert needle in proc.stderr
 
 
+def test_up_runtime_config_file_and_listen_addr_from_env(tmp_path: Path) -> None:
+    root = make_app(tmp_path / "app", WAT_APP + 'variables = { message = "{{ greeting }}" }\n'
+                                                '[variables]\ngreeting = { required = true }\n')
+    rc = tmp_path / "rc.toml"
+    rc.write_text('[[variables_provider]]\ntype = "env"\nprefix = "MYAPP"\n')
+    env = {"MYAPP_GREETING": "from the runtime config"}
+    base = [sys.executable, "-m", "reconciler.cli", "shim", "up", str(root),
+            "--listen", f"127.0.0.1:{free_port()}", "--cache-dir", str(tmp_path / "cache")]
+    # only the runtime config's provider knows MYAPP_: without the file the app does not load
+    without = subprocess.run(base, capture_output=True, text=True, timeout=60, env={**os.environ, **env})
+    assert without.returncode == 1
+    assert "greeting" in without.stderr and "required" in without.stderr
+    missing = subprocess.run([*base, "--runtime-config-file", str(tmp_path / "nope.toml")],
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2
+    assert "nope.toml does not exist" in missing.stderr
+    with shim_up(root, tmp_path, "--workers", "1", "--runtime-config-file", str(rc), env=env,
+                 listen_from_env=True) as up:
+        assert up.get("/cfg/message") == (200, b"from the runtime config")
+
+
 def test_container_mode_reads_listen_addr_from_env(tmp_path: Path) -> None:
     root = make_app(tmp_path / "app", WAT_APP)
     port = free_port()
