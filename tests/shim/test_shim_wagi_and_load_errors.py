@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pytest
+import wasmtime
 from shim_testlib import GUESTS, WAT_APP, Serve, make_app, spin_toml
 
 from shim.app import LoadOptions, load_app
@@ -57,6 +59,25 @@ def test_wagi_empty_body_and_repeat(serve: Serve, tmp_path: Path) -> None:
     for _ in range(3):
         status, _, body = srv.request("GET", "/cgi")
         assert status == 201 and body.startswith(b"\n--argv--\n")
+
+
+def test_wagi_entrypoint_and_argv_template(serve: Serve, engine_box: EngineBox, tmp_path: Path) -> None:
+    wat = (GUESTS / "wagi.wat").read_text()
+    assert '(func (export "_start")' in wat
+    wasm = wasmtime.wat2wasm(wat.replace('(func (export "_start")', '(func (export "serve-cgi")'))
+    manifest = WAGI_APP.replace('executor = { type = "wagi" }', 'executor = { type = "wagi", '
+                                'entrypoint = "serve-cgi", argv = "${SCRIPT_NAME} --flag ${ARGS}" }')
+    root = make_app(tmp_path / "app", manifest, guests=())
+    (root / "wagi.wasm").write_bytes(wasm)
+    srv = serve(root)
+    status, _, body = srv.request("GET", "/cgi/x?a=1&b=2")
+    assert status == 201
+    argv = body.decode().partition("\n--argv--\n")[2].partition("--env--\n")[0]
+    assert argv.split() == ["/cgi", "--flag", "a=1", "b=2"]
+    # the default entrypoint `_start` is no longer exported: refused at load, naming it
+    (root / "spin.toml").write_text(textwrap.dedent(WAGI_APP))
+    with pytest.raises(ComponentLoadError, match=r"cgi.*'_start'"):
+        _load(engine_box, root)
 
 
 def _load(engine_box: EngineBox, root: Path, env: dict[str, str] | None = None) -> None:
