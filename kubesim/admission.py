@@ -6,10 +6,12 @@ their schema, the built-in rules)."""
 from __future__ import annotations
 
 import base64
+import uuid
 from typing import Any
 
 from kubesim import crds, meta, rules
-from kubesim.errors import ApiError, Cause, bad_value, invalid
+from kubesim.deletion import NAMESPACE_FINALIZER
+from kubesim.errors import Cause, bad_value, invalid, uid_precondition_failed
 from kubesim.resources import CRD_TYPE, ResourceType
 from kubesim.storage import Entry
 
@@ -53,9 +55,51 @@ def carry_over(
     return new
 
 
+def clear_server_fields(rtype: ResourceType, obj: dict[str, Any]) -> None:
+    """What a create body may carry but the server sets (or, for status, a later write does)."""
+    m = obj["metadata"]
+    for key in (
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+        "resourceVersion",
+        "selfLink",
+    ):
+        m.pop(key, None)
+    if rtype.status and not _is(rtype, "Namespace"):
+        obj.pop("status", None)
+
+
+def stamp_new(rtype: ResourceType, obj: dict[str, Any], name: str, namespace: str, now: str) -> None:
+    """The server's part of a new object: identity, creation time, first generation; a
+    Namespace's finalizer, phase and name label."""
+    m = obj.setdefault("metadata", {})
+    m["name"] = name
+    if rtype.namespaced:
+        m["namespace"] = namespace
+    else:
+        m.pop("namespace", None)
+    m["uid"] = str(uuid.uuid4())
+    m["creationTimestamp"] = now
+    if rtype.generation:
+        m["generation"] = 1
+    if rtype.status and not _is(rtype, "Namespace"):
+        obj.pop("status", None)  # defaulting may have added one
+    if _is(rtype, "Namespace"):
+        obj["spec"] = {"finalizers": [NAMESPACE_FINALIZER]}
+        obj["status"] = {"phase": "Active"}
+        m.setdefault("labels", {})["kubernetes.io/metadata.name"] = name
+
+
+def _is(rtype: ResourceType, core_kind: str) -> bool:
+    return rtype.kind == core_kind and not rtype.group
+
+
 def fold_string_data(rtype: ResourceType, obj: dict[str, Any]) -> None:
     """A Secret's stringData is write-only: the server merges it into data (base64) and drops it."""
-    if rtype.kind != "Secret" or rtype.group:
+    if not _is(rtype, "Secret"):
         return
     extra = obj.pop("stringData", None)
     if isinstance(extra, dict) and extra:
@@ -71,18 +115,7 @@ def check_uid(rtype: ResourceType, entry: Entry, m: dict[str, Any]) -> None:
     """A write that names a uid must name the live object's (the object may have been recreated)."""
     given, live = m.get("uid"), entry.obj["metadata"].get("uid")
     if given and given != live:
-        raise uid_precondition_failed(rtype, str(m.get("name", "")), given, live)
-
-
-def uid_precondition_failed(rtype: ResourceType, name: str, given: Any, live: Any) -> ApiError:
-    return ApiError(
-        409,
-        "Conflict",
-        f"Precondition failed: UID in precondition: {given}, UID in object meta: {live}",
-        name,
-        rtype.group,
-        rtype.plural,
-    )
+        raise uid_precondition_failed(rtype.plural, rtype.group, str(m.get("name", "")), given, live)
 
 
 def admit(rtype: ResourceType, live: dict[str, Any] | None, obj: dict[str, Any]) -> None:

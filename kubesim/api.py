@@ -13,7 +13,6 @@ The request-shaped parts live beside it: `reads` (one object, selections, list a
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -37,10 +36,6 @@ from kubesim.registry import Registry
 from kubesim.resources import CRD_TYPE, DEFAULT_NAMESPACES, NAMESPACE_TYPE, ResourceType
 from kubesim.storage import Entry, Store, dumps
 from kubesim.watch import WatchEvent, watch
-
-FOREGROUND = "foregroundDeletion"
-ORPHAN = "orphan"
-NS_FINALIZER = "kubernetes"
 
 
 class Cluster:
@@ -123,18 +118,7 @@ class Cluster:
             raise already_exists(rtype.plural, rtype.group, name)
         if rtype.namespaced:
             self._namespace_open(ns, rtype)
-        for key in (
-            "resourceVersion",
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-            "generation",
-            "uid",
-            "creationTimestamp",
-            "selfLink",
-        ):
-            m.pop(key, None)
-        if rtype.status and rtype.kind != "Namespace":
-            obj.pop("status", None)
+        admission.clear_server_fields(rtype, obj)
         now = meta.now()
         if apply_config is not None:
             obj = fields.apply(
@@ -142,22 +126,7 @@ class Cluster:
             ).object
         else:
             obj = fields.update(rtype, None, obj, manager, subresource="", now=now).object
-        m = obj.setdefault("metadata", {})
-        m["name"] = name
-        if rtype.namespaced:
-            m["namespace"] = ns
-        else:
-            m.pop("namespace", None)
-        m["uid"] = str(uuid.uuid4())
-        m["creationTimestamp"] = now
-        if rtype.generation:
-            m["generation"] = 1
-        if rtype.status and rtype.kind != "Namespace":
-            obj.pop("status", None)
-        if rtype.kind == "Namespace" and not rtype.group:
-            obj["spec"] = {"finalizers": [NS_FINALIZER]}
-            obj["status"] = {"phase": "Active"}
-            m.setdefault("labels", {})["kubernetes.io/metadata.name"] = name
+        admission.stamp_new(rtype, obj, name, ns, now)
         if rtype.kind == "Service" and not rtype.group:
             services.allocate(obj, (e.obj for e in self.store.items(rtype.storage_key)))
         admission.fold_string_data(rtype, obj)
@@ -165,7 +134,7 @@ class Cluster:
         if dry_run:
             return Reply(201, obj)
         entry = self._store(rtype, obj)
-        if rtype is CRD_TYPE or rtype.storage_key == CRD_TYPE.storage_key:
+        if rtype.storage_key == CRD_TYPE.storage_key:
             self._crd_established(entry)
             entry = self.store.get(rtype.storage_key, "", name) or entry
         return Reply(201, reads.present(rtype, entry))
@@ -189,7 +158,7 @@ class Cluster:
         bodies.check_gvk(rtype, obj)
         obj.setdefault("apiVersion", rtype.api_version)
         obj.setdefault("kind", rtype.kind)
-        m = obj["metadata"] if isinstance(obj.get("metadata"), dict) else obj.setdefault("metadata", {})
+        m = obj.setdefault("metadata", {})
         if m.get("name") and m["name"] != call.name:
             raise bad_request(
                 f"the name of the object ({m['name']}) does not match the name on the URL ({call.name})"
@@ -356,8 +325,8 @@ class Cluster:
             if m["name"] in DEFAULT_NAMESPACES:
                 raise forbidden("namespaces", "", m["name"], "this namespace may not be deleted")
             obj.setdefault("status", {})["phase"] = "Terminating"
-        if policy == "Foreground" and FOREGROUND not in finalizers:
-            finalizers.append(FOREGROUND)
+        if policy == "Foreground" and deletion.FOREGROUND_FINALIZER not in finalizers:
+            finalizers.append(deletion.FOREGROUND_FINALIZER)
         if policy == "Orphan" and not dry_run:
             self._orphan(m["uid"])
         waiting = finalizers or (rtype.kind == "Namespace" and not rtype.group)

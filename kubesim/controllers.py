@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from kubesim import meta
+from kubesim.deletion import FOREGROUND_FINALIZER, NAMESPACE_FINALIZER, ORPHAN_FINALIZER
 from kubesim.resources import BUILTINS, CRD_TYPE, NAMESPACE_TYPE
 
 if TYPE_CHECKING:
@@ -94,7 +95,7 @@ class Controllers:
             owners = [uids.get(str(r.get("uid"))) for r in refs]
             if all(o is None for o in owners) or any(
                 o is not None
-                and FOREGROUND in (o[1].obj["metadata"].get("finalizers") or [])
+                and FOREGROUND_FINALIZER in (o[1].obj["metadata"].get("finalizers") or [])
                 and o[1].obj["metadata"].get("deletionTimestamp")
                 for o in owners
             ):
@@ -104,12 +105,12 @@ class Controllers:
             m = e.obj.get("metadata", {})
             if not m.get("deletionTimestamp"):
                 continue
-            if ORPHAN in (m.get("finalizers") or []):
+            if ORPHAN_FINALIZER in (m.get("finalizers") or []):
                 cluster.orphan(m["uid"])
-                cluster.remove_finalizer(res, e, ORPHAN)
+                cluster.remove_finalizer(res, e, ORPHAN_FINALIZER)
                 changed = True
-            elif FOREGROUND in (m.get("finalizers") or []) and not cluster.dependents(m["uid"]):
-                cluster.remove_finalizer(res, e, FOREGROUND)
+            elif FOREGROUND_FINALIZER in (m.get("finalizers") or []) and not cluster.dependents(m["uid"]):
+                cluster.remove_finalizer(res, e, FOREGROUND_FINALIZER)
                 changed = True
             elif res == NAMESPACE_TYPE.storage_key:
                 changed |= self._empty_namespace(m["name"], e)
@@ -131,7 +132,7 @@ class Controllers:
         if any(cluster.store.get(res, ns, e.obj["metadata"]["name"]) for res, e in left):
             # Something waits for its finalizers: progress only if this pass started new deletions.
             return bool(fresh)
-        cluster.remove_finalizer(NAMESPACE_TYPE.storage_key, entry, NS_FINALIZER)
+        cluster.remove_finalizer(NAMESPACE_TYPE.storage_key, entry, NAMESPACE_FINALIZER)
         return True
 
     def _drop_custom_objects(self, crd: Entry) -> bool:
@@ -292,11 +293,6 @@ class Controllers:
             ],
         }
         cluster.write_status(_JOB, e, done, SIMULATOR)
-
-
-FOREGROUND = "foregroundDeletion"
-ORPHAN = "orphan"
-NS_FINALIZER = "kubernetes"
 
 
 def _has_condition(status: dict[str, Any], kind: str, value: str) -> bool:

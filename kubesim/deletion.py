@@ -6,13 +6,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubesim.admission import uid_precondition_failed
 from kubesim.bodies import decode
 from kubesim.calls import Call, Reply
-from kubesim.errors import ApiError, Cause, invalid
+from kubesim.errors import ApiError, Cause, invalid, uid_precondition_failed
 from kubesim.storage import Entry
 
 POLICIES = ("Background", "Foreground", "Orphan")
+
+# Finalizers of the garbage collector (foreground deletion: dependents first; orphan: drop their
+# ownerReferences first) and of the namespace controller (empty the namespace first).
+FOREGROUND_FINALIZER = "foregroundDeletion"
+ORPHAN_FINALIZER = "orphan"
+NAMESPACE_FINALIZER = "kubernetes"
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,7 @@ def check_preconditions(call: Call, entry: Entry, pre: dict[str, Any]) -> None:
     rtype = call.rtype
     live_uid = entry.obj["metadata"].get("uid")
     if pre.get("uid") and pre["uid"] != live_uid:
-        raise uid_precondition_failed(rtype, call.name, pre["uid"], live_uid)
+        raise uid_precondition_failed(rtype.plural, rtype.group, call.name, pre["uid"], live_uid)
     if pre.get("resourceVersion") and str(pre["resourceVersion"]) != str(entry.rv):
         raise ApiError(
             409,

@@ -112,6 +112,18 @@ def stale(resource: str, group: str, name: str) -> ApiError:
     return conflict(resource, group, name, STALE_OBJECT)
 
 
+def uid_precondition_failed(resource: str, group: str, name: str, given: Any, live: Any) -> ApiError:
+    """409: a write or delete named a uid that is not the live object's (it was recreated)."""
+    return ApiError(
+        409,
+        "Conflict",
+        f"Precondition failed: UID in precondition: {given}, UID in object meta: {live}",
+        name,
+        group,
+        resource,
+    )
+
+
 def invalid(kind: str, group: str, name: str, causes: list[Cause]) -> ApiError:
     """422 Invalid: `Deployment.apps "x" is invalid: spec.replicas: Invalid value: ...`."""
     parts = [f"{c.field}: {c.message}" if c.field else c.message for c in causes]
