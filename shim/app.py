@@ -17,9 +17,9 @@ from pathlib import Path
 
 from wasmtime import Engine, WasmtimeError
 
-from shim import keyvalue, variables
+from shim import filesystem, keyvalue, variables
 from shim.engine import ArtifactCache
-from shim.errors import ComponentLoadError
+from shim.errors import ComponentLoadError, ManifestError
 from shim.executors import (
     INBOUND_HTTP,
     GuestContext,
@@ -72,24 +72,26 @@ def resolve_manifest_path(target: Path) -> Path:
 
 
 def parse_limits(env: Mapping[str, str]) -> Limits:
-    raw = env.get("SPIN_MAX_INSTANCE_MEMORY")
-    mem = None
-    if raw:
-        try:
-            mem = int(raw)
-        except ValueError:
-            raise ComponentLoadError("*", f"SPIN_MAX_INSTANCE_MEMORY={raw!r} is not a number of bytes") \
-                from None
-    timeout = env.get("SPINDLE_SHIM_REQUEST_TIMEOUT_MS")
-    ticks = max(1, int(timeout) // 10) if timeout and timeout.isdigit() else Limits.timeout_ticks
-    return Limits(mem, ticks)
+    """SPIN_MAX_INSTANCE_MEMORY (bytes) and SPINDLE_SHIM_REQUEST_TIMEOUT_MS; unset means the default."""
+    memory = _positive_int(env, "SPIN_MAX_INSTANCE_MEMORY", "a number of bytes")
+    timeout_ms = _positive_int(env, "SPINDLE_SHIM_REQUEST_TIMEOUT_MS", "a number of milliseconds")
+    ticks = Limits.timeout_ticks if timeout_ms is None else max(1, timeout_ms // 10)  # 10 ms ticks
+    return Limits(memory, ticks)
+
+
+def _positive_int(env: Mapping[str, str], name: str, what: str) -> int | None:
+    raw = env.get(name)
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) == 0:
+        raise ManifestError("environment", f"{raw!r} is not {what}", name)
+    return int(raw)
 
 
 def load_app(target: Path, engine: Engine, opts: LoadOptions) -> LoadedApp:
     path = resolve_manifest_path(target)
     manifest = retain_components(load_manifest(path), opts.env.get("SPIN_COMPONENTS_TO_RETAIN"))
-    rc_path = opts.runtime_config
-    rc = load_runtime_config(rc_path)
+    rc = load_runtime_config(opts.runtime_config)
     if manifest.other_triggers:
         log.warning("app %s: trigger types %s are not served by this runtime (http only)",
                     manifest.name, ", ".join(manifest.other_triggers))
@@ -138,44 +140,55 @@ def _load_component(engine: Engine, cache: ArtifactCache, app: AppManifest, spec
         raise ComponentLoadError(spec.id, "executor wasip3-unstable (WASI 0.3) is not supported by this "
                                  "runtime; supported: wasi:http/incoming-handler@0.2.x, "
                                  "fermyon:spin/inbound-http, wagi")
-    is_component = wasm[4:8] not in (b"\x01\x00\x00\x00",)
+    files_dir = _materialise_files(app, spec, files_dirs)
     if trig.executor is ExecutorKind.WAGI:
-        if is_component and wasm[:4] == b"\0asm":
-            raise ComponentLoadError(spec.id, f"{wasm_path.name} is a component; the wagi executor needs a "
-                                     "WASI preview 1 core module")
-        files_dir = _materialise_files(app, spec, files_dirs)
-        try:
-            module = cache.load_module(wasm)
-        except WasmtimeError as exc:
-            raise ComponentLoadError(spec.id, f"{wasm_path.name} is not a valid wasm module: "
-                                     f"{_first_line(exc)}") from exc
-        preopens = [(files_dir, "/")] if files_dir else []
-        return WagiExecutor(engine, module, ctx, trig.wagi.entrypoint, trig.wagi.argv, preopens)
-    if wasm[:4] == b"\0asm" and not is_component:
-        raise ComponentLoadError(spec.id, f"{wasm_path.name} is a core wasm module, not a component "
-                                 "(use executor = {{ type = \"wagi\" }} for WASI preview 1 modules)")
+        return _wagi_executor(engine, cache, ctx, wasm, wasm_path.name, trig, files_dir)
+    return _component_executor(engine, cache, ctx, wasm, wasm_path.name, files_dir)
+
+
+_WASM_MAGIC = b"\0asm"
+_CORE_VERSION = b"\x01\x00\x00\x00"  # a component has a different version/layer word
+
+
+def _wagi_executor(engine: Engine, cache: ArtifactCache, ctx: GuestContext, wasm: bytes, name: str,
+                   trig: HttpTrigger, files_dir: str | None) -> WagiExecutor:
+    if wasm[:4] == _WASM_MAGIC and wasm[4:8] != _CORE_VERSION:
+        raise ComponentLoadError(ctx.component_id, f"{name} is a component; the wagi executor needs a "
+                                 "WASI preview 1 core module")
+    try:
+        module = cache.load_module(wasm)
+    except WasmtimeError as exc:
+        raise ComponentLoadError(ctx.component_id, f"{name} is not a valid wasm module: "
+                                 f"{_first_line(exc)}") from exc
+    preopens = [(files_dir, "/")] if files_dir else []
+    return WagiExecutor(engine, module, ctx, trig.wagi.entrypoint, trig.wagi.argv, preopens)
+
+
+def _component_executor(engine: Engine, cache: ArtifactCache, ctx: GuestContext, wasm: bytes, name: str,
+                        files_dir: str | None) -> WasiHttpExecutor | InboundHttpExecutor:
+    if wasm[:4] == _WASM_MAGIC and wasm[4:8] == _CORE_VERSION:
+        raise ComponentLoadError(ctx.component_id, f"{name} is a core wasm module, not a component (use "
+                                 'executor = { type = "wagi" } for WASI preview 1 modules)')
     try:
         component = cache.load_component(wasm)
     except WasmtimeError as exc:
-        raise ComponentLoadError(spec.id, f"{wasm_path.name} is not a valid component: "
+        raise ComponentLoadError(ctx.component_id, f"{name} is not a valid component: "
                                  f"{_first_line(exc)}") from exc
-    export = classify(engine, spec.id, component)
-    files_dir = _materialise_files(app, spec, files_dirs)
+    export = classify(engine, ctx.component_id, component)
     if files_dir:
-        from shim import filesystem
         ctx.host_impls.update(filesystem.IMPLS)
         ctx.setup = filesystem.setup_for(files_dir)
     try:
         if export == INBOUND_HTTP:
             return InboundHttpExecutor(engine, component, ctx)
         executor = WasiHttpExecutor(engine, component, ctx, export)
-        if executor.report.stubbed:
-            ifaces = sorted({k.split("#")[0] for k in executor.report.stubbed})
-            log.debug("component %s: imports answered with their error values: %s", spec.id,
-                      ", ".join(ifaces))
-        return executor
     except (WasmtimeError, TypeError) as exc:  # TypeError: an import type this host cannot express
-        raise ComponentLoadError(spec.id, f"cannot link: {_first_line(exc)}") from exc
+        raise ComponentLoadError(ctx.component_id, f"cannot link: {_first_line(exc)}") from exc
+    if executor.report.stubbed:
+        ifaces = sorted({k.split("#")[0] for k in executor.report.stubbed})
+        log.debug("component %s: imports answered with their error values: %s", ctx.component_id,
+                  ", ".join(ifaces))
+    return executor
 
 
 def _first_line(exc: BaseException) -> str:

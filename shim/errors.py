@@ -1,7 +1,8 @@
 """Errors of the shim package; every one names the file, component or route it is about.
 
     ShimError
-    ├── ManifestError        spin.toml or runtime-config.toml is malformed (file + field)
+    ├── ManifestError        spin.toml, runtime-config.toml or a SPIN_*/SPINDLE_SHIM_* environment
+    │                        setting is malformed (file or "environment" + field)
     ├── VariableError        a required variable has no value, or a template names an unknown one
     ├── ComponentLoadError   a component's wasm cannot be read, compiled, or is of an unsupported kind
     └── GuestError           a request failed inside the guest (trap, timeout, bad response)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
 import pytest
 from shim_testlib import spin_toml
 
+from shim.app import parse_limits
 from shim.errors import ManifestError, VariableError
+from shim.executors import Limits
 from shim.manifest import ExecutorKind, RouteKind, parse_manifest, retain_components
 from shim.routing import Router, spin_headers
 from shim.runtime_config import EnvProvider, load_runtime_config
@@ -187,3 +190,23 @@ def test_runtime_config(tmp_path: Path) -> None:
     rc.write_text("[key_value_store.bad]\n")
     with pytest.raises(ManifestError, match=r"key_value_store.bad"):
         load_runtime_config(rc)
+
+
+@pytest.mark.parametrize(("env", "memory", "ticks"), [
+    ({}, None, Limits.timeout_ticks),
+    ({"SPIN_MAX_INSTANCE_MEMORY": "1048576"}, 1 << 20, Limits.timeout_ticks),
+    ({"SPINDLE_SHIM_REQUEST_TIMEOUT_MS": "250"}, None, 25),
+    ({"SPINDLE_SHIM_REQUEST_TIMEOUT_MS": "3"}, None, 1),
+])
+def test_limits_from_environment(env: dict[str, str], memory: int | None, ticks: int) -> None:
+    assert parse_limits(env) == Limits(memory, ticks)
+
+
+@pytest.mark.parametrize("env", [
+    {"SPIN_MAX_INSTANCE_MEMORY": "16MiB"}, {"SPIN_MAX_INSTANCE_MEMORY": "0"},
+    {"SPINDLE_SHIM_REQUEST_TIMEOUT_MS": "-5"}, {"SPINDLE_SHIM_REQUEST_TIMEOUT_MS": "1.5"},
+])
+def test_bad_limits_name_the_variable(env: dict[str, str]) -> None:
+    (name, value), = env.items()
+    with pytest.raises(ManifestError, match=rf"environment: {name}: '{re.escape(value)}' is not a number"):
+        parse_limits(env)
