@@ -26,7 +26,9 @@ from shim.wasi_http import InboundRequest
 
 log = logging.getLogger("shim.http")
 
-MAX_WAGI_BODY = 64 << 20
+
+class _BodyTooLarge(Exception):
+    """A request body that must be buffered (WAGI, inbound-http) is over the server's limit."""
 
 
 def parse_listen(addr: str) -> tuple[str, int]:
@@ -139,6 +141,7 @@ class SpinServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
     timeout = 0.2  # handle_request() returns this often so the accept loop can see a stop
+    max_buffered_body = 64 << 20  # WAGI and inbound-http get the whole body at once; more is a 413
 
     def __init__(self, app: LoadedApp, addr: tuple[str, int], *, sock: socket.socket | None = None) -> None:
         self.app = app
@@ -255,6 +258,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._wagi(executor, match, body, split.query, host, extra)
             else:
                 self._inbound(executor, body, pq, extra)
+        except _BodyTooLarge:
+            self.close_connection = True
+            self._plain(413, b"Payload Too Large\n")
         except GuestError as exc:
             log.error("%s %s: %s", self.command, path, exc)
             body.drain()
@@ -285,8 +291,8 @@ class _Handler(BaseHTTPRequestHandler):
             if not data:
                 break
             total += len(data)
-            if total > MAX_WAGI_BODY:
-                raise GuestError("*", "request body too large")
+            if total > self.server.max_buffered_body:
+                raise _BodyTooLarge
             chunks.append(data)
         return b"".join(chunks)
 

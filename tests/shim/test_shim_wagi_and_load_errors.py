@@ -61,6 +61,14 @@ def test_wagi_empty_body_and_repeat(serve: Serve, tmp_path: Path) -> None:
         assert status == 201 and body.startswith(b"\n--argv--\n")
 
 
+def test_wagi_body_over_the_buffer_limit_is_413(serve: Serve, tmp_path: Path) -> None:
+    srv = serve(make_app(tmp_path / "app", WAGI_APP, guests=("wagi.wasm",)))
+    srv.server.max_buffered_body = 16
+    assert srv.request("POST", "/cgi", body=b"x" * 16)[0] == 201
+    status, _, body = srv.request("POST", "/cgi", body=b"x" * 17)
+    assert (status, body) == (413, b"Payload Too Large\n")
+
+
 def test_wagi_entrypoint_and_argv_template(serve: Serve, engine_box: EngineBox, tmp_path: Path) -> None:
     wat = (GUESTS / "wagi.wat").read_text()
     assert '(func (export "_start")' in wat
