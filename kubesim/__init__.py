@@ -29,7 +29,8 @@ patch (apply, merge, JSON, strategic for built-ins), delete (propagation policie
 garbage collection through ownerReferences), deletecollection; `status` and `scale` subresources.
 Server-side apply itself is `kubesim.ssa`; the type schemas are `kubesim.schema`.
 
-Modules: `server` (HTTP, routing, embedding), `api` (the verbs and the write pipeline), `reads`
+Modules: `server` (HTTP, auth, watch streams, embedding), `routes` (which document or resource a
+path names), `api` (the verbs and the write pipeline), `reads`
 (one object, selections, list answers), `watch` (watch streams), `patches` (patch types and apply
 bodies), `deletion` (DeleteOptions), `scale` (the scale subresource), `admission` (what every write
 must satisfy), `calls` (a request and its answer), `bodies` (media types, decoding, field

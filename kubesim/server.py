@@ -1,5 +1,5 @@
-"""The HTTPS (HTTP/1.1) front of kubesim: bearer-token auth, routing, bodies, watch streams,
-/metrics, and the embeddable `start()`.
+"""The HTTPS (HTTP/1.1) front of kubesim: bearer-token auth, bodies, dispatch to the verbs
+(`routes` says what a path names), watch streams, /metrics, and the embeddable `start()`.
 
 Threaded (one thread per connection, keep-alive, TLS handshake in the connection's thread), bound
 to 127.0.0.1 unless told otherwise. Every answer is JSON (but /metrics); every error is a `Status`;
@@ -10,7 +10,6 @@ takes the server down.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import secrets
 import shutil
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from kubesim import discovery, metrics, openapi, tables, tls
+from kubesim import metrics, openapi, routes, tables, tls
 from kubesim.api import Cluster
 from kubesim.calls import Call, Reply
 from kubesim.controllers import Controllers
@@ -35,13 +34,10 @@ from kubesim.errors import (
     bad_request,
     internal,
     method_not_allowed,
-    not_acceptable,
-    path_not_found,
     too_large,
     unauthorized,
 )
 from kubesim.kubeconfig import kubeconfig_yaml
-from kubesim.resources import ResourceType
 from kubesim.storage import Store, dumps
 
 log = logging.getLogger("kubesim")
@@ -230,82 +226,35 @@ class Handler(BaseHTTPRequestHandler):
 
     def _route(self, method: str, body: bytes) -> Reply | None:
         url = urlsplit(self.path)
-        path = url.path.rstrip("/") or "/"
+        parts = [p for p in url.path.split("/") if p]
         query = dict(parse_qsl(url.query, keep_blank_values=True))
-        parts = [p for p in path.split("/") if p]
-        cluster = self.server.cluster
-        types = cluster.registry.types()
+        server = self.server
         if method in ("GET", "HEAD"):
-            if path == "/version":
-                return Reply(200, discovery.VERSION)
-            if path == "/metrics":
-                self._send_text(self.server.metrics.render(), metrics.CONTENT_TYPE)
+            if parts == ["metrics"]:
+                self._send_text(server.metrics.render(), metrics.CONTENT_TYPE)
                 return None
-            if path in ("/healthz", "/livez", "/readyz"):
-                return Reply(200, text='"ok"')
-            if path in ("/api", "/apis"):
-                # Legacy discovery only: a client that accepts nothing but the aggregated form gets
-                # 406; client-go lists plain application/json as its fallback and takes this answer.
-                if not discovery.accepts_legacy(self.headers.get("Accept", "")):
-                    raise not_acceptable("only the legacy discovery documents (application/json) are served")
-                if path == "/api":
-                    return Reply(200, discovery.api_versions(self.server.address_text))
-                return Reply(200, discovery.group_list(types))
-            if parts[:1] == ["openapi"]:
-                return self._openapi(parts[1:], query)
-            if len(parts) == 2 and parts[0] == "api":
-                return _found(discovery.resource_list(types, "", parts[1]))
-            if len(parts) == 2 and parts[0] == "apis":
-                return _found(discovery.group(types, parts[1]))
-            if len(parts) == 3 and parts[0] == "apis":
-                return _found(discovery.resource_list(types, parts[1], parts[2]))
-        if parts[:1] == ["api"] and len(parts) >= 3:
-            return self._resource(method, "", parts[1], parts[2:], query, body)
-        if parts[:1] == ["apis"] and len(parts) >= 4:
-            return self._resource(method, parts[1], parts[2], parts[3:], query, body)
-        raise path_not_found("")
-
-    def _openapi(self, rest: list[str], query: dict[str, str]) -> Reply:
-        docs = self.server.openapi
-        if rest == ["v2"]:
-            return Reply(200, text=docs.v2())
-        if rest == ["v3"]:
-            return Reply(200, docs.v3_index())
-        if rest[:1] == ["v3"] and len(rest) > 1:
-            found = docs.v3("/".join(rest[1:]))
-            if found is not None:
-                return Reply(200, text=found)
-        raise path_not_found("")
-
-    def _resource(
-        self, method: str, group: str, version: str, rest: list[str], query: dict[str, str], body: bytes
-    ) -> Reply | None:
-        cluster = self.server.cluster
-        namespace = ""
-        if len(rest) >= 3 and rest[0] == "namespaces" and rest[2] not in ("status", "finalize"):
-            namespace, rest = rest[1], rest[2:]
-        if not rest or len(rest) > 3:
-            raise path_not_found("")
-        rtype = cluster.registry.lookup(group, version, rest[0])
-        if rtype is None:
-            raise path_not_found("")
-        self._resource_name = rtype.plural
-        name = rest[1] if len(rest) > 1 else ""
-        sub = rest[2] if len(rest) > 2 else ""
-        if sub and not ((sub == "status" and rtype.status) or (sub == "scale" and rtype.scale)):
-            raise path_not_found("")
-        if rtype.namespaced is False and namespace:
-            raise path_not_found("")
+            types = server.cluster.registry.types()
+            accept = self.headers.get("Accept", "")
+            doc = routes.document(parts, types, server.openapi, accept, server.address_text)
+            if doc is not None:
+                return doc
+        target = routes.resource(server.cluster.registry, parts)
+        self._resource_name = target.rtype.plural
         call = Call(
-            rtype,
-            namespace,
-            name,
-            sub,
+            target.rtype,
+            target.namespace,
+            target.name,
+            target.subresource,
             query,
             body,
             self.headers.get("Content-Type", "").split(";")[0].strip().lower(),
             self.headers.get("User-Agent", ""),
         )
+        return self._resource(method, call)
+
+    def _resource(self, method: str, call: Call) -> Reply | None:
+        cluster = self.server.cluster
+        rtype, name, sub, query = call.rtype, call.name, call.subresource, call.query
         accept = self.headers.get("Accept", "")
         if not name:
             if method in ("GET", "HEAD"):
@@ -315,7 +264,7 @@ class Handler(BaseHTTPRequestHandler):
                     return None
                 self._verb = "LIST"
                 reply = cluster.list_objects(call)
-                return self._as_table(rtype, reply, call, accept) if tables.wants_table(accept) else reply
+                return tables.as_table(rtype, reply, query) if tables.wants_table(accept) else reply
             if method == "POST":
                 return cluster.create(call)
             if method == "DELETE":
@@ -323,11 +272,7 @@ class Handler(BaseHTTPRequestHandler):
             raise method_not_allowed()
         if method in ("GET", "HEAD"):
             reply = cluster.get(call)
-            return (
-                self._as_table(rtype, reply, call, accept)
-                if tables.wants_table(accept) and not sub
-                else reply
-            )
+            return tables.as_table(rtype, reply, query) if tables.wants_table(accept) and not sub else reply
         if method == "PUT":
             return cluster.update(call)
         if method == "PATCH":
@@ -335,22 +280,6 @@ class Handler(BaseHTTPRequestHandler):
         if method == "DELETE" and not sub:
             return cluster.delete(call)
         raise method_not_allowed()
-
-    def _as_table(self, rtype: ResourceType, reply: Reply, call: Call, accept: str) -> Reply:
-        include = call.query.get("includeObject", "Metadata")
-        if reply.text is not None:
-            doc = json.loads(reply.text)
-            return Reply(200, tables.table(rtype, doc["items"], doc["metadata"], include))
-        assert reply.body is not None
-        return Reply(
-            200,
-            tables.table(
-                rtype,
-                [reply.body],
-                {"resourceVersion": reply.body["metadata"].get("resourceVersion", "")},
-                include,
-            ),
-        )
 
     def _watch(self, call: Call, as_table: bool) -> None:
         timeout = DEFAULT_WATCH_TIMEOUT
@@ -382,13 +311,6 @@ class Handler(BaseHTTPRequestHandler):
             pass
         finally:
             watching.dec()
-
-
-def _found(doc: dict[str, Any] | None) -> Reply:
-    """A discovery document, or the real server's 404 for a path it does not serve."""
-    if doc is None:
-        raise path_not_found("")
-    return Reply(200, doc)
 
 
 def _phrase(code: int) -> str:

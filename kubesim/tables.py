@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
+from kubesim.calls import Reply
 from kubesim.resources import ResourceType
 
 TABLE_MEDIA = "as=Table"
@@ -95,6 +97,17 @@ def row(rtype: ResourceType, obj: dict[str, Any], include: str) -> dict[str, Any
     elif include != "None":
         out["object"] = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": m}
     return out
+
+
+def as_table(rtype: ResourceType, reply: Reply, query: dict[str, str]) -> Reply:
+    """A get or list answer as a meta.k8s.io Table (what `kubectl get` asks for)."""
+    include = query.get("includeObject", "Metadata")
+    if reply.text is not None:  # a list, pre-encoded
+        doc = json.loads(reply.text)
+        return Reply(200, table(rtype, doc["items"], doc["metadata"], include))
+    assert reply.body is not None
+    list_meta = {"resourceVersion": reply.body["metadata"].get("resourceVersion", "")}
+    return Reply(200, table(rtype, [reply.body], list_meta, include))
 
 
 def table(
