@@ -29,17 +29,27 @@ patch (apply, merge, JSON, strategic for built-ins), delete (propagation policie
 garbage collection through ownerReferences), deletecollection; `status` and `scale` subresources.
 Server-side apply itself is `kubesim.ssa`; the type schemas are `kubesim.schema`.
 
-Modules: `server` (HTTP, auth, watch streams, embedding), `routes` (which document or resource a
-path names), `api` (the verbs and the write pipeline), `reads`
-(one object, selections, list answers), `watch` (watch streams), `patches` (patch types and apply
-bodies), `deletion` (DeleteOptions), `scale` (the scale subresource), `admission` (what every write
-must satisfy), `calls` (a request and its answer), `bodies` (media types, decoding, field
-validation), `protobuf` (the protobuf bodies kubectl's typed generators send), `storage` (SQLite +
-cache + event log), `registry` / `resources` / `crds` (what is served), `fields` (the seam to the
-SSA engine and schemas), `rules` (built-in validation), `services` (cluster IPs and node ports),
-`controllers` (GC, namespace and CRD cleanup, the opt-in workload simulator), `discovery`,
-`openapi`, `tables` (kubectl's Table output), `selectors`, `meta`, `metrics` (Prometheus at
-/metrics), `tls`, `kubeconfig`, `errors` (the error tree).
+Modules::
+
+    server       the HTTPS front: auth, bodies, dispatch, watch streams, embedding (`start`)
+    routes       which discovery/OpenAPI document or resource a path names
+    api          the verbs over the store and the one write pipeline (`Cluster`)
+    reads        one object, selections (selectors, limit/continue), list answers
+    watch        watch streams from the event log
+    patches      patch types, their options, apply bodies
+    deletion     DeleteOptions, the delete answer, the finalizer names
+    scale        the scale subresource
+    admission    what every write must satisfy (carried-over metadata, validation)
+    calls        a request (`Call`) and its answer (`Reply`)
+    bodies       media types, decoding, field validation
+    protobuf     the protobuf bodies kubectl's typed generators send
+    storage      SQLite + cache + event log
+    registry, resources, crds    what is served (built-ins and CRDs)
+    fields       the seam to the SSA engine (`kubesim.ssa`) and schemas (`kubesim.schema`)
+    rules, services              built-in validation; cluster IPs and node ports
+    controllers  GC, namespace and CRD cleanup, the opt-in workload simulator
+    discovery, openapi, tables   what kubectl reads: discovery, OpenAPI, Table output
+    selectors, meta, metrics, tls, kubeconfig, errors (the error tree)
 
 Known gaps: protobuf request bodies are read for the objects kubectl's typed generators send
 (`kubectl create namespace|configmap|secret|serviceaccount|deployment|service|job|role|
