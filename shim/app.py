@@ -22,6 +22,7 @@ from shim.engine import ArtifactCache
 from shim.errors import ComponentLoadError, ManifestError
 from shim.executors import (
     INBOUND_HTTP,
+    SUPPORTED_HTTP,
     GuestContext,
     InboundHttpExecutor,
     Limits,
@@ -138,8 +139,7 @@ def _load_component(engine: Engine, cache: ArtifactCache, app: AppManifest, spec
         raise ComponentLoadError(spec.id, f"cannot read source {str(wasm_path)!r}: {exc.strerror}") from exc
     if trig.executor is ExecutorKind.WASIP3:
         raise ComponentLoadError(spec.id, "executor wasip3-unstable (WASI 0.3) is not supported by this "
-                                 "runtime; supported: wasi:http/incoming-handler@0.2.x, "
-                                 "fermyon:spin/inbound-http, wagi")
+                                 f"runtime; supported: {SUPPORTED_HTTP}")
     files_dir = _materialise_files(app, spec, files_dirs)
     if trig.executor is ExecutorKind.WAGI:
         return _wagi_executor(engine, cache, ctx, wasm, wasm_path.name, trig, files_dir)
@@ -179,8 +179,8 @@ def _component_executor(engine: Engine, cache: ArtifactCache, ctx: GuestContext,
         ctx.host_impls.update(filesystem.IMPLS)
         ctx.setup = filesystem.setup_for(files_dir)
     try:
-        if export == INBOUND_HTTP:
-            return InboundHttpExecutor(engine, component, ctx)
+        if export.startswith(INBOUND_HTTP):
+            return InboundHttpExecutor(engine, component, ctx, export)
         executor = WasiHttpExecutor(engine, component, ctx, export)
     except (WasmtimeError, TypeError) as exc:  # TypeError: an import type this host cannot express
         raise ComponentLoadError(ctx.component_id, f"cannot link: {_first_line(exc)}") from exc

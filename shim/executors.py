@@ -158,10 +158,7 @@ class WasiHttpExecutor:
             wc.env = list(self.ctx.environment.items())
             store.set_wasi(wc)
         guest_log = GuestLog(self.ctx.component_id)
-        state = wasi_http.RequestState(request, sink, guest_log, self.ctx.outbound)
-        if self.ctx.setup is not None:
-            self.ctx.setup(state)
-        hostlink.CURRENT.state, hostlink.CURRENT.error = state, None
+        state = _enter(self.ctx, wasi_http.RequestState(request, sink, guest_log, self.ctx.outbound))
         try:
             inst = self.linker.instantiate(store, self.component)
             func = inst.get_func(store, self.handle)
@@ -186,6 +183,14 @@ class WasiHttpExecutor:
         return state
 
 
+def _enter(ctx: GuestContext, state: wasi_http.RequestState) -> wasi_http.RequestState:
+    """Make `state` the one this thread's host calls see, with the component's host APIs set up."""
+    if ctx.setup is not None:
+        ctx.setup(state)
+    hostlink.CURRENT.state, hostlink.CURRENT.error = state, None
+    return state
+
+
 def _drop_current(rep: int) -> None:
     s = hostlink.CURRENT.state
     if s is not None:
@@ -208,14 +213,14 @@ _METHOD_ENUM = ["get", "post", "put", "delete", "patch", "head", "options"]
 class InboundHttpExecutor:
     """Records in, records out; calls the export through our codecs (no per-byte conversion)."""
 
-    def __init__(self, engine: Engine, component: Component, ctx: GuestContext) -> None:
+    def __init__(self, engine: Engine, component: Component, ctx: GuestContext, export: str) -> None:
         self.engine, self.component, self.ctx = engine, component, ctx
         self.linker, self.groups, _ = hostlink.build_linker(
             engine, component, ctx.host_impls,
             native=lambda i: i.startswith("wasi:") and not i.startswith(("wasi:http", "wasi:keyvalue",
                                                                             "wasi:config")),
             dtor=_drop_current)
-        ext = component.type.exports(engine)[INBOUND_HTTP].ty
+        ext = component.type.exports(engine)[export].ty
         assert isinstance(ext, ComponentInstanceType)
         fty = ext.exports(engine)["handle-request"].ty
         assert isinstance(fty, FuncType)
@@ -224,9 +229,9 @@ class InboundHttpExecutor:
         if rty is None:
             raise ComponentLoadError(ctx.component_id, "inbound-http handle-request returns nothing")
         self.result = codec.build(rty, self.groups.id_of)
-        index = component.get_export_index("handle-request", component.get_export_index(INBOUND_HTTP))
+        index = component.get_export_index("handle-request", component.get_export_index(export))
         if index is None:
-            raise ComponentLoadError(ctx.component_id, f"{INBOUND_HTTP} has no 'handle-request' function")
+            raise ComponentLoadError(ctx.component_id, f"{export} has no 'handle-request' function")
         self.index = index
         self.log = guest_logger(ctx.component_id)
 
@@ -242,12 +247,9 @@ class InboundHttpExecutor:
         wc.stdout_file = out_path
         wc.stderr_file = out_path
         store.set_wasi(wc)
-        state = wasi_http.RequestState(
+        _enter(self.ctx, wasi_http.RequestState(
             wasi_http.InboundRequest(method, uri, "http", "", [], lambda n: b""),
-            _NullSink(), self.log, self.ctx.outbound)
-        if self.ctx.setup is not None:
-            self.ctx.setup(state)
-        hostlink.CURRENT.state, hostlink.CURRENT.error = state, None
+            _NullSink(), self.log, self.ctx.outbound))
         try:
             inst = self.linker.instantiate(store, self.component)
             func = inst.get_func(store, self.index)
@@ -403,13 +405,15 @@ def parse_cgi(component_id: str, out: bytes) -> SimpleResponse:
 
 
 def classify(engine: Engine, component_id: str, component: Component) -> str:
-    """The export that decides the executor, or a ComponentLoadError naming what was found."""
+    """The export that decides the executor (its full name, version included), or a
+    ComponentLoadError naming what was found."""
     exports = export_names(engine, component)
     for name in exports:
         if name.startswith("wasi:http/incoming-handler@0.2"):
             return name
-    if INBOUND_HTTP in exports or any(e.startswith(INBOUND_HTTP + "@") for e in exports):
-        return INBOUND_HTTP
+    for name in exports:
+        if name == INBOUND_HTTP or name.startswith(INBOUND_HTTP + "@"):
+            return name
     p3 = [e for e in exports if e.startswith("wasi:http/handler@0.3")]
     if p3:
         raise ComponentLoadError(component_id, f"exports {p3[0]} (WASI 0.3), which this runtime cannot "
