@@ -25,10 +25,6 @@ MEMBER = "."
 _EMPTY: dict[str, Any] = {}
 
 
-def field_pe(name: str) -> str:
-    return "f:" + name
-
-
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 _encode_str = json.encoder.encode_basestring
 
