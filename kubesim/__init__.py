@@ -56,6 +56,8 @@ Known gaps: protobuf request bodies are read for the objects kubectl's typed gen
 clusterrole|rolebinding|clusterrolebinding`; see `kubesim.protobuf`); other protobuf bodies, or
 these with fields kubesim does not know, get a 415 naming the JSON media types. Everything kubectl
 sends as JSON (`apply`, `run`, `edit`, `scale`, `patch`, `label`, `delete`, `get`, `diff`, `wait`,
-`rollout status`, `explain`) works. No admission webhooks, RBAC, CEL validation rules or conversion
-between CRD versions (each served version reads the one stored object).
+`rollout status`, `explain`) works. Only autoscaling/v2 HorizontalPodAutoscalers are served, so
+`kubectl autoscale` (which posts autoscaling/v1) gets a 404. No admission webhooks, RBAC, CEL
+validation rules or conversion between CRD versions (each served version reads the one stored
+object).
 """
