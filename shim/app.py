@@ -184,10 +184,10 @@ def _component_executor(engine: Engine, cache: ArtifactCache, ctx: GuestContext,
         executor = WasiHttpExecutor(engine, component, ctx, export)
     except (WasmtimeError, TypeError) as exc:  # TypeError: an import type this host cannot express
         raise ComponentLoadError(ctx.component_id, f"cannot link: {_first_line(exc)}") from exc
-    if executor.report.stubbed:
-        ifaces = sorted({k.split("#")[0] for k in executor.report.stubbed})
-        log.debug("component %s: imports answered with their error values: %s", ctx.component_id,
-                  ", ".join(ifaces))
+    report = executor.report
+    log.debug("component %s: %d imports implemented, %d answered with their error values (%s)",
+              ctx.component_id, report.implemented, len(report.stubbed),
+              ", ".join(sorted({k.split("#")[0] for k in report.stubbed})) or "none")
     return executor
 
 

@@ -139,7 +139,7 @@ class WasiHttpExecutor:
         self.linker, self.groups, self.report = hostlink.build_linker(
             engine, component, impls, native=NATIVE_WASI.__contains__, dtor=_drop_current)
         self.needs_wasi = any(hostlink.unversioned(n) in NATIVE_WASI
-                              for n in hostlink.interfaces(component, engine))
+                              for n in hostlink.imported_interfaces(component, engine))
         handle = component.get_export_index("handle", component.get_export_index(export))
         if handle is None:
             raise ComponentLoadError(ctx.component_id, f"{export} has no 'handle' function")

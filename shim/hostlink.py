@@ -14,7 +14,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,60 +129,65 @@ Dtor = Callable[[int], None]
 
 
 def build_linker(engine: Engine, component: Component, impls: Implementations,
-                 resource_names: Callable[[ResourceGroups], None] | None = None,
                  native: Callable[[str], bool] = lambda iface: False,
                  dtor: Dtor = lambda rep: None) -> tuple[Linker, ResourceGroups, LinkReport]:
     """Define every import of `component`. Interfaces for which `native(iface)` holds are left
-    to wasmtime's own WASI (added with `add_wasip2`), everything else is Python."""
+    to wasmtime's own WASI (added with `add_wasip2`), everything else is Python; `dtor(rep)` runs
+    when the guest drops a host resource."""
     imports = component.type.imports(engine)
-    groups = ResourceGroups()
-    for iname, ext in imports.items():
-        ity = ext.ty
-        if isinstance(ity, ComponentInstanceType):
-            for n, item in ity.exports(engine).items():
-                if isinstance(item.ty, ResourceType):
-                    groups.by_name[f"{unversioned(iname)}/{n}"] = groups.id_of(item.ty)
-    if resource_names is not None:
-        resource_names(groups)
+    groups = _group_resources(engine, imports)
     linker = Linker(engine)
     if any(native(unversioned(n)) for n in imports):
         linker.add_wasip2()
         linker.allow_shadowing = True
-    implemented = 0
-    stubbed: list[str] = []
-
-    def drop(_store: Any, rep: int) -> None:
-        dtor(rep)
-
+    report = LinkReport(0, ())
     with linker.root() as root:
         for iname, ext in imports.items():
-            base = unversioned(iname)
-            if native(base):
+            if native(unversioned(iname)):
                 continue
-            ity = ext.ty
-            if not isinstance(ity, ComponentInstanceType):
+            if not isinstance(ext.ty, ComponentInstanceType):
                 raise WasmtimeError(f"unsupported top-level import {iname} (only interfaces)")
             with root.add_instance(iname) as li:
-                items = ity.exports(engine)
-                for n, item in items.items():
-                    if isinstance(item.ty, ResourceType):
-                        li.add_resource(n, ResourceType.host(groups.by_name[f"{base}/{n}"]), drop)
-                for n, item in items.items():
-                    if not isinstance(item.ty, FuncType):
-                        continue
-                    key = f"{base}#{n}"
-                    fty = item.ty
-                    params = [codec.build(t, groups.id_of) for _, t in fty.params]
-                    rty = fty.result
-                    result = None if rty is None else codec.build(rty, groups.id_of)
-                    fn = impls.get(key)
-                    if fn is None:
-                        fn = _stub(key, result)
-                        stubbed.append(key)
-                    else:
-                        implemented += 1
-                    _register(li, n, _Entry(key, fn, params, result))
-    return linker, groups, LinkReport(implemented, tuple(stubbed))
+                report = _define_instance(engine, li, unversioned(iname), ext.ty, impls, groups, dtor, report)
+    return linker, groups, report
+
+
+def _group_resources(engine: Engine, imports: Mapping[str, Any]) -> ResourceGroups:
+    groups = ResourceGroups()
+    for iname, ext in imports.items():
+        if isinstance(ext.ty, ComponentInstanceType):
+            for n, item in ext.ty.exports(engine).items():
+                if isinstance(item.ty, ResourceType):
+                    groups.by_name[f"{unversioned(iname)}/{n}"] = groups.id_of(item.ty)
+    return groups
+
+
+def _define_instance(engine: Engine, li: LinkerInstance, base: str, ity: ComponentInstanceType,
+                     impls: Implementations, groups: ResourceGroups, dtor: Dtor,
+                     report: LinkReport) -> LinkReport:
+    """Resources first (functions' types refer to them), then every function: implemented or a
+    stub answering the interface's error value."""
+    items = ity.exports(engine)
+    for n, item in items.items():
+        if isinstance(item.ty, ResourceType):
+            li.add_resource(n, ResourceType.host(groups.by_name[f"{base}/{n}"]),
+                            lambda _store, rep: dtor(rep))
+    implemented, stubbed = report.implemented, list(report.stubbed)
+    for n, item in items.items():
+        if not isinstance(item.ty, FuncType):
+            continue
+        key = f"{base}#{n}"
+        params = [codec.build(t, groups.id_of) for _, t in item.ty.params]
+        rty = item.ty.result
+        result = None if rty is None else codec.build(rty, groups.id_of)
+        fn = impls.get(key)
+        if fn is None:
+            fn = _stub(key, result)
+            stubbed.append(key)
+        else:
+            implemented += 1
+        _register(li, n, _Entry(key, fn, params, result))
+    return LinkReport(implemented, tuple(stubbed))
 
 
 def _stub(key: str, result: codec.Codec | None) -> HostFn:
@@ -204,6 +209,5 @@ def _stub(key: str, result: codec.Codec | None) -> HostFn:
     return refuse
 
 
-def interfaces(component: Component, engine: Engine, exports: bool = False) -> Iterable[str]:
-    ty = component.type
-    return (ty.exports(engine) if exports else ty.imports(engine)).keys()
+def imported_interfaces(component: Component, engine: Engine) -> Iterable[str]:
+    return component.type.imports(engine).keys()
