@@ -68,7 +68,7 @@ def clear_server_fields(rtype: ResourceType, obj: dict[str, Any]) -> None:
         "selfLink",
     ):
         m.pop(key, None)
-    if rtype.status and not _is(rtype, "Namespace"):
+    if rtype.status and not rtype.is_core("Namespace"):
         obj.pop("status", None)
 
 
@@ -85,21 +85,17 @@ def stamp_new(rtype: ResourceType, obj: dict[str, Any], name: str, namespace: st
     m["creationTimestamp"] = now
     if rtype.generation:
         m["generation"] = 1
-    if rtype.status and not _is(rtype, "Namespace"):
+    if rtype.status and not rtype.is_core("Namespace"):
         obj.pop("status", None)  # defaulting may have added one
-    if _is(rtype, "Namespace"):
+    if rtype.is_core("Namespace"):
         obj["spec"] = {"finalizers": [NAMESPACE_FINALIZER]}
         obj["status"] = {"phase": "Active"}
         m.setdefault("labels", {})["kubernetes.io/metadata.name"] = name
 
 
-def _is(rtype: ResourceType, core_kind: str) -> bool:
-    return rtype.kind == core_kind and not rtype.group
-
-
 def fold_string_data(rtype: ResourceType, obj: dict[str, Any]) -> None:
     """A Secret's stringData is write-only: the server merges it into data (base64) and drops it."""
-    if not _is(rtype, "Secret"):
+    if not rtype.is_core("Secret"):
         return
     extra = obj.pop("stringData", None)
     if isinstance(extra, dict) and extra:

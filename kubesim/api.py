@@ -127,7 +127,7 @@ class Cluster:
         else:
             obj = fields.update(rtype, None, obj, manager, subresource="", now=now).object
         admission.stamp_new(rtype, obj, name, ns, now)
-        if rtype.kind == "Service" and not rtype.group:
+        if rtype.is_core("Service"):
             services.allocate(obj, (e.obj for e in self.store.items(rtype.storage_key)))
         admission.fold_string_data(rtype, obj)
         admission.admit(rtype, None, obj)
@@ -259,7 +259,7 @@ class Cluster:
         """Validate, bump generation, skip no-ops, store (or delete once the last finalizer is gone)."""
         live = entry.obj
         new = admission.carry_over(rtype, live, new, subresource)
-        if rtype.kind == "Service" and not rtype.group:
+        if rtype.is_core("Service"):
             services.keep_allocated(live, new)
             services.allocate(new, (e.obj for e in self.store.items(rtype.storage_key)))
         admission.fold_string_data(rtype, new)
@@ -321,7 +321,7 @@ class Cluster:
         obj = reads.present(rtype, entry)
         m = obj["metadata"]
         finalizers = list(m.get("finalizers") or [])
-        if rtype.kind == "Namespace" and not rtype.group:
+        if rtype.is_core("Namespace"):
             if m["name"] in DEFAULT_NAMESPACES:
                 raise forbidden("namespaces", "", m["name"], "this namespace may not be deleted")
             obj.setdefault("status", {})["phase"] = "Terminating"
@@ -329,7 +329,7 @@ class Cluster:
             finalizers.append(deletion.FOREGROUND_FINALIZER)
         if policy == "Orphan" and not dry_run:
             self._orphan(m["uid"])
-        waiting = finalizers or (rtype.kind == "Namespace" and not rtype.group)
+        waiting = finalizers or (rtype.is_core("Namespace"))
         if rtype.storage_key == CRD_TYPE.storage_key:
             waiting = True  # its objects go first (the customresourcecleanup finalizer's job)
         if dry_run:
@@ -448,10 +448,10 @@ class Cluster:
                 obj["metadata"]["finalizers"] = fins
             else:
                 obj["metadata"].pop("finalizers", None)
-            if rtype.kind == "Namespace" and not rtype.group:
+            if rtype.is_core("Namespace"):
                 obj["spec"] = {}
             self._finish(rtype, current, obj, "", dry_run=False)
-            if rtype.kind == "Namespace" and not rtype.group and not fins:
+            if rtype.is_core("Namespace") and not fins:
                 still = self.store.get(res, "", m["name"])
                 if still is not None:
                     self._remove(rtype, still.load())

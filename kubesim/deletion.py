@@ -74,7 +74,7 @@ def answer(call: Call, reply: Reply, dry_run: bool) -> Reply:
     rtype = call.rtype
     body = reply.body or {}
     pending = bool(body.get("metadata", {}).get("deletionTimestamp")) and not dry_run
-    if rtype.crd or pending or (rtype.kind == "Pod" and not rtype.group):
+    if rtype.crd or pending or (rtype.is_core("Pod")):
         return reply
     m = body.get("metadata", {})
     details = {"name": m.get("name", call.name), "kind": rtype.plural, "uid": m.get("uid", "")}

@@ -48,6 +48,10 @@ class ResourceType:
     def list_kind(self) -> str:
         return f"{self.kind}List"
 
+    def is_core(self, kind: str) -> bool:
+        """This is the core (v1) `kind`, not a custom kind that happens to share its name."""
+        return self.kind == kind and not self.group
+
 
 def _b(
     group: str,

@@ -40,7 +40,7 @@ def builtin_rules(rtype: ResourceType, obj: dict[str, Any]) -> list[Cause]:
                             "`selector` does not match template `labels`",
                         )
                     )
-    elif rtype.kind == "Pod" and not rtype.group:
+    elif rtype.is_core("Pod"):
         causes += _pod_spec_rules(spec, "spec")
     elif rtype.kind in ("ConfigMap", "Secret") and not rtype.group:
         for key in ("data", "binaryData", "stringData"):
@@ -49,7 +49,7 @@ def builtin_rules(rtype: ResourceType, obj: dict[str, Any]) -> list[Cause]:
                 isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
             ):
                 causes.append(bad_value(key, value, "must be a map of string keys to string values"))
-    elif rtype.kind == "Service" and not rtype.group and isinstance(spec, dict):
+    elif rtype.is_core("Service") and isinstance(spec, dict):
         for i, port in enumerate(spec.get("ports") or []):
             if not isinstance(port, dict) or not isinstance(port.get("port"), int):
                 causes.append(required(f"spec.ports[{i}].port", ""))

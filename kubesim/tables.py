@@ -28,9 +28,9 @@ def columns(rtype: ResourceType) -> list[dict[str, Any]]:
         cols += [_col("Status"), _col("Completions")]
     elif rtype.kind == "Pod":
         cols += [_col("Ready"), _col("Status"), _col("Restarts", "string")]
-    elif rtype.kind == "Namespace" and not rtype.group:
+    elif rtype.is_core("Namespace"):
         cols += [_col("Status")]
-    elif rtype.kind == "Service" and not rtype.group:
+    elif rtype.is_core("Service"):
         cols += [_col("Type"), _col("Cluster-IP"), _col("External-IP"), _col("Port(s)")]
     elif rtype.kind in ("ConfigMap", "Secret") and not rtype.group:
         if rtype.kind == "Secret":
@@ -69,9 +69,9 @@ def row(rtype: ResourceType, obj: dict[str, Any], include: str) -> dict[str, Any
         cells += ["Complete" if done >= want else "Running", f"{done}/{want}"]
     elif rtype.kind == "Pod":
         cells += ["0/" + str(len(spec.get("containers") or [])), status.get("phase", "Pending"), "0"]
-    elif rtype.kind == "Namespace" and not rtype.group:
+    elif rtype.is_core("Namespace"):
         cells += [status.get("phase", "Active")]
-    elif rtype.kind == "Service" and not rtype.group:
+    elif rtype.is_core("Service"):
         ports = [_port_text(p) for p in spec.get("ports") or [] if isinstance(p, dict)]
         external = ",".join(spec.get("externalIPs") or []) or (
             "<pending>" if spec.get("type") == "LoadBalancer" else "<none>"
