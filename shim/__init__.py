@@ -1,4 +1,4 @@
-"""The node runtime: Spin HTTP apps on wasmtime, and the containerd shim v2 around it.
+"""The node runtime: Spin HTTP apps on wasmtime (a later issue puts it behind containerd's shim v2).
 
 Modules, from the edge inwards:
 
@@ -14,5 +14,5 @@ Modules, from the edge inwards:
 - `engine`: the Engine (epoch interruption) and the on-disk artifact cache.
 - `loadgen`: a small keep-alive HTTP load generator for the benchmark and load test.
 
-Errors: see `shim.errors`.
+Errors: one tree, drawn in `shim.errors`.
 """

@@ -35,17 +35,12 @@ def _dotenv(path: Path) -> dict[str, str]:
 def resolve_app_variables(specs: Mapping[str, VariableSpec], env: Mapping[str, str],
                           providers: tuple[EnvProvider, ...], root: Path) -> dict[str, str]:
     """Values of every app variable that has one; raises for a required variable without one."""
+    sources = [(p.prefix, {**_dotenv(root / p.dotenv_path), **env} if p.dotenv_path else env)
+               for p in providers]  # the process environment wins over a provider's .env file
     values: dict[str, str] = {}
     for name, spec in specs.items():
-        value: str | None = None
-        for p in providers:
-            key = f"{p.prefix}_{name.upper()}"
-            source = dict(env)
-            if p.dotenv_path:
-                source = {**_dotenv(root / p.dotenv_path), **source}
-            if key in source:
-                value = source[key]
-                break
+        value = next((src[f"{prefix}_{name.upper()}"] for prefix, src in sources
+                      if f"{prefix}_{name.upper()}" in src), None)
         if value is None:
             # the containerd shim also copies `<NAME>` into SPIN_VARIABLE_<NAME>
             value = env.get(name.upper())

@@ -174,6 +174,14 @@ def test_variable_sources(env: dict[str, str], expected: dict[str, str]) -> None
     assert component_variables(app, "one", values) == {"message": f"{expected['greeting']} there"}
 
 
+def test_dotenv_provider_and_the_environment_wins(tmp_path: Path) -> None:
+    (tmp_path / "app.env").write_text('# comment\nAPP_GREETING="from dotenv"\nAPP_TOKEN=t1\n')
+    app = parse_manifest(V2, Path("/app/spin.toml"))
+    providers = (EnvProvider(), EnvProvider("APP", "app.env"))
+    values = resolve_app_variables(app.variables, {"APP_TOKEN": "from env"}, providers, tmp_path)
+    assert values == {"greeting": "from dotenv", "token": "from env"}
+
+
 def test_required_variable_missing_is_a_load_error() -> None:
     app = parse_manifest(V2, Path("/app/spin.toml"))
     with pytest.raises(VariableError, match=r"'token'.*required"):
