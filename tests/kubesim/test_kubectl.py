@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kubesim_fixtures import kubectl
+from kubesim_fixtures import crd_manifest, kubectl, spec_schema
 
 pytestmark = pytest.mark.slow
 
@@ -262,38 +262,17 @@ def test_scale_and_edit(kubeconfig: Path, tmp_path: Path) -> None:
     assert {"kubectl-edit", "kubectl"} <= {m["manager"] for m in managers}
 
 
-def test_get_prints_a_crds_printer_columns(kubeconfig: Path, tmp_path: Path) -> None:
-    crd = _write(
-        tmp_path,
-        "crd.yaml",
-        """\
-        apiVersion: apiextensions.k8s.io/v1
-        kind: CustomResourceDefinition
-        metadata: {name: apps.demo.example}
-        spec:
-          group: demo.example
-          scope: Namespaced
-          names: {plural: apps, singular: app, kind: App}
-          versions:
-          - name: v1
-            served: true
-            storage: true
-            additionalPrinterColumns:
-            - {jsonPath: .spec.replicas, name: Desired, type: integer}
-            - {jsonPath: .spec.executor, name: Executor, type: string}
-            - {jsonPath: .metadata.creationTimestamp, name: Age, type: date}
-            schema:
-              openAPIV3Schema:
-                type: object
-                properties:
-                  spec:
-                    type: object
-                    properties:
-                      replicas: {type: integer, default: 1}
-                      executor: {type: string}
-        """,
+def test_get_prints_a_crds_printer_columns(kubeconfig: Path) -> None:
+    columns = [
+        {"jsonPath": ".spec.replicas", "name": "Desired", "type": "integer"},
+        {"jsonPath": ".spec.executor", "name": "Executor", "type": "string"},
+        {"jsonPath": ".metadata.creationTimestamp", "name": "Age", "type": "date"},
+    ]
+    properties = {"replicas": {"type": "integer", "default": 1}, "executor": {"type": "string"}}
+    crd = crd_manifest(
+        "demo.example", "App", "apps", spec_schema(properties), additionalPrinterColumns=columns
     )
-    kubectl(kubeconfig, "apply", "--server-side", "-f", str(crd))
+    kubectl(kubeconfig, "apply", "--server-side", "-f", "-", stdin=json.dumps(crd))
     kubectl(
         kubeconfig,
         "apply",
@@ -316,35 +295,30 @@ def test_explain_builtin_fields(kubeconfig: Path) -> None:
     assert "<[]ContainerPort>" in ports
 
 
-def test_kubectl_scale_on_a_crd_with_a_scale_subresource(kubeconfig: Path, tmp_path: Path) -> None:
-    crd = _write(
-        tmp_path,
-        "crd.yaml",
-        """\
-        apiVersion: apiextensions.k8s.io/v1
-        kind: CustomResourceDefinition
-        metadata: {name: spinners.demo.example}
-        spec:
-          group: demo.example
-          scope: Namespaced
-          names: {plural: spinners, singular: spinner, kind: Spinner}
-          versions:
-          - name: v1
-            served: true
-            storage: true
-            subresources:
-              status: {}
-              scale: {specReplicasPath: .spec.count, statusReplicasPath: .status.ready,
-                      labelSelectorPath: .status.selector}
-            schema:
-              openAPIV3Schema:
-                type: object
-                properties:
-                  spec: {type: object, properties: {count: {type: integer}}}
-                  status: {type: object, properties: {ready: {type: integer}, selector: {type: string}}}
-        """,
+def test_kubectl_scale_on_a_crd_with_a_scale_subresource(kubeconfig: Path) -> None:
+    paths = {
+        "specReplicasPath": ".spec.count",
+        "statusReplicasPath": ".status.ready",
+        "labelSelectorPath": ".status.selector",
+    }
+    schema = {
+        "type": "object",
+        "properties": {
+            "spec": {"type": "object", "properties": {"count": {"type": "integer"}}},
+            "status": {
+                "type": "object",
+                "properties": {"ready": {"type": "integer"}, "selector": {"type": "string"}},
+            },
+        },
+    }
+    crd = crd_manifest(
+        "demo.example",
+        "Spinner",
+        "spinners",
+        schema,
+        subresources={"status": {}, "scale": paths},
     )
-    kubectl(kubeconfig, "apply", "--server-side", "-f", str(crd))
+    kubectl(kubeconfig, "apply", "--server-side", "-f", "-", stdin=json.dumps(crd))
     kubectl(
         kubeconfig,
         "apply",
