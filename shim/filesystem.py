@@ -6,6 +6,7 @@ Only that directory is visible, preopened as "/"; paths cannot escape it; every 
 
 from __future__ import annotations
 
+import errno
 import os
 import stat as stat_mod
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from typing import Any
 
 from shim import hostlink
 from shim.codec import Err, Ok
-from shim.wasi_http import InStream, RequestState
+from shim.wasi_http import MAX_READ, InStream, RequestState
 
 T = "wasi:filesystem/types#"
 
@@ -78,7 +79,6 @@ def _kind(mode: int) -> str:
 
 
 def _errno(exc: OSError) -> str:
-    import errno
     return {errno.ENOENT: "no-entry", errno.ENOTDIR: "not-directory", errno.EISDIR: "is-directory",
             errno.EACCES: "access"}.get(exc.errno or 0, "io")
 
@@ -107,13 +107,14 @@ def _open_at(rep: int, _path_flags: set[str], path: str, open_flags: set[str], f
 
 def _read(rep: int, length: int, offset: int) -> Any:
     d = _desc(rep)
+    want = min(length, MAX_READ)  # a read may return less than asked; the guest asks again
     try:
         with open(d.host, "rb") as f:
             f.seek(offset)
-            data = f.read(min(length, 1 << 20))
+            data = f.read(want)
     except OSError as exc:
         return Err(_errno(exc))
-    return Ok((data, len(data) < length))
+    return Ok((data, len(data) < want))  # end of file only when the file ran out
 
 
 def _read_via_stream(rep: int, offset: int) -> Any:
