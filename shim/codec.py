@@ -149,7 +149,10 @@ class Bytes(Codec):
     form (`wasmtime_component_val_t` has no bytes kind, and host functions receive and return
     `Val::List(Vec<Val>)`), so the per-byte work inside wasmtime (guest memory ↔ `Val` ↔ C value:
     about 25 ns per byte each way here, 85% of a 1 MiB echo) cannot be avoided from Python. A
-    larger or smaller read size does not change it either (measured 4 KiB to 64 KiB: same time).
+    larger or smaller read size does not change it either (measured 4 KiB to 64 KiB: same time),
+    a host function cannot reach the guest's memory (a component does not export it), and the
+    body cannot travel on native wasi:io streams (Python cannot create the native
+    `incoming-request`/`input-stream` handles wasmtime-wasi-http would need).
     What is ours is kept to bulk C loops over a scratch array of pre-tagged U8 values:
 
     * lift: `memmove` the C array into scratch, then take every 32nd byte with a bytearray slice;
