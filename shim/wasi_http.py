@@ -137,6 +137,7 @@ class RequestState:
         self.response_set = False
         self.pending: bytearray | None = bytearray()  # body written before outparam.set
         self.finished = False
+        self.request_ended = False
         self.guest_error: str | None = None
         self.extra: dict[str, Any] = {}  # for other host APIs (key-value stores, ...)
 
@@ -178,8 +179,12 @@ class RequestState:
             self.sink.flush()
 
     def read_request(self, n: int) -> bytes:
+        if self.request_ended:  # nothing left to wait for: no reason to flush
+            return b""
         self.flush_response()
-        return self.request.body(n)
+        data = self.request.body(n)
+        self.request_ended = bool(n) and not data
+        return data
 
     def finish_body(self) -> None:
         if not self.finished:
