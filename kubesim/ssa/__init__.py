@@ -45,10 +45,10 @@ Semantics worth knowing (all as upstream):
 
 Everything is pure and thread-safe (module caches only hold immutable strings).
 
-Modules: `engine` (apply, update, pruning, conflicts), `typed` (schema-guided merge, compare,
-field sets), `fieldpath` (the field-set trie and FieldsV1), `managed` (managedFields entries),
-`last_applied` (kubectl's client-side to server-side upgrade), `strategic` (strategic merge
-patch), `errors`.
+Modules: `engine` (apply, update, pruning, conflicts), `typed` (schema-guided merge, field
+sets, removals), `compare` (what changed between two values), `fieldpath` (the field-set trie and
+FieldsV1), `managed` (managedFields entries), `last_applied` (kubectl's client-side to
+server-side upgrade), `strategic` (strategic merge patch), `errors`.
 
 Error tree: see kubesim/ssa/errors.py.
 """

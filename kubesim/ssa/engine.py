@@ -11,6 +11,7 @@ from kubesim.schema.defaults import default_object, drop_unknown
 from kubesim.schema.types import ResourceSchema, TypeNode
 from kubesim.ssa import fieldpath as fp
 from kubesim.ssa import last_applied, typed
+from kubesim.ssa.compare import compare
 from kubesim.ssa.errors import ApplyBodyError, Cause, Conflict, ConflictError, InvalidObjectError
 from kubesim.ssa.managed import (
     APPLY,
@@ -246,7 +247,7 @@ def _apply(
     if last is not None and fp.difference(last.fields, new_set):
         merged = _prune(merged, managed, last.fields, root)
 
-    cmp = typed.compare(live_clean, merged, root)
+    cmp = compare(live_clean, merged, root)
     if ignored:
         cmp.added = fp.recursive_difference(cmp.added, ignored)
         cmp.modified = fp.recursive_difference(cmp.modified, ignored)
@@ -307,7 +308,7 @@ BEFORE_FIRST_APPLY = "before-first-apply"
 def _before_first_apply(live: dict[str, Any], schema: ResourceSchema, api_version: str, now: str,
                         ) -> Managed:
     base = {**_zero_struct(schema.root), "apiVersion": live.get("apiVersion"), "kind": live.get("kind")}
-    cmp = typed.compare(base, live, schema.root)
+    cmp = compare(base, live, schema.root)
     fields = fp.difference(fp.union(cmp.added, cmp.modified), _STRIP)
     ignored = _ignored(schema, None)
     if ignored:
@@ -387,7 +388,7 @@ def update(
 
     base = live_clean if live_clean else {**_zero_struct(root), "apiVersion": obj.get("apiVersion"),
                                           "kind": obj.get("kind")}
-    cmp = typed.compare(base, obj, root)
+    cmp = compare(base, obj, root)
     ignored = _ignored(schema, subresource)
     if ignored:
         cmp.added = fp.recursive_difference(cmp.added, ignored)

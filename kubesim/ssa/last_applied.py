@@ -16,6 +16,7 @@ from typing import Any
 from kubesim.schema.types import TypeNode
 from kubesim.ssa import fieldpath as fp
 from kubesim.ssa import typed
+from kubesim.ssa.compare import compare
 from kubesim.ssa.managed import without_managed
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -41,7 +42,7 @@ def takeover(live: dict[str, Any] | None, root: TypeNode) -> fp.FieldSet | None:
         last_set = typed.field_set(last, root)
     except (ValueError, TypeError):
         return None
-    cmp = typed.compare(last, without_managed(live), root)
+    cmp = compare(last, without_managed(live), root)
     return fp.difference(last_set, cmp.modified)
 
 

@@ -2,9 +2,10 @@
 
 ``field_set``  → the set of leaf paths a value sets (``ToFieldSet``), optionally validating it;
 ``merge``      → applied configuration merged over a live value (``TypedValue.Merge``);
-``compare``    → added / modified / removed paths between two values (``TypedValue.Compare``);
 ``remove_items`` → a copy of a value without the members of a set (``TypedValue.RemoveItems``);
-``ensure_named`` → a set where named struct fields on the way to members are members too.
+``ensure_named`` → a set where named struct fields on the way to members are members too;
+``reconcile_with_schema`` → a set adjusted to a schema that made parts atomic.
+(``compare``, SMD's ``TypedValue.Compare``, is in `kubesim.ssa.compare`.)
 
 Values are plain JSON (dict / list / str / int / float / bool / None) and are never mutated;
 results share no containers with the inputs, so callers may mutate them.
@@ -16,7 +17,7 @@ import json
 from typing import Any
 
 from kubesim.schema.types import MISSING, UNTYPED, ListType, MapType, NodeType, TypeNode
-from kubesim.ssa.fieldpath import MEMBER, FieldSet, insert, key_pe, pe_string, value_pe
+from kubesim.ssa.fieldpath import MEMBER, FieldSet, key_pe, pe_string, value_pe
 
 
 def deep_copy(v: Any) -> Any:
@@ -139,8 +140,9 @@ def _item_key_slow(node: TypeNode, item: Any) -> str:
     return key_pe(fields)
 
 
-def _index(node: TypeNode, items: list[Any], path: list[str] | None, errors: list[tuple[str, str]] | None,
-           ) -> tuple[list[str], dict[str, Any]]:
+def index_items(
+    node: TypeNode, items: list[Any], path: list[str] | None, errors: list[tuple[str, str]] | None
+) -> tuple[list[str], dict[str, Any]]:
     """Path elements of a granular list's items, and pe → item.  Errors collected when asked."""
     pes: list[str] = []
     seen: dict[str, Any] = {}
@@ -239,7 +241,7 @@ def _fs_value(v: Any, cn: TypeNode, pe: str, out: FieldSet, path: list[str] | No
 
 def _fs_list(items: list[Any], node: TypeNode, out: FieldSet, path: list[str] | None,
              errors: list[tuple[str, str]] | None) -> None:
-    pes, seen = _index(node, items, path, errors)
+    pes, seen = index_items(node, items, path, errors)
     if node.list_type is ListType.SET:
         for pe in pes:
             out[pe] = {MEMBER: {}}
@@ -298,8 +300,8 @@ def _merge_map(lhs: dict[str, Any], rhs: dict[str, Any], node: TypeNode) -> dict
 
 def _merge_list(lhs: list[Any], rhs: list[Any], node: TypeNode) -> list[Any]:
     """Port of SMD ``visitListItems``: keeps live order, places applied items by shared order."""
-    rpes, rseen = _index(node, rhs, None, None)
-    lpes, lseen = _index(node, lhs, None, None)
+    rpes, rseen = index_items(node, rhs, None, None)
+    lpes, lseen = index_items(node, lhs, None, None)
     is_set = node.list_type is ListType.SET
     item_node = node.item or UNTYPED
 
@@ -353,113 +355,6 @@ def _merge_list(lhs: list[Any], rhs: list[Any], node: TypeNode) -> list[Any]:
                 shared_i += 1
                 next_shared = shared[shared_i] if shared_i < len(shared) else None
     return out
-
-
-# --- compare ------------------------------------------------------------------------------------
-
-
-class Comparison:
-    __slots__ = ("added", "modified", "removed")
-
-    def __init__(self) -> None:
-        self.added: FieldSet = {}
-        self.modified: FieldSet = {}
-        self.removed: FieldSet = {}
-
-    def is_same(self) -> bool:
-        return not self.added and not self.modified and not self.removed
-
-
-class _Absent:
-    pass
-
-
-ABSENT: Any = _Absent()
-"""A field that is not there at all (as opposed to JSON null)."""
-
-
-def _emptyish(v: Any) -> bool:
-    return v is ABSENT or v is None or v == {} or v == []
-
-
-def compare(old: Any, new: Any, node: TypeNode) -> Comparison:
-    """Added / modified / removed paths from ``old`` to ``new`` (SMD ``TypedValue.Compare``).
-
-    Leaves (scalars, atomic values, and containers that are empty on both sides) are reported
-    when they appear, disappear or change; granular containers and list items are reported
-    only when they appear or disappear.  JSON null counts as present.
-    """
-    c = Comparison()
-    if old is not new and old != new:
-        _cmp(old, new, node, [], c)
-    return c
-
-
-def _cmp(lhs: Any, rhs: Any, node: TypeNode, path: list[str], c: Comparison) -> None:
-    t = node.type
-    if t is NodeType.SCALAR:
-        leaf = True
-    elif t is NodeType.LIST:
-        leaf = node.list_type is ListType.ATOMIC
-        if not leaf:
-            leaf = (_emptyish(lhs) and _emptyish(rhs)) or not (
-                (lhs is ABSENT or lhs is None or isinstance(lhs, list))
-                and (rhs is ABSENT or rhs is None or isinstance(rhs, list))
-            )
-    else:
-        leaf = t is not NodeType.UNTYPED and node.map_type is MapType.ATOMIC
-        if not leaf:
-            leaf = (_emptyish(lhs) and _emptyish(rhs)) or not (
-                (lhs is ABSENT or lhs is None or isinstance(lhs, dict))
-                and (rhs is ABSENT or rhs is None or isinstance(rhs, dict))
-            )
-    if leaf:
-        if lhs is ABSENT:
-            if rhs is not ABSENT:
-                insert(c.added, path)
-        elif rhs is ABSENT:
-            insert(c.removed, path)
-        elif lhs != rhs:
-            insert(c.modified, path)
-        return
-    if isinstance(lhs, dict) or isinstance(rhs, dict):
-        lm = lhs if isinstance(lhs, dict) else {}
-        rm = rhs if isinstance(rhs, dict) else {}
-        for k, lv in lm.items():
-            rv = rm.get(k, ABSENT)
-            if rv is lv or rv == lv:
-                continue
-            _cmp(lv, rv, child_node(node, k) or UNTYPED, [*path, "f:" + k], c)
-        for k, rv in rm.items():
-            if k not in lm:
-                _cmp(ABSENT, rv, child_node(node, k) or UNTYPED, [*path, "f:" + k], c)
-    else:
-        lpes, lseen = _index(node, lhs if isinstance(lhs, list) else [], None, None)
-        rpes, rseen = _index(node, rhs if isinstance(rhs, list) else [], None, None)
-        if node.list_type is ListType.SET:
-            for pe in lpes:
-                if pe not in rseen:
-                    insert(c.removed, [*path, pe])
-            for pe in rpes:
-                if pe not in lseen:
-                    insert(c.added, [*path, pe])
-        else:
-            item_node = node.item or UNTYPED
-            for pe in lpes:
-                lv = lseen[pe]
-                rv = rseen.get(pe, ABSENT)
-                if rv == lv:
-                    continue
-                _cmp(lv, rv, item_node, [*path, pe], c)
-            for pe in rpes:
-                if pe not in lseen:
-                    _cmp(ABSENT, rseen[pe], item_node, [*path, pe], c)
-    # postItemHook: granular containers and list items are reported when they come or go.
-    if path:
-        if lhs is ABSENT:
-            insert(c.added, path)
-        elif rhs is ABSENT:
-            insert(c.removed, path)
 
 
 # --- RemoveItems / EnsureNamedFieldsAreMembers ---------------------------------------------------
