@@ -17,6 +17,12 @@ _V2_REF = "#/definitions/"
 _V3_REF = "#/components/schemas/"
 
 
+# What the apiextensions server publishes for a custom resource's metadata.
+_METADATA_DESCRIPTION = (
+    "Standard object's metadata. More info: "
+    "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata"
+)
+
 class _Gen:
     def __init__(self, v3: bool) -> None:
         self.v3 = v3
@@ -126,6 +132,8 @@ class _Gen:
         self.struct_def(meta_node, meta_node.name)
         meta_ref = self.ref(meta_node.name)
         props["metadata"] = {"allOf": [{"$ref": meta_ref}]} if self.v3 else {"$ref": meta_ref}
+        if self.v3:  # what `kubectl explain` reads
+            props["metadata"]["description"] = _METADATA_DESCRIPTION
         props.setdefault("apiVersion", {"type": "string", "description": "APIVersion defines the versioned "
                                         "schema of this representation of an object."})
         props.setdefault("kind", {"type": "string", "description": "Kind is a string value representing "

@@ -234,6 +234,7 @@ def test_crd_then_object_apply_and_validate(kubeconfig: Path, tmp_path: Path) ->
     assert "is invalid" in proc.stderr
     explained = kubectl(kubeconfig, "explain", "widgets.spec").stdout
     assert "size" in explained and "color" in explained
+    assert "Standard object's metadata" in kubectl(kubeconfig, "explain", "widgets").stdout
 
 
 def test_scale_and_edit(kubeconfig: Path, tmp_path: Path) -> None:
