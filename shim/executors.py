@@ -177,6 +177,8 @@ class WasiHttpExecutor:
             guest_log.flush()
         if not state.response_set:
             raise GuestError(self.ctx.component_id, "the guest returned without setting a response")
+        if state.guest_error is not None:  # already answered 500; the operator needs the reason
+            log.error("[%s] %s", self.ctx.component_id, state.guest_error)
         if not state.finished:
             state.finished = True
             sink.finish()

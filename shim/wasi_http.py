@@ -565,10 +565,14 @@ def _outparam_set(param: int, result: Any) -> None:
     s = st()
     s.drop(param)
     if isinstance(result, Err):
-        s.guest_error = f"guest set an error response: {result.value}"
+        code = result.value  # an error-code variant
+        if isinstance(code, V) and code.value is None:
+            code = code.tag
+        elif isinstance(code, V):
+            code = f"{code.tag}: {code.value!r}"
+        s.guest_error = f"guest set an error response: {code}"
         s.set_response(500, [("content-type", b"text/plain")])
-        s.body_write(b"Internal Server Error\n")
-        s.finish_body()
+        s.body_write(b"Internal Server Error\n")  # finished after the executor logged the reason
         return
     resp: OutgoingResponse = s.take(result.value)
     s.set_response(resp.status, resp.headers.entries)

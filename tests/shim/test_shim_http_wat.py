@@ -115,6 +115,17 @@ def test_trap_is_500_logged_and_server_keeps_serving(serve: Serve, tmp_path: Pat
     assert srv.request("GET", "/fine")[0] == 200
 
 
+def test_error_response_from_the_guest_is_500_and_logged(serve: Serve, tmp_path: Path,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    srv = serve(make_app(tmp_path / "app", WAT_APP))
+    with caplog.at_level(logging.ERROR, logger="shim.guest"):
+        status, _, body = srv.request("GET", "/fail")
+    assert (status, body) == (500, b"Internal Server Error\n")
+    assert any("[wat] guest set an error response" in r.getMessage() and "DNS-timeout" in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
+    assert srv.request("GET", "/after")[0] == 200
+
+
 def test_deadline_interrupts_runaway_guest(serve: Serve, tmp_path: Path,
                                            caplog: pytest.LogCaptureFixture) -> None:
     srv = serve(make_app(tmp_path / "app", WAT_APP), env={"SPINDLE_SHIM_REQUEST_TIMEOUT_MS": "300"})

@@ -2,6 +2,7 @@
 ;; Routes (by path prefix, inside the guest):
 ;;   /trap   -> unreachable (a trap)
 ;;   /spin   -> loops forever (a timeout)
+;;   /fail   -> sets an error response (response-outparam.set with err(DNS-timeout))
 ;;   /grow   -> grows memory by 1600 pages (100 MiB); traps when that fails
 ;;   /echo   -> streams the request body back, 64 KiB at a time
 ;;   /cfg/K  -> the value of K from wasi:config/store ("none" when unset, "error" on error)
@@ -104,6 +105,12 @@
     ;; "/spin"
     (if (call $starts (local.get $p) (local.get $n) (i64.const 0x6e6970732f))
       (then (loop $forever (br $forever))))
+    ;; "/fail"
+    (if (call $starts (local.get $p) (local.get $n) (i64.const 0x6c6961662f))
+      (then
+        (call $outparam_set (local.get $outparam) (i32.const 1) (i32.const 0) (i32.const 0) (i64.const 0)
+                            (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0))
+        (return)))
     ;; "/grow"
     (if (call $starts (local.get $p) (local.get $n) (i64.const 0x776f72672f))
       (then (if (i32.eq (memory.grow (i32.const 1600)) (i32.const -1)) (then unreachable))))
