@@ -183,6 +183,8 @@ def apply(
     try:
         result = run(force=force)
     except ConflictError as err:
+        # kubectl moving from client-side apply: fields still holding their last-applied value
+        # are its own, so conflicts on them alone do not count.
         allowed = last_applied.takeover(live, schema.root) if manager == last_applied.KUBECTL else None
         if allowed is None:
             raise
@@ -206,7 +208,8 @@ def _apply(
     now: str,
     subresource: str | None = None,
 ) -> ApplyResult:
-    """Server-side apply ``config`` (the request body) as ``manager`` onto ``live`` (None: create)."""
+    """One apply attempt: the merge, conflicts, pruning and managedFields, without kubectl's
+    last-applied takeover (`apply` retries through here with force when that clears the conflicts)."""
     if not isinstance(config, dict):
         raise ApplyBodyError("error decoding YAML: the apply body must be an object")
     if config.get("apiVersion") != api_version or config.get("kind") != schema.kind:
