@@ -179,11 +179,10 @@ class Cluster:
             return self._write_back(call, entry, obj, manager, dry_run=dry)
 
     def patch(self, call: Call) -> Reply:
-        patches.check_options(call)
+        dry = patches.check_options(call)
         if call.content_type == APPLY:
-            return self._apply(call, patches.forced(call), call.dry_run)
+            return self._apply(call, patches.forced(call), dry)
         rtype = call.rtype
-        dry = call.dry_run
         manager = call.manager()
         patch = patches.decode_patch(call)
         with self.store.lock:

@@ -18,18 +18,20 @@ from kubesim.errors import ApiError, Cause, bad_request, invalid, required, unsu
 NAMESPACE_MISMATCH = "the namespace of the provided object does not match the namespace sent on the request"
 
 
-def check_options(call: Call) -> None:
-    """415 for a patch type the resource does not take; 422 for options that do not fit it."""
+def check_options(call: Call) -> bool:
+    """The dryRun option, once the patch type (415 if the resource does not take it) and the
+    options (422 if they do not fit it) are checked, in the real server's order."""
     rtype, ctype = call.rtype, call.content_type
     if ctype not in (APPLY, MERGE, JSON_PATCH, STRATEGIC) or (ctype == STRATEGIC and rtype.crd):
         raise unsupported_media_type(ctype, PATCH_TYPES + ([] if rtype.crd else [STRATEGIC]))
     if ctype != APPLY and call.query.get("force") is not None:
         forbidden = "Forbidden: may not be specified for non-apply patch"
         raise invalid("PatchOptions", "meta.k8s.io", "", [Cause("FieldValueForbidden", forbidden, "force")])
-    call.dry_run  # noqa: B018 -- a bad dryRun value is reported before a missing fieldManager
+    dry_run = call.dry_run
     if ctype == APPLY and not call.query.get("fieldManager"):
         missing = required("fieldManager", "is required for apply patch")
         raise invalid("PatchOptions", "meta.k8s.io", "", [missing])
+    return dry_run
 
 
 def forced(call: Call) -> bool:
