@@ -11,7 +11,8 @@ the last two are built on first use and cached like the tests do):
 * bare      the same executor in this process: new Store + instantiate + call, no HTTP, one
             thread (the peer); the ratio http/bare shows what the HTTP layer and the processes cost
             or gain;
-* 1 MiB     POST 1 MiB to the echo route, body streamed back (median of 10);
+* 1 MiB     POST 1 MiB to the echo route, body streamed back (median of 10), over HTTP and in
+            this process ("bare 1MiB": the executor alone);
 * start     warm artifact cache: time from launching the process to the port accepting, and the
             latency of the first request.
 
@@ -70,8 +71,10 @@ def _manifest(source: str, route: str = "/...", wagi: bool = False) -> str:
 
 def _built(kind: str) -> Callable[[], Path]:
     def build() -> Path:
-        import shim_testlib
-        return shim_testlib.build_python_app() if kind == "py" else shim_testlib.build_js_app()
+        import shim_testlib  # type: ignore[import-not-found]  # tests/shim, put on sys.path above
+
+        wasm: Path = shim_testlib.build_python_app() if kind == "py" else shim_testlib.build_js_app()
+        return wasm
     return build
 
 
@@ -137,26 +140,46 @@ def echo_ms(port: int, path: str, size: int, repeat: int = 10) -> float:
     return statistics.median(times) * 1e3
 
 
-def bare_rps(root: Path, cache: Path, path: str, n: int) -> float:
+class _Sink:
+    """Collects a response in memory (the in-process runs have no socket)."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def start(self, status: int, headers: list[tuple[str, bytes]]) -> None: ...
+    def write(self, data: bytes) -> None:
+        self.parts.append(data)
+    def flush(self) -> None: ...
+    def finish(self) -> None: ...
+
+
+def bare(root: Path, cache: Path, path: str, echo: str | None, n: int) -> tuple[float, float]:
+    """In this process, one thread: requests per second on `path`, and the median 1 MiB echo (ms)."""
     box = new_engine()
     app = load_app(root, box.engine, LoadOptions(env={}, cache_dir=cache, state_dir=root / ".state"))
     ex = app.executors["g"]
-
-    class Sink:
-        def start(self, status: int, headers: list[tuple[str, bytes]]) -> None: ...
-        def write(self, data: bytes) -> None: ...
-        def flush(self) -> None: ...
-        def finish(self) -> None: ...
 
     def once() -> None:
         if isinstance(ex, WasiHttpExecutor):
             req = InboundRequest("GET", path, "http", "127.0.0.1", [("host", b"127.0.0.1")],
                                  io.BytesIO().read)
-            ex.serve(req, Sink(), app.limits)
+            ex.serve(req, _Sink(), app.limits)
         elif isinstance(ex, WagiExecutor):
             ex.serve(WagiRequest("GET", path, "", [], b"", {"REQUEST_METHOD": "GET"}), app.limits)
         else:
             raise TypeError(type(ex).__name__)
+
+    def echo_once(body: bytes) -> float:
+        assert isinstance(ex, WasiHttpExecutor)
+        sink = _Sink()
+        t0 = time.perf_counter()
+        ex.serve(InboundRequest("POST", echo or "/", "http", "127.0.0.1",
+                                [("content-length", str(len(body)).encode())], io.BytesIO(body).read),
+                 sink, app.limits)
+        elapsed = time.perf_counter() - t0
+        if b"".join(sink.parts) != body:
+            raise RuntimeError("in-process echo mismatch")
+        return elapsed
 
     for _ in range(min(50, n)):
         once()
@@ -164,8 +187,10 @@ def bare_rps(root: Path, cache: Path, path: str, n: int) -> float:
     for _ in range(n):
         once()
     rate = n / (time.perf_counter() - t0)
+    body = os.urandom(1 << 20)
+    echo_ms = statistics.median(echo_once(body) for _ in range(10)) * 1e3 if echo else float("nan")
     app.close()
-    return rate
+    return rate, echo_ms
 
 
 def main() -> None:
@@ -180,7 +205,7 @@ def main() -> None:
     print(f"shim bench: {args.requests} requests, concurrency {args.concurrency}, {args.workers} worker "
           f"processes, loadavg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{'guest':8} {'http req/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'bare req/s':>10} {'ratio':>6} "
-          f"{'1MiB ms':>8} {'start ms':>8} {'1st req ms':>10}")
+          f"{'1MiB ms':>8} {'bare 1MiB':>9} {'start ms':>8} {'1st req ms':>10}")
     with tempfile.TemporaryDirectory(prefix="shim-bench-") as tmp:
         for g in GUEST_LIST:
             if g.name not in wanted:
@@ -200,7 +225,7 @@ def main() -> None:
             proc.terminate()
             proc.wait()
             n = args.requests if g.name in ("wat", "wagi") else max(500, args.requests // 5)
-            bare = bare_rps(root, cache, g.path, max(200, n // 5))
+            bare_rate, bare_echo = bare(root, cache, g.path, g.echo, max(200, n // 5))
             # the WAT guest also runs on one process, to show what the second process buys
             sweep = sorted({1, args.workers}) if g.name == "wat" else [args.workers]
             for workers in sweep:
@@ -219,8 +244,8 @@ def main() -> None:
                     proc.wait()
                 err = f"  ERRORS {res.errors} {res.statuses}" if res.errors else ""
                 print(f"{label:8} {res.rps:10.0f} {res.p50 * 1e3:7.2f} {res.percentile(99) * 1e3:7.2f} "
-                      f"{bare:10.0f} {res.rps / bare:6.2f} {echo:8.1f} {start_s * 1e3:8.0f} "
-                      f"{first:10.1f}{err}", flush=True)
+                      f"{bare_rate:10.0f} {res.rps / bare_rate:6.2f} {echo:8.1f} {bare_echo:9.1f} "
+                      f"{start_s * 1e3:8.0f} {first:10.1f}{err}", flush=True)
 
 if __name__ == "__main__":
     main()
