@@ -39,6 +39,9 @@ from kubesim.watch import WatchEvent, watch
 
 
 class Cluster:
+    """The API over one store: the verbs a handler calls with a `Call`, and the writes the
+    controllers make by identity (`delete_entry`, `remove_finalizer`, `write_status`, `orphan`)."""
+
     def __init__(self, store: Store, *, on_delete: Callable[[str], None] | None = None) -> None:
         self.store = store
         self.registry = Registry(store)
@@ -80,7 +83,7 @@ class Cluster:
         obj.setdefault("apiVersion", rtype.api_version)
         obj.setdefault("kind", rtype.kind)
         m = obj.setdefault("metadata", {})
-        self._place(rtype, m, call.namespace)
+        _place(rtype, m, call.namespace)
         if m.get("resourceVersion"):
             raise bad_request("resourceVersion should not be set on objects to be created")
         if not m.get("name"):
@@ -141,7 +144,7 @@ class Cluster:
 
     def internal_create(self, rtype: ResourceType, obj: dict[str, Any], manager: str) -> Entry:
         obj.setdefault("metadata", {})
-        self._place(rtype, obj["metadata"], obj["metadata"].get("namespace", ""))
+        _place(rtype, obj["metadata"], obj["metadata"].get("namespace", ""))
         with self.store.lock:
             self._create(rtype, obj, manager, dry_run=False)
             entry = self.store.get(
@@ -164,7 +167,7 @@ class Cluster:
                 f"the name of the object ({m['name']}) does not match the name on the URL ({call.name})"
             )
         m["name"] = call.name
-        self._place(rtype, m, call.namespace)
+        _place(rtype, m, call.namespace)
         dry = call.dry_run
         manager = call.manager()
         with self.store.lock:
@@ -221,7 +224,7 @@ class Cluster:
                 if call.subresource:
                     raise not_found(rtype.plural, rtype.group, call.name)
                 base_meta: dict[str, Any] = {"name": call.name}
-                self._place(rtype, base_meta, call.namespace)
+                _place(rtype, base_meta, call.namespace)
                 base = {"apiVersion": rtype.api_version, "kind": rtype.kind, "metadata": base_meta}
                 return self._create(rtype, base, manager, dry_run=dry_run, apply_config=config, force=force)
             _check_rv(call, entry, config["metadata"])
@@ -470,19 +473,6 @@ class Cluster:
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _place(self, rtype: ResourceType, m: dict[str, Any], url_ns: str) -> None:
-        if rtype.namespaced:
-            body_ns = m.get("namespace")
-            if body_ns and url_ns and body_ns != url_ns:
-                raise bad_request(
-                    "the namespace of the provided object does not match the namespace sent on the request"
-                )
-            if not url_ns and not body_ns:
-                raise bad_request("a namespace is required for namespaced resources")
-            m["namespace"] = url_ns or body_ns
-        else:
-            m.pop("namespace", None)
-
     def _namespace_open(self, ns: str, rtype: ResourceType) -> None:
         entry = self.store.get(NAMESPACE_TYPE.storage_key, "", ns)
         if entry is None:
@@ -523,3 +513,17 @@ def _check_rv(call: Call, entry: Entry, m: dict[str, Any]) -> None:
 
 def _same(new: dict[str, Any], live: dict[str, Any]) -> bool:
     return dumps(new) == dumps(live)
+
+
+def _place(rtype: ResourceType, m: dict[str, Any], url_ns: str) -> None:
+    """Set the namespace a write lands in: the URL's or the body's (400 if they differ); none for
+    cluster-scoped kinds."""
+    if rtype.namespaced:
+        body_ns = m.get("namespace")
+        if body_ns and url_ns and body_ns != url_ns:
+            raise bad_request(patches.NAMESPACE_MISMATCH)
+        if not url_ns and not body_ns:
+            raise bad_request("a namespace is required for namespaced resources")
+        m["namespace"] = url_ns or body_ns
+    else:
+        m.pop("namespace", None)
