@@ -3,8 +3,8 @@
 Artifacts are keyed by the wasm's digest and the engine settings. A new artifact is written to a
 temporary name and hard-linked into place (a link fails rather than replace); an existing
 artifact is never rewritten, because a live `deserialize_file` maps it and rewriting a mapped file
-kills the process with SIGBUS. An artifact that does not deserialize is compiled again under a new
-name.
+kills the process with SIGBUS. An artifact that does not deserialize is compiled again under the
+next of a few fixed spare names.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import os
 import tempfile
 import threading
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import TypeVar
 
@@ -23,7 +24,9 @@ from wasmtime.component import Component
 
 log = logging.getLogger("shim.engine")
 
-ENGINE_SETTINGS = "wasmtime-py-50;epoch=1;cranelift-speed"  # part of every cache key
+# part of every cache key: artifacts of another wasmtime or other settings never match
+ENGINE_SETTINGS = f"wasmtime-py-{version('wasmtime')};epoch=1;cranelift-speed"
+_SPARE_NAMES = 3
 
 
 @dataclass(frozen=True)
@@ -82,16 +85,20 @@ class ArtifactCache:
 
     def _deserialize_or_compile(self, cls: type[Compiled], kind: str, wasm: bytes, digest: str) -> Compiled:
         path = self._path(digest, kind)
-        if path is not None and path.exists():
+        if path is None:
+            return cls(self.engine, wasm)
+        # an unusable artifact (corrupt, foreign) is never rewritten, since another process may map
+        # it: the next name in a fixed sequence is used, so later starts find the good copy
+        for candidate in _with_spares(path):
+            if not candidate.exists():
+                compiled = cls(self.engine, wasm)
+                self._store(candidate, compiled.serialize())
+                return compiled
             try:
-                return cls.deserialize_file(self.engine, str(path))
-            except WasmtimeError as exc:  # stale or foreign artifact: compile again, new name
-                log.warning("ignoring unusable artifact %s: %s", path, exc)
-                path = path.with_name(path.name + f".{os.getpid()}")
-        compiled = cls(self.engine, wasm)
-        if path is not None:
-            self._store(path, compiled.serialize())
-        return compiled
+                return cls.deserialize_file(self.engine, str(candidate))
+            except WasmtimeError as exc:
+                log.warning("ignoring unusable artifact %s: %s", candidate, exc)
+        return cls(self.engine, wasm)
 
     def _path(self, digest: str, kind: str) -> Path | None:
         if self.dir is None:
@@ -116,3 +123,7 @@ class ArtifactCache:
                 os.unlink(tmp)
         except OSError as exc:
             log.warning("cannot write artifact cache %s: %s", path, exc)
+
+
+def _with_spares(path: Path) -> list[Path]:
+    return [path, *(path.with_name(f"{path.name}.{i}") for i in range(1, _SPARE_NAMES + 1))]
