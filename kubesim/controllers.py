@@ -189,6 +189,15 @@ class Controllers:
         gen = int(m.get("generation") or 1)
         replicas = int(spec.get("replicas", 1) or 0)
         status = e.obj.get("status") or {}
+        if (
+            status.get("observedGeneration") == gen
+            and status.get("availableReplicas", 0) == replicas
+            and status.get("replicas") == replicas
+            and _has_condition(status, "Available", "True")
+        ):
+            # Already available at this generation (e.g. marked so by an earlier process over the
+            # same state file): a restarted simulator must not turn it unavailable again.
+            return
         ready = self._age(e, now) >= self.delay
         if (
             status.get("observedGeneration") == gen

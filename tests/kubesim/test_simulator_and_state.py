@@ -138,3 +138,26 @@ def test_stop_ends_open_watches_and_is_idempotent() -> None:
     srv.stop()
     t.join(timeout=10)
     assert not t.is_alive() and time.monotonic() - started < 8
+
+
+def test_restarted_simulator_keeps_an_available_deployment_available(tmp_path: Path) -> None:
+    """Every short-lived `spindle diff` starts the embedded cluster afresh: a Deployment already
+    available at its generation must stay available (no status write, same resourceVersion)."""
+    state = tmp_path / "kubesim.db"
+    with kserver.start(state, simulate_workloads=True, simulate_delay=0.3) as srv:
+        raw = Raw(srv)
+        raw.request("PATCH", DEPLOYS + "/steady?fieldManager=t", deployment("steady", replicas=2), APPLY)
+        ready = _until(
+            lambda: (lambda d: d if _conditions(d).get("Available", {}).get("status") == "True" else None)(
+                raw.request("GET", DEPLOYS + "/steady")[1]
+            )
+        )
+        assert ready is not None
+        raw.close()
+    with kserver.start(state, simulate_workloads=True, simulate_delay=5) as again:
+        raw = Raw(again)
+        time.sleep(1.0)  # several simulator ticks, well inside the new process's delay
+        live = raw.request("GET", DEPLOYS + "/steady")[1]
+        assert _conditions(live)["Available"]["status"] == "True"
+        assert live["metadata"]["resourceVersion"] == ready["metadata"]["resourceVersion"]
+        raw.close()
