@@ -113,6 +113,21 @@ def test_bytes_that_are_not_utf8() -> None:
     assert docs == [] and len(errors) == 1 and errors[0].location.path == "bin.yaml"
 
 
+@pytest.mark.parametrize(
+    "data, line, byte",
+    [
+        (b'apiVersion: v1\nkind: ConfigMap\ndata:\n  k: "caf\xe9"\n', 4, "0xe9"),  # Latin-1 text
+        (b"a: 1\n# caf\xe9 in a comment\nb: 2\n", 2, "0xe9"),
+        (b"a: 1\nb: \xff\n", 2, "0xff"),
+    ],
+)
+def test_non_utf8_bytes_are_named_with_their_line(data: bytes, line: int, byte: str) -> None:
+    docs, errors = load_documents(data, "k8s/latin1.yaml")
+    assert docs == [] and len(errors) == 1
+    assert errors[0].location.path == "k8s/latin1.yaml" and errors[0].location.line == line
+    assert "not UTF-8" in errors[0].message and byte in errors[0].message
+
+
 def test_aliases_are_shared_not_expanded() -> None:
     # 9 levels of 9 aliases: 387 million leaves if expanded.
     rows = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
