@@ -9,6 +9,7 @@ that carry a `default`, as the API server does on admission.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import re
 from collections.abc import Iterator
@@ -110,6 +111,19 @@ def field_path(parts: Iterator[Any] | list[Any]) -> str:
     return text
 
 
+def _with_hint(name: str, schema: dict[str, Any]) -> str:
+    """`name` with what was likely meant: a close spelling of a known field, or the nested
+    object that has a field of that name (the usual result of a wrong indentation)."""
+    properties: dict[str, Any] = schema.get("properties", {})
+    close = difflib.get_close_matches(name, sorted(properties), n=1, cutoff=0.75)
+    if close:
+        return f"{name} (did you mean {close[0]!r}?)"
+    owners = [key for key, sub in sorted(properties.items()) if name in sub.get("properties", {})]
+    if owners:
+        return f"{name} (a field of {owners[0]}: check the indentation)"
+    return name
+
+
 def _describe(error: jsonschema.ValidationError) -> tuple[str, str]:
     """(field path, message) with the path pointing at the offending field itself."""
     parts = list(error.absolute_path)
@@ -123,7 +137,7 @@ def _describe(error: jsonschema.ValidationError) -> tuple[str, str]:
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         if extra:
             parts.append(extra[0])
-            names = ", ".join(extra)
+            names = ", ".join(_with_hint(name, error.schema) for name in extra)
             return field_path(parts), f"unknown field(s): {names}"
     if validator == "type":
         return field_path(parts), f"must be {error.validator_value}, got {type(error.instance).__name__}"

@@ -146,3 +146,19 @@ def test_map_keys_with_dots_keep_the_discovery_path_form() -> None:
     doc = SourceDoc(body, Location("a.yaml", 1), {"spec.podLabels.app.kubernetes.io/name": 12})
     (error,) = validate(doc)
     assert (error.location.field, error.location.line) == ("spec.podLabels.app.kubernetes.io/name", 12)
+
+
+@pytest.mark.parametrize(
+    "path, value, expected",
+    [
+        ("spec.exector", "e", "unknown field(s): exector (did you mean 'executor'?)"),
+        ("spec.replica", 2, "unknown field(s): replica (did you mean 'replicas'?)"),
+        ("spec.zzz", 1, "unknown field(s): zzz"),
+        # `executor:` written at column 0: it belongs under spec.
+        ("executor", "e", "unknown field(s): executor (a field of spec: check the indentation)"),
+        ("spec.checks.liveness.httpGet.paht", "/", "unknown field(s): paht (did you mean 'path'?)"),
+    ],
+)
+def test_unknown_fields_suggest_the_likely_one(path: str, value: Any, expected: str) -> None:
+    (error,) = validate(SourceDoc(_set(APP, path, value), Location("a.yaml")))
+    assert error.message == expected and error.location.field == path
