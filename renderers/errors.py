@@ -6,6 +6,7 @@
     ├── SchemaError             a SpinApp / SpinAppExecutor / Shim violates its CRD schema
     ├── WebhookRuleError        a spec breaks a spin-operator admission-webhook rule
     ├── NodePlatformError       a node matches no platform of a Shim
+    ├── FetchStrategyError      a Shim names nothing to download (no platforms, no anonHttp)
     ├── RolloutStrategyError    a Shim asks for a rollout runtime-class-manager does not implement
     ├── UnresolvedReferenceError  a runtimeConfig option names a Secret/ConfigMap (key) spindle
     │                           cannot find in the repo
@@ -81,6 +82,10 @@ class WebhookRuleError(RenderError):
 
 
 class NodePlatformError(RenderError):
+    pass
+
+
+class FetchStrategyError(RenderError):
     pass
 
 

@@ -9,7 +9,8 @@ A pure function of (Shims in Git, the cluster's Nodes, settings): the CLI reads 
   label `<shim>` is not `provisioned`. RCM also skips `pending` nodes because it only creates
   Jobs; spindle renders the whole desired state, so a pending node keeps its (identical) Job
   instead of having it pruned mid-install. The `rolling` rollout strategy gets no Jobs and an
-  error, as RCM fails it after creating the RuntimeClass;
+  error, as RCM fails it after creating the RuntimeClass; so does a Shim whose fetchStrategy
+  has neither platforms nor anonHttp.location (every installer would fail), nodes given or not;
 * uninstall Jobs for nodes that carry the state label of a Shim that is no longer in Git
   (and that its nodeSelector matches, when the retired Shim is known).
   RUNTIME_OPTIONS of an uninstall must equal the install's (the installer removes its TOML
@@ -29,7 +30,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from renderers import crds
-from renderers.errors import DuplicateObjectError, NodePlatformError, RenderError, RolloutStrategyError
+from renderers.errors import (
+    DuplicateObjectError,
+    FetchStrategyError,
+    NodePlatformError,
+    RenderError,
+    RolloutStrategyError,
+)
 from renderers.meta import (
     RCM_JOB_KEY,
     RCM_NODE_NAME_KEY,
@@ -256,6 +263,18 @@ def _install_jobs(
                 "rolloutStrategy 'rolling' is not implemented by runtime-class-manager "
                 "(no installer Jobs are created); use 'recreate'",
                 doc.at("spec.rolloutStrategy.type"),
+                doc.subject,
+            )
+        )
+        return
+    fetch = spec.get("fetchStrategy") or {}
+    if not fetch.get("platforms") and not (fetch.get("anonHttp") or {}).get("location"):
+        # The CRD allows it, but every node's installer would fail with nothing to fetch.
+        result.errors.append(
+            FetchStrategyError(
+                "fetchStrategy names nothing to download: list the shim tarballs in "
+                "fetchStrategy.platforms (os, arch, location, sha256) or set anonHttp.location",
+                doc.at("spec.fetchStrategy"),
                 doc.subject,
             )
         )

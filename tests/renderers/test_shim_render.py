@@ -10,7 +10,7 @@ import pytest
 import yaml
 from spindle_renderlib import strip_spindle_marks, tree_from_yaml
 
-from renderers.errors import NodePlatformError, RolloutStrategyError, SchemaError
+from renderers.errors import FetchStrategyError, NodePlatformError, RolloutStrategyError, SchemaError
 from renderers.render import render
 from renderers.settings import RenderSettings
 from renderers.shim import render_shims, trim_name
@@ -297,3 +297,21 @@ def test_odd_node_labels_are_ignored_not_fatal() -> None:
     nodes = [{"metadata": {"name": "n", "labels": labels}}]
     result = render_shims([], nodes, SETTINGS)
     assert [o["metadata"]["name"] for o, _ in result.objects] == ["n-old-uninstall"]
+
+
+@pytest.mark.parametrize(
+    "fetch", ["fetchStrategy: {}", "fetchStrategy: {type: anonymousHttp, platforms: []}"]
+)
+@pytest.mark.parametrize("nodes", [[], NODES], ids=["no-nodes", "nodes"])
+def test_a_shim_with_nothing_to_download_is_an_error_even_without_nodes(
+    fetch: str, nodes: list[dict[str, Any]]
+) -> None:
+    lunatic = 'fetchStrategy:\n    anonHttp: {location: "https://example.com/lunatic.tar.gz"}'
+    assert lunatic in SHIMS
+    objects, errors = _render(nodes, SHIMS.replace(lunatic, fetch))
+    assert "lunatic" in objects  # its RuntimeClass, as RCM creates it before installing
+    assert not [n for n in objects if n.endswith("-lunatic-install")]
+    (error,) = [e for e in errors if e.obj == "Shim/lunatic"]  # NODES also has a riscv node for spin-v2
+    assert isinstance(error, FetchStrategyError)
+    assert (error.location.path, error.location.field) == ("infra/shims.yaml", "spec.fetchStrategy")
+    assert "platforms" in error.message and "anonHttp.location" in error.message
