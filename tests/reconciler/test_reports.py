@@ -181,3 +181,18 @@ def test_cli_without_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     code, out, err = _run()
     assert code == 0 and "no reconcile history yet" in err and "no reconcile records" in out
     assert not (tmp_path / "empty").exists()
+
+
+def test_record_times_are_precise_enough_for_the_reported_duration() -> None:
+    """A reconcile takes about a second: whole-second start/finish times made every report say
+    "(0.00s)" or "(1.00s)" whatever the run really took."""
+    import time
+
+    from reconciler import engine
+    from reconciler.reports import common
+
+    first = engine._now()
+    time.sleep(0.05)
+    record = dataclasses.replace(drift_record(), started=first, finished=engine._now())
+    seconds = float(common.duration(record).rstrip("s"))
+    assert 0.04 <= seconds < 0.9
