@@ -35,6 +35,7 @@ from shim.manifest import (
     ComponentSpec,
     ExecutorKind,
     HttpTrigger,
+    WagiSettings,
     load_manifest,
     retain_components,
 )
@@ -59,9 +60,17 @@ class LoadOptions:
 class LoadedApp:
     manifest: AppManifest
     router: Router
-    executors: dict[str, Executor]
+    executors: dict[str, Executor]  # by component id: the executor of its first trigger
     limits: Limits
     files_dirs: list[str]
+    # Executor settings belong to the trigger in Spin: one component behind two routes may run
+    # with different WAGI argv/entrypoints. Keyed by (component, executor kind, WAGI settings).
+    variants: dict[tuple[str, ExecutorKind, WagiSettings], Executor] = field(default_factory=dict)
+
+    def executor_for(self, trig: HttpTrigger) -> Executor:
+        """The executor that serves `trig` (a trigger with a component)."""
+        assert trig.component is not None
+        return self.variants.get((trig.component, trig.executor, trig.wagi)) or self.executors[trig.component]
 
     def close(self) -> None:
         for d in self.files_dirs:
@@ -103,19 +112,24 @@ def load_app(target: Path, engine: Engine, opts: LoadOptions) -> LoadedApp:
     state_dir = opts.state_dir or manifest.root / ".spin"
     stores = keyvalue.Stores(state_dir, rc.kv_stores)
     executors: dict[str, Executor] = {}
+    variants: dict[tuple[str, ExecutorKind, WagiSettings], Executor] = {}
     files_dirs: list[str] = []
     try:
         for trig in manifest.http_triggers:
-            if trig.component is None or trig.component in executors:
+            if trig.component is None:
+                continue
+            key = (trig.component, trig.executor, trig.wagi)
+            if key in variants:
                 continue
             spec = manifest.components[trig.component]
-            executors[spec.id] = _load_component(engine, cache, manifest, spec, trig, app_values, rc,
-                                                 stores, files_dirs)
+            variants[key] = _load_component(engine, cache, manifest, spec, trig, app_values, rc,
+                                            stores, files_dirs)
+            executors.setdefault(spec.id, variants[key])
     except BaseException:
         for d in files_dirs:
             shutil.rmtree(d, ignore_errors=True)
         raise
-    return LoadedApp(manifest, Router(manifest.http_triggers), executors, limits, files_dirs)
+    return LoadedApp(manifest, Router(manifest.http_triggers), executors, limits, files_dirs, variants)
 
 
 def _load_component(engine: Engine, cache: ArtifactCache, app: AppManifest, spec: ComponentSpec,

@@ -244,8 +244,7 @@ class _Handler(BaseHTTPRequestHandler):
             sr = trig.static_response
             self._simple(SimpleResponse(sr.status, [(k, v.encode()) for k, v in sr.headers], sr.body))
             return
-        assert trig.component is not None
-        executor = app.executors[trig.component]
+        executor = app.executor_for(trig)
         host = self.headers.get("host") or "localhost"  # what Spin assumes without a Host header
         client = f"{self.client_address[0]}:{self.client_address[1]}"
         query = f"?{split.query}" if split.query else ""

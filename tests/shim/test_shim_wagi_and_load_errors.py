@@ -54,6 +54,25 @@ def test_wagi_cgi_environment_argv_body(serve: Serve, tmp_path: Path) -> None:
     assert env["X_CLIENT_ADDR"].startswith("127.0.0.1:")
 
 
+def test_each_trigger_of_a_component_runs_with_its_own_executor_settings(
+    serve: Serve, tmp_path: Path
+) -> None:
+    # Spin's executor is a trigger setting: one component behind two routes with different argv.
+    two_routes = WAGI_APP + """\
+    [[trigger.http]]
+    route = "/alt/..."
+    component = "cgi"
+    executor = { type = "wagi", argv = "alt ${ARGS} last" }
+"""
+    srv = serve(make_app(tmp_path / "app", two_routes, guests=("wagi.wasm",)))
+    for path, argv in [("/cgi/x?a=1", ["/cgi", "a=1"]), ("/alt/x?a=1", ["alt", "a=1", "last"]),
+                       ("/cgi/y", ["/cgi"])]:
+        status, _, body = srv.request("GET", path)
+        assert status == 201
+        printed = body.decode().partition("\n--argv--\n")[2].partition("--env--\n")[0]
+        assert printed.split() == argv, path
+
+
 def test_wagi_empty_body_and_repeat(serve: Serve, tmp_path: Path) -> None:
     srv = serve(make_app(tmp_path / "app", WAGI_APP, guests=("wagi.wasm",)))
     for _ in range(3):
