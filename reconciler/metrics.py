@@ -57,10 +57,11 @@ class Metrics:
         for entry in record.entries:
             self.objects.labels(record.source, entry.action.value).inc()
         self.drifted.labels(record.source).set(len(record.drifted))
+        errors = self.errors.labels(record.source)  # a 0 series from the first run on (alerts need it)
         if ok:
             self.last_success.labels(record.source).set(now)
         else:
-            self.errors.labels(record.source).inc()
+            errors.inc()
 
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
