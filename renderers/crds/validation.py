@@ -124,6 +124,17 @@ def _with_hint(name: str, schema: dict[str, Any]) -> str:
     return name
 
 
+def _quote_hint(expected: Any, instance: Any) -> str:
+    """How to write a YAML scalar that was meant as text (`value: 8080`, `value: yes`)."""
+    if expected != "string":
+        return ""
+    if isinstance(instance, bool):
+        return " (quote it: YAML reads unquoted true/false/yes/no/on/off as booleans)"
+    if isinstance(instance, int | float):
+        return f' (quote it: "{instance}")'
+    return ""
+
+
 def _describe(error: jsonschema.ValidationError) -> tuple[str, str]:
     """(field path, message) with the path pointing at the offending field itself."""
     parts = list(error.absolute_path)
@@ -140,7 +151,8 @@ def _describe(error: jsonschema.ValidationError) -> tuple[str, str]:
             names = ", ".join(_with_hint(name, error.schema) for name in extra)
             return field_path(parts), f"unknown field(s): {names}"
     if validator == "type":
-        return field_path(parts), f"must be {error.validator_value}, got {type(error.instance).__name__}"
+        message = f"must be {error.validator_value}, got {type(error.instance).__name__}"
+        return field_path(parts), message + _quote_hint(error.validator_value, error.instance)
     if validator == "enum":
         allowed = ", ".join(map(str, error.validator_value))
         return field_path(parts), f"{error.instance!r} is not one of: {allowed}"

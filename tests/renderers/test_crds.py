@@ -162,3 +162,20 @@ def test_map_keys_with_dots_keep_the_discovery_path_form() -> None:
 def test_unknown_fields_suggest_the_likely_one(path: str, value: Any, expected: str) -> None:
     (error,) = validate(SourceDoc(_set(APP, path, value), Location("a.yaml")))
     assert error.message == expected and error.location.field == path
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (8080, "must be string, got int (quote it: \"8080\")"),
+        (True,
+         "must be string, got bool (quote it: YAML reads unquoted true/false/yes/no/on/off as booleans)"),
+        (1.5, "must be string, got float (quote it: \"1.5\")"),
+        ([1], "must be string, got list"),
+    ],
+)
+def test_a_scalar_where_a_string_belongs_says_to_quote_it(value: Any, expected: str) -> None:
+    body = copy.deepcopy(APP)
+    body["spec"]["variables"] = [{"name": "port", "value": value}]
+    (error,) = validate(SourceDoc(body, Location("a.yaml")))
+    assert (error.location.field, error.message) == ("spec.variables[0].value", expected)
