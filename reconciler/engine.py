@@ -317,7 +317,12 @@ def _emit_events(client: KubeClient, source: str, record: ReconcileRecord, outco
     try:
         for o in changed[:MAX_OBJECT_EVENTS]:
             client.create(
-                _event(o.ref, o.action.value, f"{o.ref.subject} {o.action.value.lower()} (revision {rev})")
+                _event(
+                    o.ref,
+                    o.action.value,
+                    f"{o.ref.subject} {o.action.value.lower()} (revision {rev})",
+                    _uid(o.result) or _uid(o.live),
+                )
             )
         if len(changed) > MAX_OBJECT_EVENTS:
             counts: dict[str, int] = {}
@@ -330,20 +335,27 @@ def _emit_events(client: KubeClient, source: str, record: ReconcileRecord, outco
         record.errors.append(f"cannot record events: {exc}")
 
 
-def _event(ref: ObjectRef, reason: str, message: str) -> Obj:
+def _uid(obj: Obj | None) -> str:
+    return str(((obj or {}).get("metadata") or {}).get("uid") or "")
+
+
+def _event(ref: ObjectRef, reason: str, message: str, uid: str = "") -> Obj:
     now = dt.datetime.now(dt.UTC)
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     ns = ref.namespace or "default"
+    involved: Obj = {
+        "apiVersion": ref.api_version,
+        "kind": ref.kind,
+        "name": ref.name,
+        "namespace": ref.namespace,
+    }
+    if uid:  # kubectl describe selects an object's events by involvedObject.uid
+        involved["uid"] = uid
     return {
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": {"name": f"{ref.name[:200]}.{secrets.token_hex(8)}", "namespace": ns},
-        "involvedObject": {
-            "apiVersion": ref.api_version,
-            "kind": ref.kind,
-            "name": ref.name,
-            "namespace": ref.namespace,
-        },
+        "involvedObject": involved,
         "reason": reason,
         "message": message,
         "type": "Normal",

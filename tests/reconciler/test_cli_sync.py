@@ -163,3 +163,17 @@ def test_event_storms_are_capped_with_one_summary(tmp_path: Path, cluster: Clust
     assert [e["reason"] for e in summary] == ["Reconciled"]
     assert summary[0]["involvedObject"]["name"] == "spindle-inventory-repo"
     assert "created" in summary[0]["message"]
+
+
+def test_kubectl_describe_shows_spindles_events(tmp_path: Path, cluster: Cluster) -> None:
+    """kubectl describe finds an object's events by involvedObject.uid: events without it are never shown."""
+    import subprocess
+
+    repo = example_repo(tmp_path / "repo", apps=("alpha",))
+    assert apply(repo, cluster).exit_code == 0
+    out = subprocess.run(
+        ["kubectl", "--kubeconfig", str(cluster.kubeconfig), "describe", "deployment", "alpha", "-n", "apps"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout
+    events = out.split("Events:", 1)[1]
+    assert "Created" in events and "spindle" in events and "Deployment/apps/alpha created" in events
