@@ -20,7 +20,24 @@ def _col(name: str, kind: str = "string", fmt: str = "", priority: int = 0, desc
     return {"name": name, "type": kind, "format": fmt, "description": desc or name, "priority": priority}
 
 
+# The real server's event printer: its own columns, no Name or Age among the default ones.
+_EVENT_COLUMNS = [
+    _col("Last Seen"),
+    _col("Type"),
+    _col("Reason"),
+    _col("Object"),
+    _col("Subobject", priority=1),
+    _col("Source", priority=1),
+    _col("Message"),
+    _col("First Seen", priority=1),
+    _col("Count", "integer", priority=1),
+    _col("Name", fmt="name", priority=1),
+]
+
+
 def columns(rtype: ResourceType) -> list[dict[str, Any]]:
+    if rtype.is_core("Event"):
+        return list(_EVENT_COLUMNS)
     cols = [_col("Name", fmt="name", desc="Name must be unique within a namespace.")]
     if rtype.kind == "Deployment":
         cols += [_col("Ready"), _col("Up-to-date", "integer"), _col("Available", "integer")]
@@ -53,11 +70,35 @@ def columns(rtype: ResourceType) -> list[dict[str, Any]]:
     return cols
 
 
+def _event_cells(obj: dict[str, Any]) -> list[Any]:
+    involved = obj.get("involvedObject") or {}
+    kind, name = str(involved.get("kind") or "").lower(), involved.get("name")
+    source = obj.get("source") or {}
+    component = source.get("component") or obj.get("reportingController") or ""
+    host = source.get("host") or obj.get("reportingInstance") or ""
+    last = obj.get("lastTimestamp") or obj.get("eventTime")
+    first = obj.get("firstTimestamp") or obj.get("eventTime")
+    return [
+        age(last),
+        obj.get("type", ""),
+        obj.get("reason", ""),
+        f"{kind}/{name}" if name else kind,
+        involved.get("fieldPath", ""),
+        f"{component}, {host}" if component and host else component,
+        str(obj.get("message") or "").strip(),
+        age(first),
+        int(obj.get("count") or 1),
+        (obj.get("metadata") or {}).get("name", ""),
+    ]
+
+
 def row(rtype: ResourceType, obj: dict[str, Any], include: str) -> dict[str, Any]:
     m = obj.get("metadata") or {}
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     cells: list[Any] = [m.get("name", "")]
-    if rtype.kind == "Deployment":
+    if rtype.is_core("Event"):
+        cells = _event_cells(obj)
+    elif rtype.kind == "Deployment":
         cells += [
             f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 1)}",
             status.get("updatedReplicas", 0),
@@ -89,7 +130,7 @@ def row(rtype: ResourceType, obj: dict[str, Any], include: str) -> dict[str, Any
     for pc in rtype.printer_columns:
         value = _json_path(obj, str(pc.get("jsonPath", "")))
         cells.append(age(value) if pc.get("type") == "date" and value is not None else value)
-    if not rtype.printer_columns:
+    if not rtype.printer_columns and not rtype.is_core("Event"):
         cells.append(age(m.get("creationTimestamp")))
     out: dict[str, Any] = {"cells": cells}
     if include == "Object":
@@ -125,10 +166,12 @@ def table(
 def age(created: Any) -> str:
     if not isinstance(created, str):
         return "<unknown>"
-    try:
-        when = dt.datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    try:  # a Time or a MicroTime (fractional seconds)
+        when = dt.datetime.fromisoformat(created)
     except ValueError:
         return "<unknown>"
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
     secs = max(0, int((dt.datetime.now(dt.UTC) - when).total_seconds()))
     if secs < 120:
         return f"{secs}s"

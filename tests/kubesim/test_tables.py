@@ -99,3 +99,34 @@ def test_crd_printer_columns_replace_age_and_format_dates() -> None:
 def test_table_is_negotiated(accept: str) -> None:
     assert tables.wants_table(accept)
     assert not tables.wants_table("application/json")
+
+
+def test_event_rows_are_what_kubectl_get_events_prints() -> None:
+    """The real server's event columns (LAST SEEN, TYPE, REASON, OBJECT, MESSAGE; the rest -o wide)."""
+    rtype = _type("Event")
+    cols = tables.columns(rtype)
+    default = [c["name"] for c in cols if c["priority"] == 0]
+    assert default == ["Last Seen", "Type", "Reason", "Object", "Message"]
+    event = {
+        "metadata": {"name": "hello.17a", "creationTimestamp": CREATED},
+        "involvedObject": {"kind": "Deployment", "name": "hello", "namespace": "apps"},
+        "reason": "Configured",
+        "message": "Deployment/apps/hello configured ",
+        "type": "Normal",
+        "source": {"component": "spindle"},
+        "firstTimestamp": CREATED,
+        "lastTimestamp": CREATED,
+        "count": 3,
+    }
+    cells = tables.row(rtype, event, "None")["cells"]
+    assert len(cells) == len(cols)
+    by_name = dict(zip([c["name"] for c in cols], cells, strict=True))
+    assert by_name["Last Seen"].endswith("d") and by_name["First Seen"].endswith("d")
+    assert (by_name["Type"], by_name["Reason"]) == ("Normal", "Configured")
+    assert by_name["Object"] == "deployment/hello"
+    assert by_name["Message"] == "Deployment/apps/hello configured"
+    assert (by_name["Source"], by_name["Count"], by_name["Name"]) == ("spindle", 3, "hello.17a")
+    # An events.k8s.io-style event with only a (micro) eventTime still shows how long ago it was.
+    micro = {**event, "firstTimestamp": None, "lastTimestamp": None}
+    micro["eventTime"] = "2020-01-01T00:00:00.123456Z"
+    assert tables.row(rtype, micro, "None")["cells"][0].endswith("d")
