@@ -31,7 +31,7 @@ import pathspec
 
 from renderers import spintoml, tooltable
 from renderers.errors import DocumentError, Location, RenderError
-from renderers.meta import SHIM_API_VERSION, SPINAPP_API_VERSION, spinkube_kind_problem
+from renderers.meta import SHIM_API_VERSION, SPINAPP_API_VERSION, builtin_kind_problem, spinkube_kind_problem
 from renderers.model import RepoTree, SourceDoc, SpinProject
 from renderers.yamldocs import YamlDoc, load_documents
 
@@ -165,9 +165,11 @@ def _classify(tree: RepoTree, doc: YamlDoc, rel: str) -> None:
     if api_version == "v1" and kind == "List":
         _unpack_list(tree, doc, rel)
         return
-    problem = spinkube_kind_problem(api_version, kind)
-    if problem:
-        at = Location(rel, doc.lines.get("apiVersion", doc.line), "apiVersion")
+    spinkube_problem = spinkube_kind_problem(api_version, kind)
+    found = ("apiVersion", spinkube_problem) if spinkube_problem else builtin_kind_problem(api_version, kind)
+    if found:
+        field, problem = found
+        at = Location(rel, doc.lines.get(field, doc.line), field)
         tree.errors.append(DocumentError(problem, at, SourceDoc(body, where).subject))
         return
     _add_object(tree, SourceDoc(body, where, doc.lines))

@@ -6,6 +6,8 @@ Kept in one module so the renderers, the reconciler and the tests agree on every
 
 from __future__ import annotations
 
+import difflib
+
 # spindle's own marks on every rendered object.
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "spindle"
@@ -57,6 +59,39 @@ def spinkube_kind_problem(api_version: str, kind: str) -> str | None:
         known = ", ".join(SPINKUBE_KINDS)
         return f"{api_version} is not a served version of a SpinKube API (spindle knows {known})"
     return None
+
+
+# Built-in API versions whose kinds are a closed set in every Kubernetes release spindle targets,
+# so a kind they do not serve is a typo (the apply would fail with "no matches for kind").
+BUILTIN_KINDS = {
+    "v1": (
+        "Binding", "ComponentStatus", "ConfigMap", "Endpoints", "Event", "LimitRange", "Namespace",
+        "Node", "PersistentVolume", "PersistentVolumeClaim", "Pod", "PodTemplate",
+        "ReplicationController", "ResourceQuota", "Secret", "Service", "ServiceAccount",
+    ),
+    "apps/v1": ("ControllerRevision", "DaemonSet", "Deployment", "ReplicaSet", "StatefulSet"),
+    "batch/v1": ("CronJob", "Job"),
+    "rbac.authorization.k8s.io/v1": ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"),
+    "autoscaling/v1": ("HorizontalPodAutoscaler",),
+    "autoscaling/v2": ("HorizontalPodAutoscaler",),
+}
+
+
+def builtin_kind_problem(api_version: str, kind: str) -> tuple[str, str] | None:
+    """(field to fix, why) when a kind cannot be right for one of the closed built-in API
+    versions: a misspelled kind, or the kind of another of them under the wrong apiVersion.
+    None otherwise, and for every other API group."""
+    kinds = BUILTIN_KINDS.get(api_version)
+    if kinds is None or kind in kinds or kind.endswith("List"):
+        return None
+    served_by = [version for version, known in BUILTIN_KINDS.items() if kind in known]
+    if served_by:
+        return "apiVersion", f"{kind} is served by apiVersion {served_by[-1]}, not {api_version}"
+    close = difflib.get_close_matches(kind, kinds, n=1, cutoff=0.6) or [
+        k for k in kinds if k.lower() == kind.lower()
+    ]
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return "kind", f"unknown kind {kind!r} in {api_version}{hint}"
 
 
 def status_label(app: str) -> str:

@@ -382,3 +382,37 @@ def test_odd_values_in_identity_fields_give_errors_not_exceptions(
     for error in tree.errors:
         assert error.location.path == "a.yaml"
         str(error)
+
+
+@pytest.mark.parametrize(
+    ("api_version", "kind", "needle"),
+    [
+        ("v1", "Sekret", "unknown kind 'Sekret' in v1 (did you mean 'Secret'?)"),
+        ("v1", "Configmap", "unknown kind 'Configmap' in v1 (did you mean 'ConfigMap'?)"),
+        ("apps/v1", "Deploymnet", "unknown kind 'Deploymnet' in apps/v1 (did you mean 'Deployment'?)"),
+        ("apps/v1", "ConfigMap", "ConfigMap is served by apiVersion v1, not apps/v1"),
+        ("v1", "Deployment", "Deployment is served by apiVersion apps/v1, not v1"),
+        ("batch/v1", "Cronjob", "unknown kind 'Cronjob' in batch/v1 (did you mean 'CronJob'?)"),
+    ],
+)
+def test_typos_in_builtin_kinds_are_errors(tmp_path: Path, api_version: str, kind: str, needle: str) -> None:
+    write(tmp_path, "k8s/x.yaml", f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: ok}}\n---\n"
+                                  f"apiVersion: {api_version}\nkind: {kind}\nmetadata: {{name: x}}\n")
+    tree = discover(tmp_path)
+    assert [d.kind for d in tree.others] == ["Namespace"]
+    (error,) = tree.errors
+    assert isinstance(error, DocumentError) and needle in error.message
+    field, line = ("kind", 6) if "unknown kind" in needle else ("apiVersion", 5)
+    assert (error.location.path, error.location.line, error.location.field) == ("k8s/x.yaml", line, field)
+
+
+@pytest.mark.parametrize(
+    ("api_version", "kind"),
+    [("v1", "ConfigMapList"), ("apps/v1", "StatefulSet"), ("example.com/v1", "Widget"),
+     ("networking.k8s.io/v1", "Ingress"), ("v1", "PersistentVolumeClaim"), ("batch/v1", "Job"),
+     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"), ("autoscaling/v2", "HorizontalPodAutoscaler")],
+)
+def test_builtin_and_custom_kinds_pass_through(tmp_path: Path, api_version: str, kind: str) -> None:
+    write(tmp_path, "k8s/x.yaml", f"apiVersion: {api_version}\nkind: {kind}\nmetadata: {{name: x}}\n")
+    tree = discover(tmp_path)
+    assert tree.errors == [] and [d.kind for d in tree.others] == [kind]
