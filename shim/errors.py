@@ -6,6 +6,8 @@
     ├── VariableError        a required variable has no value, or a template names an unknown one
     ├── ComponentLoadError   a component's wasm cannot be read, compiled, or is of an unsupported kind
     └── GuestError           a request failed inside the guest (trap, timeout, bad response)
+
+    ListenError (OSError)    the listen address cannot be bound (in use, not local, no permission)
 """
 
 from __future__ import annotations
@@ -40,3 +42,7 @@ class GuestError(ShimError):
         super().__init__(f"component {component!r}: {message}")
         self.component = component
         self.timeout = timeout
+
+
+class ListenError(OSError):
+    """The listen address cannot be bound; the message names it."""

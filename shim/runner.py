@@ -25,6 +25,7 @@ from types import FrameType
 
 from shim.app import LoadedApp, LoadOptions, load_app
 from shim.engine import default_cache_dir, new_engine
+from shim.errors import ListenError
 from shim.server import SpinServer, parse_listen
 
 log = logging.getLogger("shim")
@@ -76,8 +77,12 @@ def bind(listen: str) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(256)
+    try:
+        sock.bind((host, port))
+        sock.listen(256)
+    except OSError as exc:
+        sock.close()
+        raise ListenError(f"cannot listen on {listen}: {exc.strerror or exc}") from exc
     return sock
 
 

@@ -35,6 +35,9 @@ def up(target: Path, listen: str | None, runtime_config_file: Path | None, state
     from shim.runner import RunOptions, configure_logging, serve
 
     configure_logging()
+    manifest = target / "spin.toml" if target.is_dir() else target
+    if not manifest.is_file():
+        raise click.UsageError(f"{target}: no spin.toml there (give an app directory or its spin.toml)")
     if runtime_config_file is not None and not runtime_config_file.exists():
         raise click.UsageError(f"runtime config file {runtime_config_file} does not exist")
     opts = RunOptions(

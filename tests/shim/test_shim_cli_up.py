@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -150,3 +151,27 @@ def test_workers_do_not_outlive_a_killed_parent(tmp_path: Path) -> None:
         else:
             os.kill(worker, signal.SIGKILL)
             raise AssertionError("the worker outlived its parent")
+
+
+def _up(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "reconciler.cli", "shim", "up", *args],
+                          capture_output=True, text=True, timeout=60, cwd=cwd)
+
+
+@pytest.mark.parametrize("where", ["missing", "empty-dir", "missing/spin.toml"])
+def test_up_without_an_app_is_a_usage_error(tmp_path: Path, where: str) -> None:
+    (tmp_path / "empty-dir").mkdir()
+    proc = _up(str(tmp_path / where), "--listen", f"127.0.0.1:{free_port()}")
+    assert proc.returncode == 2, proc.stderr
+    assert str(tmp_path / where) in proc.stderr and "spin.toml" in proc.stderr
+
+
+def test_up_on_a_busy_port_exits_2_naming_the_address(tmp_path: Path) -> None:
+    root = make_app(tmp_path / "app", WAT_APP)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        addr = f"127.0.0.1:{busy.getsockname()[1]}"
+        proc = _up(str(root), "--listen", addr, "--workers", "1", "--cache-dir", str(tmp_path / "c"))
+    assert proc.returncode == 2
+    assert f"error: cannot listen on {addr}: Address already in use" in proc.stderr
