@@ -67,7 +67,9 @@ def render_spinapp(
                 )
             ]
         )
-    rule_errors = webhook.check_spinapp(doc, spec, namespace, executor_name, defaulted, executor_spec)
+    rule_errors = webhook.check_spinapp(
+        doc, spec, namespace, executor_name, defaulted, executor_spec, {*executors.valid, *executors.invalid}
+    )
     if rule_errors or executor_spec is None:
         return AppRendering(errors=list(rule_errors))
 

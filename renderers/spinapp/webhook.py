@@ -9,6 +9,7 @@ operator would; the error says so.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable, Mapping
 from fractions import Fraction
@@ -33,6 +34,16 @@ def default_executor(spec: Mapping[str, Any], executor_names: Iterable[str]) -> 
     return (names[0], True) if names else ("", False)
 
 
+def _where_hint(namespace: str, name: str, known: Iterable[tuple[str, str]]) -> str:
+    """Where the repo does define that executor, or the close name in the app's namespace."""
+    known = sorted(known)
+    elsewhere = [ns for ns, n in known if n == name and ns != namespace]
+    if elsewhere:
+        return f" (the repo defines {name} only in namespace {', '.join(elsewhere)})"
+    close = difflib.get_close_matches(name, [n for ns, n in known if ns == namespace], n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def check_spinapp(
     doc: SourceDoc,
     spec: Mapping[str, Any],
@@ -40,7 +51,10 @@ def check_spinapp(
     executor_name: str,
     defaulted: bool,
     executor_spec: Mapping[str, Any] | None,
+    known_executors: Iterable[tuple[str, str]] = (),
 ) -> list[WebhookRuleError]:
+    """The validating webhook's rules for a SpinApp; `known_executors` are the (namespace, name)
+    of every executor in the repo, for a hint when the app's one is missing."""
     errors: list[WebhookRuleError] = []
 
     def fail(field: str, message: str) -> None:
@@ -69,7 +83,8 @@ def check_spinapp(
         fail(
             "spec.executor",
             f"SpinAppExecutor {namespace}/{executor_name} does not exist in the app's "
-            f"namespace{how}; executors are namespaced, define one in {namespace}",
+            f"namespace{how}; executors are namespaced, define one in {namespace}"
+            + _where_hint(namespace, executor_name, known_executors),
         )
 
     autoscaling = bool(spec.get("enableAutoscaling"))

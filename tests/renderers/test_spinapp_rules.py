@@ -120,6 +120,25 @@ def test_mutating_webhook_defaults_to_smallest_name_across_namespaces_then_valid
     assert "apps/alpha" in error.message and "defaulted" in error.message
 
 
+@pytest.mark.parametrize(
+    ("executor", "hint"),
+    [
+        ("alpha", "the repo defines alpha only in namespace elsewhere"),  # the wrong namespace
+        ("zeat", "did you mean 'zeta'?"),  # a typo of the one in the app's namespace
+        ("nothing-like-it", None),
+    ],
+)
+def test_missing_executor_says_where_one_is(executor: str, hint: str | None) -> None:
+    result = render(tree_from_yaml(EXECUTORS + _app("apps", executor)), settings=SETTINGS)
+    (error,) = result.errors
+    assert isinstance(error, WebhookRuleError) and error.location.field == "spec.executor"
+    assert f"SpinAppExecutor apps/{executor} does not exist in the app's namespace" in error.message
+    if hint is None:
+        assert "did you mean" not in error.message and "the repo defines" not in error.message
+    else:
+        assert hint in error.message
+
+
 def test_defaulted_executor_in_the_same_namespace_renders() -> None:
     result = render(tree_from_yaml(EXECUTORS + _app("elsewhere")), settings=SETTINGS)
     assert result.errors == []
