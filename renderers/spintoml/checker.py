@@ -9,6 +9,7 @@ store labels, dependencies).
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from pathlib import Path as FsPath
 from typing import Any
@@ -187,6 +188,13 @@ class Checker:
         tools = self.table(app.get("tool"), (*path, "tool"), "[application.tool]") or {}
         for name, tool in tools.items():
             self.table(tool, (*path, "tool", name), f"[application.tool.{name}]")
+            if name != "spindle" and _looks_like_spindle(name):
+                # Spin ignores every tool table, so a misspelt one would silently not deploy.
+                self.error(
+                    (*path, "tool", name),
+                    f"[application.tool.{name}] is not read by spindle "
+                    "(did you mean [application.tool.spindle]?)",
+                )
         return app
 
     def variables(self, raw: Any, path: Path) -> dict[str, Variable]:
@@ -512,3 +520,7 @@ def type_name(value: Any) -> str:
         int: "an integer",
         float: "a float",
     }.get(type(value), type(value).__name__)
+
+
+def _looks_like_spindle(name: str) -> bool:
+    return difflib.SequenceMatcher(None, name.lower(), "spindle").ratio() >= 0.8

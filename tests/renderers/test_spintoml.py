@@ -506,6 +506,20 @@ BROKEN = [
         "unsupported manifest version 2.0",
     ),
     ("manifest-version-missing", manifest({1: ""}), None, None, "missing spin_manifest_version"),
+    (
+        "misspelled-spindle-tool-table",
+        manifest({4: 'name = "app"\n[application.tool.spindel]\nimage = "x"'}),
+        5,
+        "application.tool.spindel",
+        "[application.tool.spindel] is not read by spindle (did you mean [application.tool.spindle]?)",
+    ),
+    (
+        "capitalised-spindle-tool-table",
+        manifest({4: 'name = "app"\n[application.tool.Spindle]\nimage = "x"'}),
+        5,
+        "application.tool.Spindle",
+        "did you mean [application.tool.spindle]?",
+    ),
 ]
 
 
@@ -540,6 +554,12 @@ def test_every_error_of_a_file_is_reported(tmp_path: Path) -> None:
         (15, "component.web.allowed_outbound_hosts[0]"),
         (10, "trigger.http[0].route"),
     ]
+
+
+def test_other_tools_tables_are_left_alone(tmp_path: Path) -> None:
+    text = manifest({4: 'name = "app"\n[application.tool.spin-test]\nsource = "t.wasm"\n'
+                        '[application.tool.spinner]\nx = 1'})
+    assert load(text, tmp_path).errors == []
 
 
 def test_the_base_manifest_is_valid(tmp_path: Path) -> None:
