@@ -21,8 +21,9 @@ import click
 import yaml
 
 from renderers.errors import RenderError
+from renderers.meta import SOURCE_PATH_ANNOTATION
 from renderers.model import Obj
-from renderers.render import RenderResult, render_checkout
+from renderers.render import BUILTIN_CRDS_PATH, RenderResult, render_checkout
 from renderers.settings import DEFAULT_SETTINGS, RenderSettings
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
@@ -66,6 +67,25 @@ def _run(path: Path, subpath: str | None, nodes_file: Path | None, settings: Ren
         raise click.BadParameter(str(exc), param_hint="--path") from exc
     except OSError as exc:
         raise IOFailure(f"cannot read {path}: {exc}") from exc
+
+
+def warnings_of(result: RenderResult, path: Path, subpath: str | None) -> list[str]:
+    """What is suspicious though valid: a walk that found nothing to deploy (a CI job pointed at
+    the wrong directory would otherwise pass)."""
+    if result.errors:
+        return []
+    sources = {((o.get("metadata") or {}).get("annotations") or {}).get(SOURCE_PATH_ANNOTATION)
+               for o in result.objects}
+    if sources - {BUILTIN_CRDS_PATH}:
+        return []
+    where = path / subpath if subpath else path
+    return [f"nothing to deploy under {where}: no Spin project with an [application.tool.spindle] "
+            "table, no SpinApp, Shim or other Kubernetes manifest"]
+
+
+def _warn(warnings: list[str]) -> None:
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 def _dump(objects: list[Obj], output: str) -> str:
@@ -153,6 +173,7 @@ def render_command(path: Path, subpath: str | None, nodes_file: Path | None, out
         _write_out(out_dir, result.objects, output)
     else:
         sys.stdout.write(_dump(result.objects, output))
+    _warn(warnings_of(result, path, subpath))
     if result.errors:
         _report_errors(result.errors)
         sys.exit(EXIT_INVALID)
@@ -168,11 +189,13 @@ def validate_command(path: Path, subpath: str | None, nodes_file: Path | None, o
                      settings: RenderSettings) -> None:
     """Check every Spin project and spec in the repo at PATH; report all errors at once."""
     result = _run(path, subpath, nodes_file, settings)
+    warnings = warnings_of(result, path, subpath)
     if output == "json":
         report = {
             "valid": not result.errors,
             "objects": len(result.objects),
             "errors": [e.as_dict() for e in result.errors],
+            "warnings": warnings,
         }
         click.echo(json.dumps(report, indent=2))
     elif result.errors:
@@ -181,6 +204,7 @@ def validate_command(path: Path, subpath: str | None, nodes_file: Path | None, o
         click.echo(f"{len(result.errors)} error(s)")
     else:
         click.echo(f"ok: {len(result.objects)} object(s) render cleanly")
+        _warn(warnings)
     sys.exit(EXIT_INVALID if result.errors else EXIT_OK)
 
 

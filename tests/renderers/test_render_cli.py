@@ -268,3 +268,22 @@ def test_bench_render_runs_and_prints_rates_and_peer_ratios() -> None:
     rows = [line for line in proc.stdout.splitlines() if "obj/s" in line]
     assert len(rows) == 4 and all("x peer" in row for row in rows), proc.stdout
     assert "20 SpinApps, 10 Spin projects" in proc.stdout
+
+
+@pytest.mark.parametrize("content", [{}, {"README.md": "# docs only\n", "apps/spin.toml.bak": "x"}])
+def test_a_repo_with_nothing_to_deploy_passes_with_a_warning(tmp_path: Path, content: dict[str, str]) -> None:
+    # A CI job pointed at the wrong directory must not pass silently.
+    repo = write_files(tmp_path / "repo", content)
+    repo.mkdir(exist_ok=True)
+    for args in (["validate", str(repo)], ["render", str(repo)]):
+        proc = spindle(*args)
+        assert proc.returncode == 0, proc.stderr
+        assert f"warning: nothing to deploy under {repo}" in proc.stderr
+    report = json.loads(spindle("validate", str(repo), "-o", "json").stdout)
+    assert report["valid"] is True and len(report["warnings"]) == 1
+    assert report["warnings"][0].startswith(f"nothing to deploy under {repo}")
+
+
+def test_validate_json_has_no_warnings_for_a_repo_with_apps(tmp_path: Path) -> None:
+    proc = spindle("validate", str(make_repo(tmp_path)), "-o", "json")
+    assert proc.stderr == "" and json.loads(proc.stdout)["warnings"] == []
