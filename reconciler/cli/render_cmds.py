@@ -161,13 +161,18 @@ _nodes_opt = click.option(
 @_path_arg
 @_subpath_opt
 @_nodes_opt
-@click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
+@click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True,
+              help="Output format (json: one v1 List).")
 @click.option("--out", "out_dir", metavar="DIR", type=click.Path(file_okay=False, path_type=Path),
               help="Write one file per object into DIR instead of stdout.")
 @_settings_options
 def render_command(path: Path, subpath: str | None, nodes_file: Path | None, output: str,
                    out_dir: Path | None, settings: RenderSettings) -> None:
-    """Render the repo at PATH into the manifests SpinKube would run, in apply order."""
+    """Render the repo at PATH into the manifests SpinKube would run, in apply order.
+
+    Objects that render are printed even when others fail; errors go to stderr.
+    Exit codes: 0 clean, 1 the repo has errors, 2 usage or I/O error.
+    """
     result = _run(path, subpath, nodes_file, settings)
     if out_dir is not None:
         _write_out(out_dir, result.objects, output)
@@ -183,11 +188,15 @@ def render_command(path: Path, subpath: str | None, nodes_file: Path | None, out
 @_path_arg
 @_subpath_opt
 @_nodes_opt
-@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="Output format (json: {valid, objects, errors, warnings} for CI).")
 @_settings_options
 def validate_command(path: Path, subpath: str | None, nodes_file: Path | None, output: str,
                      settings: RenderSettings) -> None:
-    """Check every Spin project and spec in the repo at PATH; report all errors at once."""
+    """Check every Spin project and spec in the repo at PATH; report all errors at once.
+
+    Exit codes: 0 clean, 1 the repo has errors, 2 usage or I/O error.
+    """
     result = _run(path, subpath, nodes_file, settings)
     warnings = warnings_of(result, path, subpath)
     if output == "json":

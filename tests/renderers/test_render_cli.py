@@ -287,3 +287,10 @@ def test_a_repo_with_nothing_to_deploy_passes_with_a_warning(tmp_path: Path, con
 def test_validate_json_has_no_warnings_for_a_repo_with_apps(tmp_path: Path) -> None:
     proc = spindle("validate", str(make_repo(tmp_path)), "-o", "json")
     assert proc.stderr == "" and json.loads(proc.stdout)["warnings"] == []
+
+
+@pytest.mark.parametrize("command", ["render", "validate"])
+def test_help_tells_ci_the_exit_codes_and_output_formats(command: str) -> None:
+    text = " ".join(CliRunner().invoke(cli, [command, "--help"]).output.split())
+    assert "Exit codes: 0 clean, 1 the repo has errors, 2 usage or I/O error." in text
+    assert "-o, --output" in text and ("Output format" in text)
