@@ -80,6 +80,12 @@ class _Item:
     force: bool
 
 
+def _claimed_by(item: _Item, owner: str) -> _Item:
+    """`item` as the source `owner` labels it (a spindle built-in another source created)."""
+    desired = objects.with_owner_labels(item.desired, owner)
+    return _Item(item.ref, desired, objects.digest(desired), item.policy, item.force)
+
+
 def _same_but_status(before: Obj | None, after: Obj) -> bool:
     def shape(obj: Obj | None) -> tuple[Any, ...]:
         meta = (obj or {}).get("metadata") or {}
@@ -289,6 +295,13 @@ class Applier:
 
     def _absent(self, item: _Item) -> Outcome:
         """Not listed as this source's: create it, or adopt an object that lacks our label."""
+        if objects.spindle_builtin(item.desired):
+            current = self._read(item.ref)
+            owner = objects.label(current, objects.SOURCE_LABEL) if current is not None else None
+            if current is not None and owner and owner != self.options.source:
+                # Every source renders these: the first source to create one keeps it, so two
+                # sources do not relabel it in turn (each then seeing drift after the other ran).
+                return self._check(_claimed_by(item, owner), current)
         d = item.desired
         if item.policy is SSAPolicy.IF_NOT_PRESENT or self.options.dry_run:
             current = self._read(item.ref)
@@ -480,7 +493,7 @@ class Applier:
                     live = {
                         objects.ref_of(x).key: x
                         for x in self.client.list(
-                            api_version, kind, label_selector=f"{objects.SOURCE_LABEL}={self.options.source}"
+                            api_version, kind, label_selector=objects.SOURCE_LABEL  # built-ins: any source
                         )
                     }
                 except errors.KubeError:

@@ -71,6 +71,12 @@ def owned_by(obj: Mapping[str, Any], source: str) -> bool:
     return label(obj, SOURCE_LABEL) == source
 
 
+def spindle_builtin(obj: Mapping[str, Any]) -> bool:
+    """An object spindle adds to every source's render itself (the SpinKube CRDs, a namespace's
+    spin-ca Secret): its source-path annotation reads "(spindle) ..." instead of a repo path."""
+    return (annotation(obj, SOURCE_PATH_ANNOTATION) or "").startswith("(spindle)")
+
+
 def with_owner_labels(obj: Obj, source: str) -> Obj:
     """A copy of `obj` stamped with the ownership labels prune relies on."""
     out = dict(obj)

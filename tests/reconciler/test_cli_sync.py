@@ -177,3 +177,32 @@ def test_kubectl_describe_shows_spindles_events(tmp_path: Path, cluster: Cluster
     ).stdout
     events = out.split("Events:", 1)[1]
     assert "Created" in events and "spindle" in events and "Deployment/apps/alpha created" in events
+
+
+def test_two_sources_share_spindles_own_objects_without_a_tug_of_war(
+    tmp_path: Path, cluster: Cluster
+) -> None:
+    """Every source renders the SpinKube CRDs (and a spin-ca Secret per app namespace): a second
+    source must not relabel them as its own, or each source's diff shows drift after the other
+    ran, forever."""
+    from spindle_synclib import Repo
+
+    with_ca = EXECUTOR + "    installDefaultCACerts: true\n"
+    shop = example_repo(tmp_path / "shop", apps=("alpha",))
+    shop.write("executor.yaml", with_ca)
+    shop.commit("CA certificates")
+    blog = Repo(tmp_path / "blog")
+    blog.write("executor.yaml", with_ca.replace("containerd-shim-spin", "blog-shim"))
+    blog.write("app.yaml", spinapp("post").replace("containerd-shim-spin", "blog-shim"))
+    blog.commit("blog")
+    assert apply(shop, cluster).exit_code == 0
+    second = apply(blog, cluster)
+    assert second.exit_code == 0, second.stdout
+    crd = "CustomResourceDefinition/spinapps.core.spinkube.dev"
+    assert second.actions()[crd] == "Unchanged" and second.actions()["Secret/apps/spin-ca"] == "Unchanged"
+    for repo in (shop, blog, shop):
+        run = diff(repo, cluster)
+        assert run.exit_code == 0, run.stdout
+        assert apply(repo, cluster).exit_code == 0
+    live = cluster.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", crd.split("/")[1], None)
+    assert live is not None and live["metadata"]["labels"]["spindle.dev/source"] == "shop"
