@@ -13,10 +13,12 @@ Errors are collected, never raised: an app that fails leaves out only its own ob
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from renderers import crds
 from renderers.errors import DocumentError, DuplicateObjectError, Location, RenderError, SchemaError
@@ -197,10 +199,54 @@ def metadata_problem(doc: SourceDoc) -> DocumentError | None:
     return None
 
 
+# The API server's limit on a Secret's or ConfigMap's data (core.MaxSecretSize).
+MAX_DATA_SIZE = 1024 * 1024
+
+
+def _decoded_size(value: Any) -> int:
+    """The length of base64 `value` once decoded (its text length when it is not base64: the API
+    server will say so itself)."""
+    text = str(value)
+    try:
+        return len(base64.b64decode(text, validate=True))
+    except ValueError:
+        return len(text)
+
+
+def _data_size(body: Obj) -> int:
+    data, binary = body.get("data"), body.get("binaryData")
+    data = data if isinstance(data, dict) else {}
+    binary = binary if isinstance(binary, dict) else {}
+    if body.get("kind") == "Secret":
+        strings = body.get("stringData")
+        merged = {key: _decoded_size(value) for key, value in data.items()}
+        if isinstance(strings, dict):  # stringData overwrites data keys on the server
+            merged.update({key: len(str(value).encode()) for key, value in strings.items()})
+        return sum(merged.values())
+    return sum(len(str(k)) + len(str(v).encode()) for k, v in data.items()) + sum(
+        len(str(k)) + _decoded_size(v) for k, v in binary.items()
+    )
+
+
+def size_problem(doc: SourceDoc) -> DocumentError | None:
+    """A v1 Secret or ConfigMap holding more than the API server stores."""
+    if doc.api_version != "v1" or doc.kind not in ("Secret", "ConfigMap"):
+        return None
+    size = _data_size(doc.body)
+    if size <= MAX_DATA_SIZE:
+        return None
+    return DocumentError(
+        f"{doc.kind} data is {size} bytes; the API server stores at most {MAX_DATA_SIZE} bytes (1 MiB) "
+        "in one object: split it, or mount the content from the image or a volume",
+        doc.at("data" if "data" in doc.body else "stringData" if "stringData" in doc.body else "binaryData"),
+        doc.subject,
+    )
+
+
 def _sound(docs: Iterable[SourceDoc], errors: list[RenderError]) -> list[SourceDoc]:
     kept = []
     for doc in docs:
-        problem = metadata_problem(doc)
+        problem = metadata_problem(doc) or size_problem(doc)
         if problem is None:
             kept.append(doc)
         else:

@@ -1,0 +1,49 @@
+"""Secrets and ConfigMaps larger than the API server stores (1 MiB of data) are errors at render
+time, naming the file and object, instead of failing at apply; the other objects still render."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+from spindle_renderlib import tree_from_docs
+
+from renderers.errors import DocumentError
+from renderers.render import render
+from renderers.settings import RenderSettings
+
+SETTINGS = RenderSettings(include_crds=False, include_sources=False)
+MIB = 1024 * 1024
+
+
+def _obj(kind: str, **fields: Any) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": kind, "metadata": {"name": "big", "namespace": "n"}, **fields}
+
+
+@pytest.mark.parametrize(
+    ("obj", "too_big"),
+    [
+        (_obj("ConfigMap", data={"k": "x" * (MIB - 1)}), False),  # key + value = exactly 1 MiB
+        (_obj("ConfigMap", data={"k": "x" * MIB}), True),
+        (_obj("ConfigMap", data={"a": "x" * (MIB // 2)},
+              binaryData={"b": base64.b64encode(b"y" * (MIB // 2)).decode()}), True),
+        (_obj("Secret", data={"k": base64.b64encode(b"x" * MIB).decode()}), False),  # values only
+        (_obj("Secret", data={"k": base64.b64encode(b"x" * (MIB + 1)).decode()}), True),
+        (_obj("Secret", stringData={"k": "x" * (MIB + 1)}), True),
+        (_obj("Secret", data={"k": base64.b64encode(b"x" * MIB).decode()}, stringData={"s": "y"}), True),
+        (_obj("Secret", data={"k": "not base64!"}), False),  # its encoding is the API server's to judge
+    ],
+)
+def test_oversized_config_maps_and_secrets(obj: dict[str, Any], too_big: bool) -> None:
+    small = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "small", "namespace": "n"}}
+    result = render(tree_from_docs([obj, small], "k8s/big.yaml"), settings=SETTINGS)
+    names = sorted(o["metadata"]["name"] for o in result.objects)
+    if not too_big:
+        assert result.errors == [] and names == ["big", "small"]
+        return
+    assert names == ["small"]
+    (error,) = result.errors
+    assert isinstance(error, DocumentError)
+    assert error.location.path == "k8s/big.yaml" and error.obj == f"{obj['kind']}/n/big"
+    assert "at most 1048576 bytes (1 MiB)" in error.message
