@@ -25,6 +25,7 @@ from renderers.meta import SOURCE_PATH_ANNOTATION
 from renderers.model import Obj
 from renderers.render import BUILTIN_CRDS_PATH, RenderResult, render_checkout
 from renderers.settings import DEFAULT_SETTINGS, RenderSettings
+from renderers.yamldocs import load_documents
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 _OUT_FILE = re.compile(r"^\d{4}_.+\.(yaml|json)$")
@@ -45,11 +46,13 @@ class IOFailure(click.ClickException):
 def load_nodes(path: Path) -> list[Obj]:
     """Nodes from a YAML file: documents that are Nodes, or a (Node)List's items."""
     try:
-        docs = list(yaml.safe_load_all(path.read_text()))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        parsed, errors = load_documents(path.read_bytes(), str(path))
+    except OSError as exc:
         raise click.BadParameter(f"cannot read nodes file {path}: {exc}", param_hint="--nodes") from exc
+    if errors:
+        raise click.BadParameter("; ".join(map(str, errors)), param_hint="--nodes")
     nodes: list[Obj] = []
-    for doc in docs:
+    for doc in (d.body for d in parsed):
         if not isinstance(doc, dict):
             continue
         items = doc.get("items") if str(doc.get("kind", "")).endswith("List") else [doc]

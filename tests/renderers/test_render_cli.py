@@ -294,3 +294,11 @@ def test_help_tells_ci_the_exit_codes_and_output_formats(command: str) -> None:
     text = " ".join(CliRunner().invoke(cli, [command, "--help"]).output.split())
     assert "Exit codes: 0 clean, 1 the repo has errors, 2 usage or I/O error." in text
     assert "-o, --output" in text and ("Output format" in text)
+
+
+def test_a_malformed_nodes_file_is_named_with_its_line(tmp_path: Path) -> None:
+    nodes = tmp_path / "nodes.yaml"
+    nodes.write_text("apiVersion: v1\nkind: List\nitems:\n- kind: Node\n  metadata: {name: a\n")
+    result = CliRunner().invoke(cli, ["render", str(make_repo(tmp_path / "repo")), "--nodes", str(nodes)])
+    assert result.exit_code == 2
+    assert f"{nodes}:6: malformed YAML" in result.output and "<unicode string>" not in result.output
