@@ -90,9 +90,13 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt: str, *args: object) -> None:
         log.debug("%s %s", self.address_string(), fmt % args)
 
-    def _reply(self, status: int, body: bytes | dict[str, object], ctype: str = "application/json") -> None:
+    def _reply(
+        self, status: int, body: bytes | dict[str, object], ctype: str = "application/json", allow: str = ""
+    ) -> None:
         data = json.dumps(body).encode() + b"\n" if isinstance(body, dict) else body
         self.send_response(status)
+        if allow:
+            self.send_header("Allow", allow)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -109,6 +113,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/metrics":
             data, ctype = ep.metrics()
             self._reply(200, data, ctype)
+        elif path == "/hook":
+            self._reply(405, {"error": "webhooks are POSTed to /hook"}, allow="POST")
         else:
             self._reply(404, {"error": f"no such endpoint {path}"})
 

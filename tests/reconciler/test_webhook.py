@@ -153,6 +153,7 @@ def test_ping_and_limits(running: Running) -> None:
     assert post(running.url + "/hook", big, {"X-Spindle-Signature-256": sign(SECRET, big)}) == 413
     assert post(running.url + "/elsewhere", BODY, {"X-Spindle-Signature-256": sign(SECRET, BODY)}) == 404
     assert get(running.url + "/nope")[0] == 404
+    assert get(running.url + "/hook")[0] == 405  # it exists: POST only
     time.sleep(1.2)
     assert running.engine.runs == 1
 
