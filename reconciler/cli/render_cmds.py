@@ -107,11 +107,17 @@ def out_file_name(index: int, obj: Obj, output: str) -> str:
     return f"{index:04d}_{stem}.{output}"
 
 
+def _written_by_spindle(path: Path) -> bool:
+    """Whether an earlier render wrote `path`: every object it writes carries the source-path
+    annotation, which hand-written manifests with the same numbered names do not."""
+    return SOURCE_PATH_ANNOTATION in path.read_text(encoding="utf-8", errors="replace")
+
+
 def _write_out(directory: Path, objects: list[Obj], output: str) -> None:
     try:
         directory.mkdir(parents=True, exist_ok=True)
         for stale in directory.iterdir():  # only files a previous render wrote
-            if stale.is_file() and _OUT_FILE.match(stale.name):
+            if stale.is_file() and _OUT_FILE.match(stale.name) and _written_by_spindle(stale):
                 stale.unlink()
         for i, obj in enumerate(objects, start=1):
             text = json.dumps(obj, indent=2) + "\n" if output == "json" else _dump([obj], output)

@@ -123,7 +123,8 @@ def test_out_dir_one_file_per_object(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo")
     out = tmp_path / "out"
     out.mkdir()
-    (out / "0999_stale_object.yaml").write_text("stale")
+    (out / "0999_stale_object.yaml").write_text(  # what an earlier render wrote
+        "kind: ConfigMap\nmetadata:\n  annotations:\n    spindle.dev/source-path: apps/gone.yaml\n")
     (out / "README.md").write_text("kept")
     runner = CliRunner()
     assert runner.invoke(cli, ["render", str(repo), "--out", str(out)]).exit_code == 0
@@ -302,3 +303,14 @@ def test_a_malformed_nodes_file_is_named_with_its_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["render", str(make_repo(tmp_path / "repo")), "--nodes", str(nodes)])
     assert result.exit_code == 2
     assert f"{nodes}:6: malformed YAML" in result.output and "<unicode string>" not in result.output
+
+
+def test_out_dir_keeps_files_spindle_did_not_write(tmp_path: Path) -> None:
+    # Numbered manifests are a common convention; only an earlier render's files are replaced.
+    out = tmp_path / "out"
+    out.mkdir()
+    mine = out / "0001_namespace.yaml"
+    mine.write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: mine}\n")
+    result = CliRunner().invoke(cli, ["render", str(make_repo(tmp_path / "repo")), "--out", str(out)])
+    assert result.exit_code == 0
+    assert mine.read_text() == "apiVersion: v1\nkind: Namespace\nmetadata: {name: mine}\n"
