@@ -243,14 +243,43 @@ def size_problem(doc: SourceDoc) -> DocumentError | None:
     )
 
 
+_DATA_FIELDS = {"ConfigMap": ("data", "binaryData"), "Secret": ("data", "stringData")}
+
+
+def data_problems(doc: SourceDoc) -> list[DocumentError]:
+    """Every non-string value in a v1 ConfigMap's or Secret's data maps (`PORT: 8080`): the API
+    server rejects the whole object."""
+    if doc.api_version != "v1" or doc.kind not in _DATA_FIELDS:
+        return []
+    problems = []
+    for section in _DATA_FIELDS[doc.kind]:
+        values = doc.body.get(section)
+        if not isinstance(values, dict):
+            continue
+        for key, value in values.items():
+            if isinstance(value, str) or value is None:  # null decodes to "" in Go
+                continue
+            token = json.dumps(value) if isinstance(value, bool | int | float) else "it"
+            problems.append(DocumentError(
+                f'{doc.kind} {section} values must be strings: quote {token} as "{token}"',
+                doc.at(f"{section}.{key}"),
+                doc.subject,
+            ))
+    return problems
+
+
 def _sound(docs: Iterable[SourceDoc], errors: list[RenderError]) -> list[SourceDoc]:
     kept = []
     for doc in docs:
-        problem = metadata_problem(doc) or size_problem(doc)
-        if problem is None:
-            kept.append(doc)
+        problem = metadata_problem(doc)
+        problems = [problem] if problem else data_problems(doc)
+        size = None if problems else size_problem(doc)
+        if size:
+            problems.append(size)
+        if problems:
+            errors.extend(problems)
         else:
-            errors.append(problem)
+            kept.append(doc)
     return kept
 
 

@@ -1,5 +1,6 @@
-"""Secrets and ConfigMaps larger than the API server stores (1 MiB of data) are errors at render
-time, naming the file and object, instead of failing at apply; the other objects still render."""
+"""ConfigMap and Secret data the API server would reject (over 1 MiB, or values that are not
+strings) are errors at render time, naming the file, field and object, instead of failing at
+apply; the other objects still render."""
 
 from __future__ import annotations
 
@@ -47,3 +48,21 @@ def test_oversized_config_maps_and_secrets(obj: dict[str, Any], too_big: bool) -
     assert isinstance(error, DocumentError)
     assert error.location.path == "k8s/big.yaml" and error.obj == f"{obj['kind']}/n/big"
     assert "at most 1048576 bytes (1 MiB)" in error.message
+
+
+def test_unquoted_numbers_and_booleans_in_data_are_all_named() -> None:
+    # `PORT: 8080` in a ConfigMap is the classic: kubectl rejects the whole object at apply.
+    docs = [
+        _obj("ConfigMap", data={"PORT": 8080, "DEBUG": True, "name": "x", "RATIO": 0.5}),
+        {**_obj("Secret", stringData={"pin": 1234, "ok": "y"}), "metadata": {"name": "s", "namespace": "n"}},
+        {**_obj("ConfigMap", data={"a": "1", "empty": None}), "metadata": {"name": "fine", "namespace": "n"}},
+    ]
+    result = render(tree_from_docs(docs, "k8s/cm.yaml"), settings=SETTINGS)
+    assert [o["metadata"]["name"] for o in result.objects] == ["fine"]
+    got = sorted((e.obj, e.location.field, e.message) for e in result.errors)
+    assert got == [
+        ("ConfigMap/n/big", "data.DEBUG", 'ConfigMap data values must be strings: quote true as "true"'),
+        ("ConfigMap/n/big", "data.PORT", 'ConfigMap data values must be strings: quote 8080 as "8080"'),
+        ("ConfigMap/n/big", "data.RATIO", 'ConfigMap data values must be strings: quote 0.5 as "0.5"'),
+        ("Secret/n/s", "stringData.pin", 'Secret stringData values must be strings: quote 1234 as "1234"'),
+    ]
