@@ -85,6 +85,14 @@ def _owners(attrs: tuple[Attribution, ...]) -> str:
     )
 
 
+def _from(o: Outcome) -> str:
+    """` (from FILE)`: where in Git a failed object came from, so the log says what to fix."""
+    from reconciler.ssa import objects
+
+    path = objects.annotation(o.desired or {}, objects.SOURCE_PATH_ANNOTATION)
+    return f" (from {path})" if path else ""
+
+
 def print_drift(result: Result) -> None:
     """Per drifted object: its changed fields with live and Git values and their owners, and a
     unified YAML diff; then failures and errors."""
@@ -102,7 +110,7 @@ def print_drift(result: Result) -> None:
             click.echo(text.rstrip("\n"))
     for o in result.outcomes:
         if o.action is Action.FAILED:
-            click.echo(f"✗ {o.subject} failed: {o.message}")
+            click.echo(f"✗ {o.subject}{_from(o)} failed: {o.message}")
     for e in result.record.errors:
         click.echo(f"✗ {e}")
 
@@ -132,7 +140,12 @@ def print_summary(result: Result) -> None:
     """One row per object that changed or has something to say (a table on a terminal)."""
     record = result.record
     rows = [
-        (o.subject, o.action.value, o.health.value, o.message)
+        (
+            o.subject,
+            o.action.value,
+            o.health.value,
+            o.message + (_from(o) if o.action is Action.FAILED else ""),
+        )
         for o in result.outcomes
         if o.action is not Action.UNCHANGED or o.message
     ]

@@ -14,6 +14,7 @@ from spindle_synclib import (
     Cluster,
     Repo,
     apply,
+    apply_args,
     diff,
     example_repo,
     no_cluster_env,
@@ -206,3 +207,20 @@ def test_two_sources_share_spindles_own_objects_without_a_tug_of_war(
         assert apply(repo, cluster).exit_code == 0
     live = cluster.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", crd.split("/")[1], None)
     assert live is not None and live["metadata"]["labels"]["spindle.dev/source"] == "shop"
+
+
+def test_an_object_the_api_server_rejects_is_reported_with_its_file(tmp_path: Path, cluster: Cluster) -> None:
+    """A CI log must say which file in Git to fix, not only which object failed."""
+    repo = example_repo(tmp_path / "repo", apps=("alpha",))
+    assert apply(repo, cluster).exit_code == 0
+    repo.write("settings/bad.yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  name: bad\n"
+               "  namespace: apps\nspec:\n  ports: [{port: eighty}]\n")
+    repo.commit("a number where a string belongs")
+    run = diff(repo, cluster)
+    assert run.exit_code == 2
+    failed = [line for line in run.stdout.splitlines() if line.startswith("✗ Service/apps/bad")]
+    assert failed and "settings/bad.yaml" in failed[0] and ".spec.ports" in failed[0]
+    text = spindle(*apply_args(repo, cluster))
+    assert text.exit_code == 2
+    row = next(line for line in text.stdout.splitlines() if line.startswith("Service/apps/bad"))
+    assert "settings/bad.yaml" in row and "Failed" in row
