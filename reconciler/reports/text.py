@@ -27,7 +27,8 @@ def _record(r: ReconcileRecord) -> str:
         lines.append("")
         for e in sorted(r.entries, key=lambda e: (common.ACTION_ORDER.index(e.action), e.ref)):
             msg = f"  {e.message}" if e.message else ""
-            lines.append(f"  {e.ref.subject:<{width}}  {e.action.value:<10} {e.health.value}{msg}")
+            row = f"  {e.ref.subject:<{width}}  {e.action.value:<10} {e.health.value:<11}{msg}"
+            lines.append(row.rstrip())
     for e in common.detailed(r):
         lines += ["", f"-- {e.ref.subject} ({e.action.value})"]
         if e.source_path:

@@ -196,3 +196,16 @@ def test_record_times_are_precise_enough_for_the_reported_duration() -> None:
     record = dataclasses.replace(drift_record(), started=first, finished=engine._now())
     seconds = float(common.duration(record).rstrip("s"))
     assert 0.04 <= seconds < 0.9
+
+
+def test_text_report_messages_line_up_whatever_the_health() -> None:
+    from reconciler.changeset import Health
+
+    record = drift_record()
+    record.entries = [
+        dataclasses.replace(e, health=h, message="would be configured")
+        for e, h in zip(record.entries[:2], (Health.HEALTHY, Health.PROGRESSING), strict=True)
+    ]
+    out = render([record], "text")
+    rows = [line for line in out.splitlines() if line.endswith("would be configured")]
+    assert len(rows) == 2 and len({r.index("would be configured") for r in rows}) == 1
