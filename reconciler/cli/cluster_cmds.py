@@ -58,7 +58,7 @@ def cluster() -> None:
     "kubeconfig",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Where to write the kubeconfig (default: spindle's state dir).",
+    help="Where to write the kubeconfig (spindle's state dir always gets one with the default --state).",
 )
 @click.option(
     "--simulate-workloads",
@@ -101,6 +101,10 @@ def serve(
     pid_file = _pid_file() if state is None else None
     try:
         running.kubeconfig(kubeconfig_path)
+        if pid_file is not None and kubeconfig_path != _default_kubeconfig():
+            # spindle's commands find this server through the state dir's kubeconfig; without
+            # it they would start a second kubesim on the same database.
+            running.kubeconfig(_default_kubeconfig())
         if pid_file is not None:
             pid_file.parent.mkdir(parents=True, exist_ok=True)
             pid_file.write_text(str(os.getpid()))

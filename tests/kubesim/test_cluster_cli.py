@@ -71,3 +71,36 @@ def test_serve_kubeconfig_reset(tmp_path: Path) -> None:
     assert done.returncode == 0
     assert sorted(p.name for p in (tmp_path / "state" / "cluster").iterdir()) == []
     assert _spindle(env, "kubeconfig").returncode == 2
+
+
+def test_serve_with_its_own_kubeconfig_is_still_found_by_spindle(tmp_path: Path) -> None:
+    """`serve --kubeconfig F` must still leave spindle's own kubeconfig in the state dir: spindle
+    commands find the running server through it, and otherwise started a second kubesim on the
+    same database."""
+    import yaml
+
+    from reconciler.kube import target
+
+    env = {**os.environ, "SPINDLE_STATE_DIR": str(tmp_path / "state"), "PYTHONPATH": str(ROOT)}
+    mine = tmp_path / "mine.kubeconfig"
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "reconciler.cli", "cluster", "serve", "--kubeconfig", str(mine)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+    )
+    try:
+        assert serve.stdout is not None
+        first = serve.stdout.readline()
+        assert first.startswith("kubesim serving at"), first + (serve.stderr.read() if serve.poll() else "")
+        serve.stdout.readline()
+        printed = _spindle(env, "kubeconfig")
+        assert printed.returncode == 0, printed.stderr
+        server = yaml.safe_load(printed.stdout)["clusters"][0]["cluster"]["server"]
+        assert server == yaml.safe_load(mine.read_text())["clusters"][0]["cluster"]["server"]
+        found = target.embedded(tmp_path / "state")
+        try:
+            assert "served by `spindle cluster serve`" in found.description
+        finally:
+            found.close()
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.communicate(timeout=15)
