@@ -6,6 +6,7 @@ inline component ids are generated as Spin's normalize step does.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,6 +14,9 @@ from renderers.spintoml import rules
 from renderers.spintoml.checker import TOP_KEYS_V2, TRIGGER_KEYS, Checker, type_name
 from renderers.spintoml.lines import Path
 from renderers.spintoml.model import App, Component, Trigger, Variable
+
+# The trigger types containerd-shim-spin runs (spinkube.md 4.3).
+SHIM_TRIGGER_TYPES = ("http", "redis", "sqs", "mqtt", "command")
 
 
 def check_v2(doc: dict[str, Any], checker: Checker) -> App | None:
@@ -45,6 +49,11 @@ def check_v2(doc: dict[str, Any], checker: Checker) -> App | None:
     if not raw_triggers:
         checker.error(("trigger",), "the application has no triggers ([[trigger.<type>]])")
     for ttype, entries in raw_triggers.items():
+        close = difflib.get_close_matches(ttype, SHIM_TRIGGER_TYPES, n=1, cutoff=0.6)
+        if close and ttype not in SHIM_TRIGGER_TYPES:
+            # Other types are trigger plugins (cron, ...); a near miss of a built-in one is a typo
+            # that Spin would only report as a missing plugin, and SpinKube's shim at start-up.
+            checker.error(("trigger", ttype), f"unknown trigger type {ttype!r} (did you mean {close[0]!r}?)")
         if not isinstance(entries, list):
             checker.error(
                 ("trigger", ttype), f"trigger.{ttype} must be an array of tables ([[trigger.{ttype}]])"

@@ -507,6 +507,13 @@ BROKEN = [
     ),
     ("manifest-version-missing", manifest({1: ""}), None, None, "missing spin_manifest_version"),
     (
+        "misspelled-trigger-type",
+        manifest({9: "[[trigger.htpp]]"}),
+        9,
+        "trigger.htpp",
+        "unknown trigger type 'htpp' (did you mean 'http'?)",
+    ),
+    (
         "misspelled-spindle-tool-table",
         manifest({4: 'name = "app"\n[application.tool.spindel]\nimage = "x"'}),
         5,
