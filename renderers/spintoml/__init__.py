@@ -11,6 +11,7 @@ when the file has any error.
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -69,7 +70,12 @@ def load(data: bytes | str, rel: str, project_dir: Path | None) -> Loaded:
     elif version == "1":
         app = check_v1(doc, checker)
     elif version is None:
-        checker.error((), 'missing spin_manifest_version (2, or "1" for the old format)')
+        typo = difflib.get_close_matches("spin_manifest_version", [str(k) for k in doc], n=1, cutoff=0.8)
+        if typo:
+            checker.error((typo[0],), f"missing spin_manifest_version: unknown key {typo[0]!r} "
+                                      "(did you mean 'spin_manifest_version'?)")
+        else:
+            checker.error((), 'missing spin_manifest_version (2, or "1" for the old format)')
         app = None
     else:
         key = "spin_manifest_version" if "spin_manifest_version" in doc else "spin_version"

@@ -507,6 +507,14 @@ BROKEN = [
     ),
     ("manifest-version-missing", manifest({1: ""}), None, None, "missing spin_manifest_version"),
     (
+        "misspelled-manifest-version-key",
+        manifest({1: "spin_manifest_verison = 2"}),
+        1,
+        "spin_manifest_verison",
+        "missing spin_manifest_version: unknown key 'spin_manifest_verison' "
+        "(did you mean 'spin_manifest_version'?)",
+    ),
+    (
         "misspelled-trigger-type",
         manifest({9: "[[trigger.htpp]]"}),
         9,
