@@ -35,7 +35,10 @@ def parse(data: bytes | str, rel: str) -> tuple[dict[str, Any] | None, TomlLines
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
     except UnicodeDecodeError as exc:
-        return None, None, [ManifestError(f"not UTF-8 text: {exc.reason}", Location(rel))]
+        assert isinstance(data, bytes)
+        line = data.count(b"\n", 0, exc.start) + 1
+        message = f"not UTF-8 text: byte 0x{data[exc.start]:02x} ({exc.reason}); save the file as UTF-8"
+        return None, None, [ManifestError(message, Location(rel, line))]
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -900,3 +900,11 @@ def test_v2_deprecated_allowed_http_hosts_join_the_outbound_hosts(tmp_path: Path
         "http://x.io:81",
         "https://x.io:81",
     )
+
+
+def test_a_spin_toml_that_is_not_utf8_names_the_line_and_byte(tmp_path: Path) -> None:
+    data = manifest({4: 'name = "caf\xe9"'}).encode("latin-1")
+    loaded = spintoml.load(data, REL, tmp_path)
+    (error,) = loaded.errors
+    assert (error.location.path, error.location.line) == (REL, 4)
+    assert "not UTF-8 text: byte 0xe9" in error.message
