@@ -36,9 +36,9 @@ def parse(data: bytes | str, rel: str) -> tuple[dict[str, Any] | None, TomlLines
         text = data.decode("utf-8") if isinstance(data, bytes) else data
     except UnicodeDecodeError as exc:
         assert isinstance(data, bytes)
-        line = data.count(b"\n", 0, exc.start) + 1
+        bad_line = data.count(b"\n", 0, exc.start) + 1
         message = f"not UTF-8 text: byte 0x{data[exc.start]:02x} ({exc.reason}); save the file as UTF-8"
-        return None, None, [ManifestError(message, Location(rel, line))]
+        return None, None, [ManifestError(message, Location(rel, bad_line))]
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
