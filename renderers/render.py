@@ -106,6 +106,9 @@ CLUSTER_SCOPED = frozenset(
 class RenderResult:
     objects: list[Obj] = field(default_factory=list)
     errors: list[RenderError] = field(default_factory=list)
+    # Valid Spin projects with no [application.tool.spindle] table: checked but not deployed.
+    # (spin.toml path, app name)
+    undeployed: list[tuple[str, str]] = field(default_factory=list)
 
 
 def namespace_of(obj: Obj, settings: RenderSettings) -> str:
@@ -324,7 +327,8 @@ def render(
         out.add_source(doc)
 
     errors.extend(out.errors)
-    return RenderResult(objects=sorted(out.objects, key=sort_key), errors=_sorted_errors(errors))
+    undeployed = sorted((p.location.path, p.app.name) for p in tree.projects if p.app.spindle is None)
+    return RenderResult(sorted(out.objects, key=sort_key), _sorted_errors(errors), undeployed)
 
 
 def _add_apps(

@@ -91,6 +91,12 @@ def _warn(warnings: list[str]) -> None:
         click.echo(f"warning: {warning}", err=True)
 
 
+def _note_undeployed(result: RenderResult) -> None:
+    for path, app in result.undeployed:
+        click.echo(f"note: {path} (Spin app {app}) has no [application.tool.spindle] table: "
+                   "checked, not deployed", err=True)
+
+
 def _dump(objects: list[Obj], output: str) -> str:
     if output == "json":
         return json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}, indent=2) + "\n"
@@ -187,6 +193,7 @@ def render_command(path: Path, subpath: str | None, nodes_file: Path | None, out
         _write_out(out_dir, result.objects, output)
     else:
         sys.stdout.write(_dump(result.objects, output))
+    _note_undeployed(result)
     _warn(warnings_of(result, path, subpath))
     if result.errors:
         _report_errors(result.errors)
@@ -222,6 +229,8 @@ def validate_command(path: Path, subpath: str | None, nodes_file: Path | None, o
         click.echo(f"{len(result.errors)} error(s)")
     else:
         click.echo(f"ok: {len(result.objects)} object(s) render cleanly")
+    if output != "json":
+        _note_undeployed(result)
         _warn(warnings)
     sys.exit(EXIT_INVALID if result.errors else EXIT_OK)
 

@@ -314,3 +314,19 @@ def test_out_dir_keeps_files_spindle_did_not_write(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["render", str(make_repo(tmp_path / "repo")), "--out", str(out)])
     assert result.exit_code == 0
     assert mine.read_text() == "apiVersion: v1\nkind: Namespace\nmetadata: {name: mine}\n"
+
+
+def test_a_spin_project_without_a_tool_table_is_noted_as_not_deployed(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    write_files(repo, {
+        "apps/local/spin.toml": 'spin_manifest_version = 2\n[application]\nname = "local"\n'
+                                '[[trigger.http]]\nroute = "/..."\ncomponent = "c"\n'
+                                '[component.c]\nsource = "c.wasm"\n',
+        "apps/local/c.wasm": b"\0asm\x01\0\0\0",
+    })
+    note = ("note: apps/local/spin.toml (Spin app local) has no [application.tool.spindle] table: "
+            "checked, not deployed")
+    for command in ("validate", "render"):
+        proc = spindle(command, str(repo))
+        assert proc.returncode == 0 and note in proc.stderr, proc.stderr
+    assert spindle("validate", str(repo), "-o", "json").stderr == ""  # json stays the whole answer
