@@ -124,6 +124,13 @@ def _with_hint(name: str, schema: dict[str, Any]) -> str:
     return name
 
 
+# JSON-schema and Python type names → the words of the YAML the user wrote.
+_YAML_WORDS = {
+    "object": "mapping", "array": "list", "dict": "mapping", "str": "string", "int": "integer",
+    "float": "number", "bool": "boolean", "NoneType": "null",
+}
+
+
 def _quote_hint(expected: Any, instance: Any) -> str:
     """How to write a YAML scalar that was meant as text (`value: 8080`, `value: yes`)."""
     if expected != "string":
@@ -151,7 +158,9 @@ def _describe(error: jsonschema.ValidationError) -> tuple[str, str]:
             names = ", ".join(_with_hint(name, error.schema) for name in extra)
             return field_path(parts), f"unknown field(s): {names}"
     if validator == "type":
-        message = f"must be {error.validator_value}, got {type(error.instance).__name__}"
+        expected = _YAML_WORDS.get(str(error.validator_value), str(error.validator_value))
+        got = _YAML_WORDS.get(type(error.instance).__name__, type(error.instance).__name__)
+        message = f"must be {expected}, got {got}"
         return field_path(parts), message + _quote_hint(error.validator_value, error.instance)
     if validator == "enum":
         allowed = ", ".join(map(str, error.validator_value))

@@ -167,10 +167,10 @@ def test_unknown_fields_suggest_the_likely_one(path: str, value: Any, expected: 
 @pytest.mark.parametrize(
     "value, expected",
     [
-        (8080, "must be string, got int (quote it: \"8080\")"),
+        (8080, "must be string, got integer (quote it: \"8080\")"),
         (True,
-         "must be string, got bool (quote it: YAML reads unquoted true/false/yes/no/on/off as booleans)"),
-        (1.5, "must be string, got float (quote it: \"1.5\")"),
+         "must be string, got boolean (quote it: YAML reads unquoted true/false/yes/no/on/off as booleans)"),
+        (1.5, "must be string, got number (quote it: \"1.5\")"),
         ([1], "must be string, got list"),
     ],
 )
@@ -179,3 +179,18 @@ def test_a_scalar_where_a_string_belongs_says_to_quote_it(value: Any, expected: 
     body["spec"]["variables"] = [{"name": "port", "value": value}]
     (error,) = validate(SourceDoc(body, Location("a.yaml")))
     assert (error.location.field, error.message) == ("spec.variables[0].value", expected)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("spec.variables", {"greeting": "hi"}, "must be list, got mapping"),
+        ("spec.podLabels", ["a"], "must be mapping, got list"),
+        ("spec.checks.liveness.httpGet", "/health", "must be mapping, got string"),
+        ("spec.replicas", None, None),  # removed: not an error
+        ("spec.replicas", "2", "must be integer, got string"),
+    ],
+)
+def test_type_errors_use_yaml_words(path: str, value: Any, expected: str | None) -> None:
+    errors = validate(SourceDoc(_set(APP, path, value), Location("a.yaml")))
+    assert [e.message for e in errors] == ([expected] if expected else [])
