@@ -37,11 +37,16 @@ def _segments(path: str) -> list[str]:
 class Router:
     def __init__(self, triggers: Iterable[HttpTrigger]) -> None:
         self._routes: list[_Compiled] = []
-        seen: set[str] = set()
+        # (trigger never used, the trigger that serves its route instead)
+        self.duplicates: list[tuple[HttpTrigger, HttpTrigger]] = []
+        seen: dict[str, HttpTrigger] = {}
         for t in triggers:
-            if t.route.kind is RouteKind.PRIVATE or t.route.based in seen:
-                continue  # a duplicate route: the first one wins
-            seen.add(t.route.based)
+            if t.route.kind is RouteKind.PRIVATE:
+                continue
+            if t.route.based in seen:  # a duplicate route: the first one wins
+                self.duplicates.append((t, seen[t.route.based]))
+                continue
+            seen[t.route.based] = t
             wildcard = t.route.kind is RouteKind.WILDCARD
             self._routes.append(_Compiled(t, tuple(_segments(t.route.based_prefix)), wildcard))
 

@@ -122,6 +122,9 @@ def serve(opts: RunOptions, env: Mapping[str, str], *, sock: socket.socket | Non
              max(1, opts.workers), "es" if opts.workers > 1 else "")
     for t in app.manifest.http_triggers:
         log.info("  route %s -> %s", t.route.raw or "(private)", t.component or "static response")
+    for dup, kept in app.router.duplicates:
+        log.warning("  route %s -> %s duplicates the route of %s and is never used", dup.route.raw,
+                    dup.component or "static response", kept.component or "static response")
     if on_ready is not None:
         on_ready(port)
     try:
