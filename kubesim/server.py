@@ -380,10 +380,12 @@ def start(
     address: str = "127.0.0.1",
     simulate_workloads: bool = False,
     simulate_delay: float = 2.0,
+    lock_wait: float = 0.0,
 ) -> RunningServer:
     """Start kubesim (HTTPS) in background threads and return once it accepts connections.
 
-    state is a SQLite path (created if missing; its TLS key pair lives beside it) or ":memory:".
+    state is a SQLite path (created if missing; its TLS key pair lives beside it) or ":memory:";
+    a state another kubesim process has open is waited for up to `lock_wait` seconds (StoreError).
     """
     cleanup: list[Path] = []
     # Clients reach a wildcard bind through loopback; any other address goes into the certificate.
@@ -396,7 +398,7 @@ def start(
     else:
         Path(state).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         pair = tls.ensure(Path(state).parent, Path(state).name + "-tls", hosts=hosts)
-    store = Store(str(state))
+    store = Store(str(state), lock_wait=lock_wait)
     controllers = Controllers(simulate_workloads=simulate_workloads, delay=simulate_delay)
     cluster = Cluster(store, on_delete=controllers.notify_deleted)
     controllers.attach(cluster)

@@ -15,10 +15,12 @@ the parsed dict, which callers must treat as read-only (`load()` gives a private
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import sqlite3
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -76,15 +78,54 @@ def dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
+def _owner_lock(path: str, wait: float) -> int:
+    """An exclusive lock on `<path>.lock` (held until its descriptor closes, or the process dies):
+    the cache and the resourceVersion counter are per process, so one process owns a state file."""
+    lock_path = path + ".lock"
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise StoreError(f"cannot open the state database {path}: {lock_path}: {exc.strerror}") from exc
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                os.close(fd)
+                raise StoreError(
+                    f"the state database {path} is in use by another kubesim (pid {holder})"
+                ) from None
+            time.sleep(0.1)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
 class Store:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, lock_wait: float = 0.0) -> None:
+        """Open (or create) the state at `path`; a file another process has open is waited for
+        up to `lock_wait` seconds, then refused."""
         self.path = path
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
-        if path != ":memory:" and not os.path.exists(path):
-            # The state holds Secrets: owner-only (SQLite gives -wal/-shm the same mode).
-            with contextlib.suppress(OSError):
-                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        self._lock_fd: int | None = None
+        if path != ":memory:":
+            if not os.path.exists(path):
+                # The state holds Secrets: owner-only (SQLite gives -wal/-shm the same mode).
+                with contextlib.suppress(OSError):
+                    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+            self._lock_fd = _owner_lock(path, lock_wait)
+        try:
+            self._open()
+        except BaseException:
+            self._release()
+            raise
+
+    def _open(self) -> None:
+        path = self.path
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -207,3 +248,9 @@ class Store:
     def close(self) -> None:
         with self.lock, contextlib.suppress(sqlite3.Error):
             self._db.close()
+        self._release()
+
+    def _release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the owner lock
+            self._lock_fd = None

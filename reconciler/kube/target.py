@@ -73,6 +73,10 @@ def in_cluster(**kwargs: Any) -> Target:
     return Target(KubeClient(client.ApiClient(cfg), **kwargs), "in-cluster service account")
 
 
+# Seconds a command waits for another command's embedded cluster (one process owns its database).
+EMBEDDED_LOCK_WAIT = 30.0
+
+
 def embedded(state_dir: Path, **kwargs: Any) -> Target:
     """The embedded kubesim cluster under `<state>/cluster`: the one `spindle cluster serve` is
     running, else one started in this process on a free loopback port (stopped by `close()`)."""
@@ -89,7 +93,21 @@ def embedded(state_dir: Path, **kwargs: Any) -> Target:
     state.mkdir(parents=True, exist_ok=True)
     # Nothing runs workloads in kubesim: its (clearly labelled) simulator marks Deployments
     # available and Jobs complete, so health checks finish instead of timing out.
-    running = server.start(str(state / "kubesim.db"), 0, simulate_workloads=True, simulate_delay=0.5)
+    store_error: Any = importlib.import_module("kubesim.errors").StoreError
+    try:
+        # Another command's embedded cluster owns the database while it runs: wait for it.
+        running = server.start(
+            str(state / "kubesim.db"),
+            0,
+            simulate_workloads=True,
+            simulate_delay=0.5,
+            lock_wait=EMBEDDED_LOCK_WAIT,
+        )
+    except store_error as exc:
+        raise KubeError(
+            f"embedded cluster {state}",
+            f"{exc}; to share it between commands, run `spindle cluster serve`",
+        ) from exc
     kubeconfig = state / "kubeconfig.spindle"
     running.kubeconfig(kubeconfig)
     try:

@@ -67,3 +67,33 @@ def test_state_files_are_owner_only(tmp_path: Path) -> None:
     for f in tmp_path.iterdir():
         assert f.stat().st_mode & 0o077 == 0, f
     store.close()
+
+
+def test_one_process_at_a_time_owns_a_state_file(tmp_path: Path) -> None:
+    """The cache and the resourceVersion counter live in memory: a second kubesim on the same file
+    would hand out the same resourceVersions (seen as `UNIQUE constraint failed: events.rv`)."""
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "shared.db"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         f"from kubesim import storage; import time; s = storage.Store({str(path)!r});"
+         " print('open', flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        with pytest.raises(storage.StoreError) as info:
+            storage.Store(str(path))
+        assert str(path) in str(info.value) and f"pid {holder.pid}" in str(info.value)
+        started = time.monotonic()
+        with pytest.raises(storage.StoreError):
+            storage.Store(str(path), lock_wait=0.5)  # waits that long, then gives up
+        assert time.monotonic() - started >= 0.5
+    finally:
+        holder.kill()
+        holder.wait()
+    again = storage.Store(str(path), lock_wait=5)  # a killed owner's lock is released with it
+    again.close()

@@ -246,3 +246,34 @@ def test_a_deleted_kind_is_forgotten_and_rediscovered(cluster: Cluster) -> None:
         c.list("example.com/v1", "Widget")
     c.apply(crd)
     assert c.list("example.com/v1", "Widget") == []
+
+
+def test_embedded_cluster_in_use_by_another_process_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two commands must not run two kubesims over one database (duplicate resourceVersions)."""
+    import subprocess
+    import sys
+
+    from reconciler.kube import target
+    from reconciler.kube.errors import KubeError
+
+    db = tmp_path / "state" / "cluster" / "kubesim.db"
+    db.parent.mkdir(parents=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         f"from kubesim import storage; import time; s = storage.Store({str(db)!r});"
+         " print('open', flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        monkeypatch.setattr(target, "EMBEDDED_LOCK_WAIT", 0.3)
+        with pytest.raises(KubeError) as info:
+            target.embedded(tmp_path / "state")
+        assert f"pid {holder.pid}" in str(info.value) and "spindle cluster serve" in str(info.value)
+    finally:
+        holder.kill()
+        holder.wait()
+    found = target.embedded(tmp_path / "state")  # free again
+    found.close()
