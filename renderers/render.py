@@ -14,6 +14,7 @@ Errors are collected, never raised: an app that fails leaves out only its own ob
 from __future__ import annotations
 
 import base64
+import difflib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -177,11 +178,27 @@ def unknown_spinkube_kind(doc: SourceDoc) -> DocumentError | None:
     return None if problem is None else DocumentError(problem, doc.at("apiVersion"), doc.subject)
 
 
+# The fields of ObjectMeta (k8s.io/apimachinery meta/v1).
+OBJECT_META_FIELDS = frozenset({
+    "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
+    "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels", "annotations",
+    "ownerReferences", "finalizers", "managedFields",
+})
+
+
 def metadata_problem(doc: SourceDoc) -> DocumentError | None:
     """ObjectMeta basics the API server would reject, checked before anything reads them."""
     meta = doc.body.get("metadata")
     if not isinstance(meta, dict):
         return DocumentError("metadata must be a mapping", doc.at("metadata"), doc.kind)
+    for key in meta:
+        if key not in OBJECT_META_FIELDS:
+            # Strict field validation rejects it at apply; a misspelt namespace would first
+            # have sent the object to the default namespace in every diff.
+            close = difflib.get_close_matches(str(key), sorted(OBJECT_META_FIELDS), n=1, cutoff=0.75)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            where = doc.at(f"metadata.{key}")
+            return DocumentError(f"unknown field metadata.{key}{hint}", where, doc.subject)
     namespace = meta.get("namespace")
     if namespace is not None and not isinstance(namespace, str):
         return DocumentError("metadata.namespace must be a string", doc.at("metadata.namespace"), doc.subject)

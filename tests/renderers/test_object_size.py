@@ -66,3 +66,18 @@ def test_unquoted_numbers_and_booleans_in_data_are_all_named() -> None:
         ("ConfigMap/n/big", "data.RATIO", 'ConfigMap data values must be strings: quote 0.5 as "0.5"'),
         ("Secret/n/s", "stringData.pin", 'Secret stringData values must be strings: quote 1234 as "1234"'),
     ]
+
+
+@pytest.mark.parametrize(
+    ("kind", "api_version"),
+    [("ConfigMap", "v1"), ("SpinApp", "core.spinkube.dev/v1alpha1"), ("Widget", "example.com/v1")],
+)
+def test_a_misspelt_metadata_field_is_an_error_not_a_silent_default(kind: str, api_version: str) -> None:
+    # `namespce: prod` would otherwise put the object in the default namespace.
+    doc = {"apiVersion": api_version, "kind": kind, "metadata": {"name": "m", "namespce": "prod"},
+           "spec": {"image": "x", "executor": "e", "replicas": 1}}
+    result = render(tree_from_docs([doc], "k8s/m.yaml"), settings=SETTINGS)
+    assert result.objects == []
+    (error,) = result.errors
+    assert error.location.field == "metadata.namespce"
+    assert error.message == "unknown field metadata.namespce (did you mean 'namespace'?)"
