@@ -1,6 +1,6 @@
-"""ConfigMap and Secret data the API server would reject (over 1 MiB, or values that are not
-strings) are errors at render time, naming the file, field and object, instead of failing at
-apply; the other objects still render."""
+"""What the API server would reject in any object's metadata (unknown fields) or in ConfigMap
+and Secret data (over 1 MiB, values that are not strings) is an error at render time, naming
+the file, field and object, instead of failing at apply; the other objects still render."""
 
 from __future__ import annotations
 
