@@ -21,6 +21,7 @@ repo-relative POSIX paths.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from collections.abc import Iterator
@@ -197,7 +198,11 @@ def _add_object(tree: RepoTree, source: SourceDoc, *, scaffolded: bool = False) 
     metadata = source.body.get("metadata")
     name = metadata.get("name") if isinstance(metadata, dict) else None
     if not isinstance(name, str) or not name:
-        tree.errors.append(DocumentError(f"{source.kind} has no metadata.name", source.at("metadata.name")))
+        near = [str(k) for k in source.body if difflib.get_close_matches(str(k), ["metadata"], cutoff=0.75)]
+        message, at = f"{source.kind} has no metadata.name", "metadata.name"
+        if metadata is None and near:
+            message, at = f"{message} (found {near[0]!r}: did you mean 'metadata'?)", near[0]
+        tree.errors.append(DocumentError(message, source.at(at)))
         return
     namespace = metadata.get("namespace") if isinstance(metadata, dict) else None
     if namespace is not None and (not isinstance(namespace, str) or not namespace):

@@ -416,3 +416,10 @@ def test_builtin_and_custom_kinds_pass_through(tmp_path: Path, api_version: str,
     write(tmp_path, "k8s/x.yaml", f"apiVersion: {api_version}\nkind: {kind}\nmetadata: {{name: x}}\n")
     tree = discover(tmp_path)
     assert tree.errors == [] and [d.kind for d in tree.others] == [kind]
+
+
+def test_a_misspelt_metadata_key_is_named_when_the_name_is_missing(tmp_path: Path) -> None:
+    write(tmp_path, "k8s/x.yaml", "apiVersion: v1\nkind: ConfigMap\nmetdata:\n  name: x\n")
+    (error,) = discover(tmp_path).errors
+    assert error.message == "ConfigMap has no metadata.name (found 'metdata': did you mean 'metadata'?)"
+    assert (error.location.path, error.location.line) == ("k8s/x.yaml", 3)
