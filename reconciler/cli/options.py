@@ -299,13 +299,16 @@ def fetch_once(source: str, src: Source) -> FetchResult:
         raise SetupError(f"source {source}: {exc}") from None
 
 
-def connect(args: ClusterArgs, *, timeout: float) -> Target:
+def connect(args: ClusterArgs, *, timeout: float, share_embedded: bool = False) -> Target:
+    """The target cluster; `share_embedded` (long-running commands) publishes an embedded cluster
+    this process starts for other commands and kubectl."""
     from reconciler.kube import errors, target
 
     try:
         return target.connect(
             kubeconfig=args.kubeconfig, context=args.context,
             notice=lambda message: click.echo(message, err=True), timeout=max(timeout, 30.0),
+            share_embedded=share_embedded,
         )
     except errors.KubeError as exc:
         raise SetupError(str(exc)) from None

@@ -130,7 +130,7 @@ def reconcile(
     except HistoryError as exc:
         raise opts.SetupError(str(exc)) from None
     try:
-        tgt = opts.connect(cluster_args, timeout=settings.timeout)
+        tgt = opts.connect(cluster_args, timeout=settings.timeout, share_embedded=not once)
     except opts.SetupError:
         history.close()
         raise

@@ -77,7 +77,7 @@ def in_cluster(**kwargs: Any) -> Target:
 EMBEDDED_LOCK_WAIT = 30.0
 
 
-def embedded(state_dir: Path, **kwargs: Any) -> Target:
+def embedded(state_dir: Path, *, share: bool = False, **kwargs: Any) -> Target:
     """The embedded kubesim cluster under `<state>/cluster`: the one `spindle cluster serve` is
     running, else one started in this process on a free loopback port (stopped by `close()`)."""
     import importlib
@@ -86,7 +86,10 @@ def embedded(state_dir: Path, **kwargs: Any) -> Target:
     served = _served_kubeconfig(state)
     if served is not None:
         target = from_kubeconfig(str(served), None, **kwargs)
-        target.description = f"embedded kubesim cluster served by `spindle cluster serve` ({state})"
+        target.description = (
+            "embedded kubesim cluster served by `spindle cluster serve` or a running `spindle reconcile`"
+            f" ({state})"
+        )
         target.embedded = True
         return target
     server: Any = importlib.import_module("kubesim.server")
@@ -121,7 +124,30 @@ def embedded(state_dir: Path, **kwargs: Any) -> Target:
     )
     target.embedded = True
     target._stop = running.stop
+    if share:
+        _share(state, running, target)
     return target
+
+
+def _share(state: Path, running: Any, target: Target) -> None:
+    """Publish a long-lived embedded cluster the way `spindle cluster serve` does (kubeconfig and
+    pid file in the state dir), so other commands and kubectl use it instead of its database."""
+    pid_file = state / "serve.pid"
+    running.kubeconfig(state / "kubeconfig")
+    pid_file.write_text(str(os.getpid()))
+    target.description += (
+        "; shared with other spindle commands and kubectl (`spindle cluster kubeconfig`) while it runs"
+    )
+
+    def stop() -> None:
+        try:
+            if pid_file.read_text().strip() == str(os.getpid()):
+                pid_file.unlink()
+        except OSError:
+            pass
+        running.stop()
+
+    target._stop = stop
 
 
 def _served_kubeconfig(state: Path) -> Path | None:
@@ -141,6 +167,7 @@ def connect(
     context: str | None = None,
     state_dir: Path | None = None,
     notice: Callable[[str], None] = lambda _m: None,
+    share_embedded: bool = False,
     **kwargs: Any,
 ) -> Target:
     path = _kubeconfig_path(kubeconfig)
@@ -154,6 +181,6 @@ def connect(
         from reconciler.statedir import state_dir as default_state_dir
 
         state_dir = default_state_dir()
-    target = embedded(state_dir, **kwargs)
+    target = embedded(state_dir, share=share_embedded, **kwargs)
     notice(f"No kubeconfig found: using the {target.description}.")
     return target

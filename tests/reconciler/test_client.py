@@ -277,3 +277,24 @@ def test_embedded_cluster_in_use_by_another_process_is_a_clear_error(
         holder.wait()
     found = target.embedded(tmp_path / "state")  # free again
     found.close()
+
+
+def test_a_daemons_embedded_cluster_is_shared_with_other_commands(tmp_path: Path) -> None:
+    """`spindle reconcile` keeps its embedded cluster for hours: other spindle commands and
+    kubectl reach it (like `spindle cluster serve`) instead of waiting for its database."""
+    from reconciler.kube import target
+
+    daemon = target.embedded(tmp_path / "state", share=True)
+    try:
+        assert "spindle cluster kubeconfig" in daemon.description
+        other = target.embedded(tmp_path / "state")
+        try:
+            assert "served by" in other.description
+            names = {n["metadata"]["name"] for n in other.client.list("v1", "Namespace")}
+            assert "default" in names
+        finally:
+            other.close()
+    finally:
+        daemon.close()
+    assert not (tmp_path / "state" / "cluster" / "serve.pid").exists()  # nothing points at it any more
+    target.embedded(tmp_path / "state").close()  # and a new one starts
