@@ -35,10 +35,17 @@ _EVENT_COLUMNS = [
 ]
 
 
+def _is_crd(rtype: ResourceType) -> bool:
+    return rtype.kind == "CustomResourceDefinition" and rtype.group == "apiextensions.k8s.io"
+
+
 def columns(rtype: ResourceType) -> list[dict[str, Any]]:
     if rtype.is_core("Event"):
         return list(_EVENT_COLUMNS)
     cols = [_col("Name", fmt="name", desc="Name must be unique within a namespace.")]
+    if _is_crd(rtype):
+        # The apiserver's default table convertor, which CRDs are served with.
+        return [*cols, _col("Created At", "date", desc="CreationTimestamp")]
     if rtype.kind == "Deployment":
         cols += [_col("Ready"), _col("Up-to-date", "integer"), _col("Available", "integer")]
     elif rtype.kind == "Job":
@@ -98,6 +105,8 @@ def row(rtype: ResourceType, obj: dict[str, Any], include: str) -> dict[str, Any
     cells: list[Any] = [m.get("name", "")]
     if rtype.is_core("Event"):
         cells = _event_cells(obj)
+    elif _is_crd(rtype):
+        cells.append(m.get("creationTimestamp"))
     elif rtype.kind == "Deployment":
         cells += [
             f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 1)}",
@@ -130,7 +139,7 @@ def row(rtype: ResourceType, obj: dict[str, Any], include: str) -> dict[str, Any
     for pc in rtype.printer_columns:
         value = _json_path(obj, str(pc.get("jsonPath", "")))
         cells.append(age(value) if pc.get("type") == "date" and value is not None else value)
-    if not rtype.printer_columns and not rtype.is_core("Event"):
+    if not rtype.printer_columns and not rtype.is_core("Event") and not _is_crd(rtype):
         cells.append(age(m.get("creationTimestamp")))
     out: dict[str, Any] = {"cells": cells}
     if include == "Object":

@@ -130,3 +130,11 @@ def test_event_rows_are_what_kubectl_get_events_prints() -> None:
     micro = {**event, "firstTimestamp": None, "lastTimestamp": None}
     micro["eventTime"] = "2020-01-01T00:00:00.123456Z"
     assert tables.row(rtype, micro, "None")["cells"][0].endswith("d")
+
+
+def test_crd_rows_show_created_at_like_the_real_server() -> None:
+    rtype = _type("CustomResourceDefinition")
+    assert [c["name"] for c in tables.columns(rtype)] == ["Name", "Created At"]
+    crd = {"metadata": {"name": "spinapps.core.spinkube.dev", "creationTimestamp": CREATED}}
+    row = tables.row(rtype, crd, "None")
+    assert row["cells"] == ["spinapps.core.spinkube.dev", CREATED]
