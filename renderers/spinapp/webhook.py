@@ -84,7 +84,12 @@ def check_spinapp(
             "spec.executor",
             f"SpinAppExecutor {namespace}/{executor_name} does not exist in the app's "
             f"namespace{how}; executors are namespaced, define one in {namespace}"
-            + _where_hint(namespace, executor_name, known_executors),
+            + _where_hint(namespace, executor_name, known_executors)
+            + (
+                f"; or change executor (now {executor_name}) or namespace in [application.tool.spindle]"
+                if doc.location.path.endswith("spin.toml")  # scaffolded from a Spin project
+                else ""
+            ),
         )
 
     autoscaling = bool(spec.get("enableAutoscaling"))

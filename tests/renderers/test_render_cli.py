@@ -330,3 +330,20 @@ def test_a_spin_project_without_a_tool_table_is_noted_as_not_deployed(tmp_path: 
         proc = spindle(command, str(repo))
         assert proc.returncode == 0 and note in proc.stderr, proc.stderr
     assert spindle("validate", str(repo), "-o", "json").stderr == ""  # json stays the whole answer
+
+
+def test_a_spin_project_without_its_executor_is_told_where_to_set_it(tmp_path: Path) -> None:
+    repo = write_files(tmp_path / "repo", {
+        "apps/a/spin.toml": 'spin_manifest_version = 2\n[application]\nname = "a"\n'
+                            '[application.tool.spindle]\nimage = "x/a:1"\nnamespace = "prod"\n'
+                            '[[trigger.http]]\nroute = "/..."\ncomponent = "c"\n'
+                            '[component.c]\nsource = "c.wasm"\n',
+        "apps/a/c.wasm": b"\0asm\x01\0\0\0",
+        "platform/executor.yaml": FILES["platform/executor.yaml"],  # in namespace web
+    })
+    proc = spindle("validate", str(repo))
+    assert proc.returncode == 1
+    assert ("apps/a/spin.toml:4: spec.executor (SpinApp/prod/a): SpinAppExecutor prod/containerd-shim-spin "
+            "does not exist") in proc.stdout
+    hint = "or change executor (now containerd-shim-spin) or namespace in [application.tool.spindle]"
+    assert hint in proc.stdout
