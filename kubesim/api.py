@@ -217,6 +217,7 @@ class Cluster:
     def _apply(self, call: Call, force: bool, dry_run: bool) -> Reply:
         rtype = call.rtype
         config = patches.apply_config(call)
+        fields.check_bytes(rtype, config)
         manager = call.manager()  # the required fieldManager, at most 128 bytes
         with self.store.lock:
             entry = self.store.get(rtype.storage_key, call.namespace if rtype.namespaced else "", call.name)

@@ -110,6 +110,45 @@ def check_types(rtype: ResourceType, obj: dict[str, Any]) -> None:
             f'{rtype.kind} in version "{rtype.version}" cannot be handled as a '
             f"{rtype.kind}: json: cannot unmarshal {problems[0]}",
         )
+    check_bytes(rtype, obj)
+
+
+def check_bytes(rtype: ResourceType, obj: dict[str, Any]) -> None:
+    """A Secret's data and a ConfigMap's binaryData are []byte: base64 that Go must decode (400)."""
+    if not rtype.group and rtype.kind in ("Secret", "ConfigMap"):
+        field = "data" if rtype.kind == "Secret" else "binaryData"
+        values = obj.get(field)
+        for value in values.values() if isinstance(values, dict) else ():
+            at = _illegal_base64_at(value) if isinstance(value, str) else None
+            if at is not None:
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    f'{rtype.kind} in version "{rtype.version}" cannot be handled as a '
+                    f"{rtype.kind}: illegal base64 data at input byte {at}",
+                )
+
+
+_B64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+
+
+def _illegal_base64_at(text: str) -> int | None:
+    """Where Go's base64.StdEncoding (what decodes a []byte field) fails on `text`, or None.
+    Like Go, CR and LF are skipped; padding is required."""
+    chars = [(i, c) for i, c in enumerate(text) if c not in "\r\n"]
+    body = [(i, c) for i, c in chars if c != "="]
+    pad = len(chars) - len(body)
+    for n, (i, c) in enumerate(chars):
+        if c == "=":
+            if n < len(body) or pad > 2:
+                return i
+        elif c not in _B64:
+            return i
+    if len(chars) % 4:
+        return chars[-(len(chars) % 4)][0] if chars else 0
+    if pad and len(body) % 4 not in (4 - pad,):
+        return chars[len(body)][0]
+    return None
 
 
 _JSON_KIND = {dict: "object", list: "array", str: "string", bool: "bool", int: "number", float: "number"}
