@@ -49,11 +49,25 @@ def builtin_rules(rtype: ResourceType, obj: dict[str, Any]) -> list[Cause]:
                 isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
             ):
                 causes.append(bad_value(key, value, "must be a map of string keys to string values"))
+        if rtype.kind == "Secret" and not causes:
+            data = obj.get("data") or {}
+            for key in _SECRET_TYPE_KEYS.get(str(obj.get("type") or ""), ()):
+                if key not in data:
+                    causes.append(required(f"data[{key}]", ""))
     elif rtype.is_core("Service") and isinstance(spec, dict):
         for i, port in enumerate(spec.get("ports") or []):
             if not isinstance(port, dict) or not isinstance(port.get("port"), int):
                 causes.append(required(f"spec.ports[{i}].port", ""))
     return causes
+
+
+# The keys the real server requires of a typed Secret's data (after stringData is folded in).
+_SECRET_TYPE_KEYS: dict[str, tuple[str, ...]] = {
+    "kubernetes.io/tls": ("tls.crt", "tls.key"),
+    "kubernetes.io/dockerconfigjson": (".dockerconfigjson",),
+    "kubernetes.io/dockercfg": (".dockercfg",),
+    "kubernetes.io/ssh-auth": ("ssh-privatekey",),
+}
 
 
 def _pod_spec_rules(spec: Any, path: str) -> list[Cause]:
