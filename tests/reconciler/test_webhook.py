@@ -92,8 +92,8 @@ def running(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Running]
     )
     thread.start()
     url = f"http://127.0.0.1:{port}"
-    assert wait_for(lambda: _up(url), timeout=10)
-    try:
+    try:  # stop the server even when it never came up
+        assert wait_for(lambda: _up(url), timeout=10)
         yield Running(url, engine, loop, checkout)
     finally:
         stop.set()
@@ -120,12 +120,15 @@ GITHUB = {"X-GitHub-Event": "push", "Content-Type": "application/json"}
     ids=["github", "gitlab", "generic"],
 )
 def test_valid_push_starts_a_reconcile_within_one_second(running: Running, headers: dict[str, str]) -> None:
-    assert wait_for(lambda: running.engine.runs == 1 and running.loop.ready)
+    # The first (startup) run must have finished, so the push is not queued behind it.
+    assert wait_for(lambda: len(running.engine.finished_at) == 1 and running.loop.ready)
     time.sleep(0.2)
-    t0 = time.monotonic()
+    t0 = time.monotonic()  # before the request: an upper bound on push-to-start latency
     assert post(running.url + "/hook", BODY, headers) == 202
-    assert wait_for(lambda: running.engine.runs == 2, timeout=1.0)
-    assert running.engine.started_at[1] - t0 < 1.0
+    # Wait generously, then judge the recorded start: a slow box fails with the real latency.
+    assert wait_for(lambda: running.engine.runs == 2, timeout=10)
+    latency = running.engine.started_at[1] - t0
+    assert latency < 1.0, f"reconcile started {latency:.2f}s after the push"
 
 
 @pytest.mark.parametrize(
