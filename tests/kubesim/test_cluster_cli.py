@@ -62,8 +62,7 @@ def test_serve_kubeconfig_reset(tmp_path: Path) -> None:
         refused = _spindle(env, "reset", "--yes")
         assert refused.returncode == 2 and "stop it before resetting" in refused.stderr
     finally:
-        serve.send_signal(signal.SIGTERM)
-        out, _ = serve.communicate(timeout=15)
+        out = _stop(serve)
     assert serve.returncode == 0 and "kubesim stopped" in out
     state_files = sorted(p.name for p in (tmp_path / "state" / "cluster").iterdir())
     assert "kubesim.db" in state_files and "serve.pid" not in state_files
@@ -102,5 +101,17 @@ def test_serve_with_its_own_kubeconfig_is_still_found_by_spindle(tmp_path: Path)
         finally:
             found.close()
     finally:
-        serve.send_signal(signal.SIGTERM)
-        serve.communicate(timeout=15)
+        _stop(serve)
+
+
+def _stop(serve: subprocess.Popen[str]) -> str:
+    """SIGTERM the server and return its stdout; kill it if it does not stop, so no test leaves
+    a kubesim running behind it."""
+    serve.send_signal(signal.SIGTERM)
+    try:
+        out, _ = serve.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        serve.kill()
+        serve.communicate()
+        raise
+    return out

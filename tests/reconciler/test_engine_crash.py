@@ -51,12 +51,19 @@ def kill_mid_apply(repo: Repo, cluster: Cluster) -> int:
     )
     deadline = time.monotonic() + 60
     created = 0
-    while time.monotonic() < deadline and proc.poll() is None:
-        created = len(cluster.client.list("apps/v1", "Deployment", label_selector="spindle.dev/source=repo"))
-        if created >= 5:
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.01)
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            found = cluster.client.list("apps/v1", "Deployment", label_selector="spindle.dev/source=repo")
+            created = len(found)
+            if created >= 5:
+                proc.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.01)
+    finally:  # never leave the child running, whatever went wrong above
+        if proc.poll() is None and created < 5:
+            proc.kill()
+            proc.wait(timeout=30)
+            raise AssertionError(f"the apply created only {created} apps in 60 s; killed it")
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL, "the apply finished before it could be killed"
     return created

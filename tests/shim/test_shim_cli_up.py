@@ -113,6 +113,7 @@ def test_container_mode_reads_listen_addr_from_env(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait()
     assert any((tmp_path / "xdg" / "spindle-shim").iterdir())  # the artifact cache was filled
 
 
