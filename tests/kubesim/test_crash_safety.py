@@ -34,13 +34,18 @@ class _Proc:
             text=True,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        assert line.startswith("ready "), line
-        self.port = int(line.strip().rsplit(":", 1)[1])
-        cfg = yaml.safe_load(self.kubeconfig.read_text())
-        self.token = cfg["users"][0]["user"]["token"]
-        self.ca_pem = base64.b64decode(cfg["clusters"][0]["cluster"]["certificate-authority-data"])
+        try:  # a server that never got ready is killed, not left behind
+            assert self.proc.stdout is not None
+            line = self.proc.stdout.readline()
+            assert line.startswith("ready "), line
+            self.port = int(line.strip().rsplit(":", 1)[1])
+            cfg = yaml.safe_load(self.kubeconfig.read_text())
+            self.token = cfg["users"][0]["user"]["token"]
+            self.ca_pem = base64.b64decode(cfg["clusters"][0]["cluster"]["certificate-authority-data"])
+        except BaseException:
+            self.proc.kill()
+            self.proc.wait()
+            raise
 
 
 def test_sigkill_during_writes_loses_no_acknowledged_write(tmp_path: Path) -> None:

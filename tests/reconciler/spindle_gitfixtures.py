@@ -196,7 +196,7 @@ def sshd(root: Path, authorized_pub: str) -> Iterator[tuple[int, str]]:
                 return False
             return True
 
-        wait_for(listening, timeout=5, step=0.05)
+        assert wait_for(listening, timeout=10, step=0.05), f"sshd not listening on {port}: {proc.poll()}"
         pub = (root / "host_ed25519.pub").read_text().split()
         yield port, f"[127.0.0.1]:{port} {pub[0]} {pub[1]}"
     finally:
