@@ -70,12 +70,14 @@ def kubesim_cluster(kubeconfig: Path) -> Iterator[Cluster]:
     from kubesim import server
 
     running = server.start(":memory:", 0, simulate_workloads=True, simulate_delay=0.1)
-    running.kubeconfig(kubeconfig)
-    tgt = target.from_kubeconfig(str(kubeconfig))
     try:
-        yield Cluster(kubeconfig, tgt.client, running.url)
+        running.kubeconfig(kubeconfig)
+        tgt = target.from_kubeconfig(str(kubeconfig))
+        try:
+            yield Cluster(kubeconfig, tgt.client, running.url)
+        finally:
+            tgt.close()
     finally:
-        tgt.close()
         running.stop()
 
 
