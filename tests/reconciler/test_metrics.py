@@ -36,7 +36,7 @@ def test_metrics_endpoint_after_runs(tmp_path: Path) -> None:
         remote.push()
         body = b'{"ref": "refs/heads/main"}'
         assert post(url + "/hook", body, {"X-Spindle-Signature-256": sign(SECRET, body)}) == 202
-        assert wait_for(lambda: engine.runs == 2 and len(engine.finished_at) == 2, timeout=5)
+        assert wait_for(lambda: engine.runs == 2 and len(engine.finished_at) == 2, timeout=30)
         src = (("source", "shop"),)
         assert wait_for(lambda: scrape(url).get(("spindle_reconcile_duration_seconds_count", src)) == 2)
         got = scrape(url)
