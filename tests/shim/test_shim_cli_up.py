@@ -41,8 +41,9 @@ def test_up_request_timeout_option(tmp_path: Path) -> None:
     root = make_app(tmp_path / "app", WAT_APP)
     with shim_up(root, tmp_path, "--workers", "1", "--request-timeout", "0.5") as up:
         t0 = time.monotonic()
-        assert up.get("/spin")[0] == 500
-        assert time.monotonic() - t0 < 10
+        assert up.get("/spin")[0] == 500  # /spin never ends on its own: only the timeout answers
+        # Well inside the client's 60 s: the 0.5 s limit cut it, not the client (loose for a busy box).
+        assert time.monotonic() - t0 < 30
     assert "request timed out" in up.output
 
 
