@@ -255,10 +255,11 @@ def test_watch_from_an_expired_resource_version_is_410(raw: Raw, running: kserve
 
 def test_watch_timeout_seconds_ends_the_stream(running: kserver.RunningServer) -> None:
     start = time.monotonic()
+    # The client would give up only after 30 s; ending far sooner means the server closed it.
     events = watch_lines(
-        running, f"{CMS}?watch=1&timeoutSeconds=1&resourceVersion={running.cluster.store.rv}", 10, timeout=5
+        running, f"{CMS}?watch=1&timeoutSeconds=1&resourceVersion={running.cluster.store.rv}", 10, timeout=30
     )
-    assert events == [] and time.monotonic() - start < 4
+    assert events == [] and time.monotonic() - start < 15
 
 
 def test_discovery_documents(raw: Raw) -> None:

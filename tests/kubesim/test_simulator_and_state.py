@@ -133,11 +133,10 @@ def test_stop_ends_open_watches_and_is_idempotent() -> None:
     t = threading.Thread(target=lambda: got.append(watch_lines(srv, DEPLOYS + "?watch=1", 100, timeout=20)))
     t.start()
     time.sleep(0.3)
-    started = time.monotonic()
     srv.stop()
     srv.stop()
-    t.join(timeout=10)
-    assert not t.is_alive() and time.monotonic() - started < 8
+    t.join(timeout=10)  # the client alone would read on for 20 s: ended by now means stop() ended it
+    assert not t.is_alive()
 
 
 def test_restarted_simulator_keeps_an_available_deployment_available(tmp_path: Path) -> None:
