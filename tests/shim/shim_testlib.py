@@ -215,7 +215,10 @@ PY_TOOLCHAIN = ("componentize-py==0.17.2", "spin-sdk==3.4.1")
 JS_TOOLCHAIN = ("@spinframework/build-tools@1.0.7", "@spinframework/wasi-http-proxy@1.0.1")
 
 
-def _run(cmd: list[str], cwd: Path, what: str, timeout: int = 600, venv: Path | None = None) -> None:
+def _run(cmd: list[str], cwd: Path, what: str, timeout: int = 600, venv: Path | None = None,
+         *, build: bool = False) -> None:
+    """Run a toolchain step. Installing the toolchain may fail for want of network: skip, with the
+    reason. Building our own guest with an installed toolchain must work: a failure there fails."""
     env = dict(os.environ)
     if venv is not None:  # componentize-py finds spin_sdk through the active environment
         env["VIRTUAL_ENV"] = str(venv)
@@ -223,6 +226,8 @@ def _run(cmd: list[str], cwd: Path, what: str, timeout: int = 600, venv: Path | 
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
     if proc.returncode != 0:
         text = (proc.stderr or proc.stdout).split("Stack backtrace")[0].strip().splitlines()
+        if build:
+            pytest.fail(f"{what} failed: {' / '.join(text[-4:])}")
         pytest.skip(f"{what} unavailable here: {' / '.join(text[-4:])}")
 
 
@@ -250,7 +255,7 @@ def build_python_app() -> Path:
     work = Path(tempfile.mkdtemp(prefix="pyapp-", dir=GUEST_CACHE))
     shutil.copy(src, work / "app.py")
     _run([str(venv / "bin" / "componentize-py"), "-d", str(wit), "-w", "spin-http", "componentize", "app",
-          "-o", str(work / "app.wasm")], work, "componentize-py build", venv=venv)
+          "-o", str(work / "app.wasm")], work, "componentize-py build", venv=venv, build=True)
     os.replace(work / "app.wasm", out)
     shutil.rmtree(work, ignore_errors=True)
     return out
@@ -274,6 +279,7 @@ def build_js_app() -> Path:
              "npm install of @spinframework/build-tools", timeout=900)
     shutil.copy(src, proj / "src" / "index.js")
     (proj / "dist").mkdir(exist_ok=True)
-    _run(["npx", "j2w", "-i", "src/index.js", "-o", "dist/app.wasm"], proj, "j2w (componentize-js) build")
+    _run(["npx", "j2w", "-i", "src/index.js", "-o", "dist/app.wasm"], proj, "j2w (componentize-js) build",
+         build=True)
     os.replace(proj / "dist" / "app.wasm", out)
     return out
