@@ -195,7 +195,8 @@ def test_record_times_are_precise_enough_for_the_reported_duration() -> None:
     time.sleep(0.05)
     record = dataclasses.replace(drift_record(), started=first, finished=engine._now())
     seconds = float(common.duration(record).rstrip("s"))
-    assert 0.04 <= seconds < 0.9
+    # No upper wall-clock bound (a busy box may oversleep): whole-second stamps give 0 or a whole number.
+    assert seconds >= 0.04 and seconds != int(seconds), seconds
 
 
 def test_text_report_messages_line_up_whatever_the_health() -> None:
