@@ -818,6 +818,7 @@ def test_59_mutated_bodies_never_crash_the_engine() -> None:
         selector={"matchLabels": {"app": "web"}},
     )
     live = apply(None, full).object
+    outcomes = {"ok": 0, "rejected": 0}
     for _ in range(400):
         body = _mutate(full, rnd)
         for op in ("apply-create", "apply", "update", "smp"):
@@ -830,8 +831,13 @@ def test_59_mutated_bodies_never_crash_the_engine() -> None:
                     update(live, {**body, "metadata": live["metadata"]}, "fuzz")
                 else:
                     ssa.apply_strategic_merge_patch(live, body, DEPLOY)
-            except ssa.SSAError:
-                pass
+            except ssa.SSAError as exc:  # a clear error, never a crash
+                assert str(exc), (op, body)
+                outcomes["rejected"] += 1
+            else:
+                outcomes["ok"] += 1
+    # The mutations reach both paths: some bodies are accepted, some rejected with an error.
+    assert outcomes["ok"] and outcomes["rejected"], outcomes
 
 
 def test_60_create_service_by_update_matches_kubectl_create_shape() -> None:
