@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from spindle_loopfixtures import free_port
 from spindle_synclib import (
     EXECUTOR,
     NAMESPACE,
@@ -66,8 +67,9 @@ def test_unknown_source_and_unreachable_cluster_exit_2(tmp_path: Path) -> None:
     assert missing.exit_code == 2
     assert "nope" in missing.stderr
     repo = example_repo(tmp_path / "repo", apps=("alpha",))
+    server = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     (tmp_path / "kc").write_text(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'http://127.0.0.1:9'}\n"
+        f"apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: '{server}'}}\n"
         "contexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\n"
         "users:\n- name: u\n  user: {}\n"
     )
@@ -75,7 +77,8 @@ def test_unknown_source_and_unreachable_cluster_exit_2(tmp_path: Path) -> None:
         "apply", str(repo.root), "--kubeconfig", str(tmp_path / "kc"), "--no-history", "--timeout", "1"
     )
     assert down.exit_code == 2
-    assert "error:" in down.stdout or "Error" in down.stderr
+    port = server.rsplit(":", 1)[1]  # the error names the cluster it could not reach
+    assert "error:" in down.stdout and "127.0.0.1" in down.stdout and port in down.stdout, down.stdout
 
 
 def test_changes_are_recorded_as_events(tmp_path: Path, cluster: Cluster) -> None:
