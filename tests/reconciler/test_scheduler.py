@@ -82,7 +82,7 @@ def test_triggers_during_a_run_queue_exactly_one_follow_up() -> None:
     assert wait_for(lambda: len(job.starts) == 1)
     for _ in range(5):
         sched.trigger()
-    assert wait_for(lambda: len(job.ends) == 2, timeout=5)
+    assert wait_for(lambda: len(job.ends) == 2, timeout=15)
     time.sleep(0.7)
     sched.stop()
     assert len(job.starts) == 2
@@ -136,7 +136,7 @@ def test_a_crashing_run_counts_as_a_failure_and_the_loop_goes_on() -> None:
 
     sched = Scheduler(run, interval=3600, backoff=Backoff(initial=0.1, cap=0.1))
     sched.start()
-    assert wait_for(lambda: len(calls) == 2, timeout=5)
+    assert wait_for(lambda: len(calls) == 2, timeout=15)
     sched.stop()
     assert sched.failures == 0 and sched.runs == 2
 
