@@ -19,9 +19,7 @@ from reconciler.changeset import (
     ReconcileRecord,
     Revision,
 )
-
-MASK = "***"
-_SECRET_KEYS = ("data", "stringData")
+from reconciler.ssa.mask import MASK, SECRET_SECTIONS
 
 
 def _known(cls: type[Any], data: dict[str, Any]) -> dict[str, Any]:
@@ -85,7 +83,7 @@ def _mask_leaves(value: Any) -> Any:
 def _mask_object(obj: Any) -> Any:
     if not isinstance(obj, dict):
         return obj
-    return {k: (_mask_leaves(v) if k in _SECRET_KEYS else v) for k, v in obj.items()}
+    return {k: (_mask_leaves(v) if k in SECRET_SECTIONS else v) for k, v in obj.items()}
 
 
 def _mask_patch_op(op: dict[str, Any]) -> dict[str, Any]:
@@ -95,7 +93,7 @@ def _mask_patch_op(op: dict[str, Any]) -> dict[str, Any]:
         return op
     if not parts:  # the whole object
         return {**op, "value": _mask_object(op["value"])}
-    if parts[0] in _SECRET_KEYS:
+    if parts[0] in SECRET_SECTIONS:
         return {**op, "value": _mask_leaves(op["value"])}
     return op
 
@@ -104,7 +102,7 @@ def _mask_field(field: FieldDrift) -> FieldDrift:
     head = field.path.lstrip(".").split(".", 1)[0].split("[", 1)[0]
     if field.path.strip(".") == "":
         return dataclasses.replace(field, live=_mask_object(field.live), desired=_mask_object(field.desired))
-    if head in _SECRET_KEYS:
+    if head in SECRET_SECTIONS:
         return dataclasses.replace(field, live=_mask_leaves(field.live), desired=_mask_leaves(field.desired))
     return field
 

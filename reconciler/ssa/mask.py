@@ -17,6 +17,7 @@ Obj = dict[str, Any]
 MASK = "***"
 BEFORE = "*** (before)"
 AFTER = "*** (after)"
+SECRET_SECTIONS = ("data", "stringData")  # where a Secret keeps its values
 
 
 def is_secret(obj: Any) -> bool:
@@ -27,7 +28,7 @@ def mask(obj: Obj) -> Obj:
     if not is_secret(obj):
         return obj
     out = copy.deepcopy(obj)
-    for section in ("data", "stringData"):
+    for section in SECRET_SECTIONS:
         values = out.get(section)
         if isinstance(values, dict):
             out[section] = {k: MASK for k in values}
@@ -40,7 +41,7 @@ def mask_pair(live: Obj | None, desired: Obj | None) -> tuple[Obj | None, Obj | 
         return live, desired
     live_out = copy.deepcopy(live) if live is not None else None
     desired_out = copy.deepcopy(desired) if desired is not None else None
-    for section in ("data", "stringData"):
+    for section in SECRET_SECTIONS:
         before = (live_out or {}).get(section) or {}
         after = (desired_out or {}).get(section) or {}
         if live_out is not None and isinstance(before, dict) and section in live_out:
@@ -55,7 +56,7 @@ def scrub(message: str, obj: Obj | None) -> str:
     if obj is None or not is_secret(obj):
         return message
     values: set[str] = set()
-    for section in ("data", "stringData"):
+    for section in SECRET_SECTIONS:
         for value in (obj.get(section) or {}).values():
             text = str(value)
             values.add(text)
