@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import selectors
 import socket
 import sys
 import threading
@@ -159,6 +160,28 @@ class SpinServer(ThreadingHTTPServer):
         # several processes wait on one listening socket: a blocking accept() in the process that
         # lost the race would hang it (and its shutdown) until the next connection
         self.socket.setblocking(False)
+        self._accept_wait = selectors.DefaultSelector()
+        self._accept_wait.register(self.socket, selectors.EVENT_READ)
+
+    def handle_request(self) -> None:
+        """Wait up to `timeout` seconds for a connection and serve it. socketserver's version
+        waits for the smaller of `timeout` and the socket's timeout, which is 0 here (non-blocking,
+        above): the accept loop would spin and hold the GIL against the requests it serves."""
+        if not self._accept_wait.select(self.timeout):
+            return
+        try:
+            conn, client = self.get_request()
+        except OSError:  # another process took it (BlockingIOError), or the client went away
+            return
+        try:
+            self.process_request(conn, client)
+        except Exception:
+            self.handle_error(conn, client)
+            self.shutdown_request(conn)
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._accept_wait.close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A connection that failed outside a guest (client went away, bad framing): one line,
