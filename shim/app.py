@@ -17,12 +17,13 @@ from pathlib import Path
 
 from wasmtime import Engine, WasmtimeError
 
-from shim import filesystem, keyvalue, variables
+from shim import bytestrings, filesystem, keyvalue, variables
 from shim.engine import ArtifactCache
 from shim.errors import ComponentLoadError, ManifestError
 from shim.executors import (
     INBOUND_HTTP,
     SUPPORTED_HTTP,
+    WASI_HTTP_02,
     GuestContext,
     InboundHttpExecutor,
     Limits,
@@ -179,13 +180,27 @@ def _wagi_executor(engine: Engine, cache: ArtifactCache, ctx: GuestContext, wasm
 
 
 def _component_executor(engine: Engine, cache: ArtifactCache, ctx: GuestContext, wasm: bytes, name: str,
-                        files_dir: str | None) -> WasiHttpExecutor | InboundHttpExecutor:
+                        files_dir: str | None, wrap: bool = True,
+                        ) -> WasiHttpExecutor | InboundHttpExecutor:
     if wasm[:4] == _WASM_MAGIC and wasm[4:8] == _CORE_VERSION:
         raise ComponentLoadError(ctx.component_id, f"{name} is a core wasm module, not a component (use "
                                  'executor = { type = "wagi" } for WASI preview 1 modules)')
+    # a wasi:http component's stream bytes come from our Python wasi:io: wrap it so they cross
+    # the C API in bulk (bytestrings); an inbound-http one uses wasmtime's native wasi:io
+    plan = bytestrings.analyse(wasm) if wrap else None
+    latin1: Mapping[str, str] = {}
+    if plan and any(e.startswith(WASI_HTTP_02) for e in plan.exports):
+        latin1 = plan.functions
     try:
-        component = cache.load_component(wasm)
+        if latin1 and plan:
+            component = cache.load_component(wasm, bytestrings.VARIANT, plan.apply)
+        else:
+            component = cache.load_component(wasm)
     except WasmtimeError as exc:
+        if latin1:
+            log.warning("component %s: the stream adapter does not compile (%s); using it as it is",
+                        ctx.component_id, _first_line(exc))
+            return _component_executor(engine, cache, ctx, wasm, name, files_dir, wrap=False)
         raise ComponentLoadError(ctx.component_id, f"{name} is not a valid component: "
                                  f"{_first_line(exc)}") from exc
     export = classify(engine, ctx.component_id, component)
@@ -195,7 +210,7 @@ def _component_executor(engine: Engine, cache: ArtifactCache, ctx: GuestContext,
     try:
         if export.startswith(INBOUND_HTTP):
             return InboundHttpExecutor(engine, component, ctx, export)
-        executor = WasiHttpExecutor(engine, component, ctx, export)
+        executor = WasiHttpExecutor(engine, component, ctx, export, latin1)
     except (WasmtimeError, TypeError) as exc:  # TypeError: an import type this host cannot express
         raise ComponentLoadError(ctx.component_id, f"cannot link: {_first_line(exc)}") from exc
     report = executor.report

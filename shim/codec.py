@@ -41,6 +41,7 @@ from wasmtime.component import _types as wt
 Ctx = Any  # ctypes pointer to wasmtime_context_t
 CVal = Any  # a wasmtime_component_val_t (structure view)
 
+_BYTE_P = POINTER(ffi.wasm_byte_t)
 _VAL_SIZE = ctypes.sizeof(ffi.wasmtime_component_val_t)
 _OF = ffi.wasmtime_component_val_t.of.offset
 _K = ffi
@@ -103,6 +104,27 @@ class Str(Codec):
             raise TypeError(f"expected str, got {type(v).__name__}")
         c.kind = ffi.WASMTIME_COMPONENT_STRING.value
         c.of.string = ffi.str_to_capi(v)
+
+
+class Latin1(Codec):
+    """Bytes that a retyped component passes as a `latin1+utf16` string (see `bytestrings`).
+
+    wasmtime hands the host UTF-8 (code points 0-255 from the guest's latin-1 bytes) and, the
+    other way, writes a string whose code points are all below 256 as latin-1: one byte each, the
+    bytes we started from. Both conversions here are single C loops.
+    """
+
+    def lift(self, ctx: Ctx, c: CVal) -> Any:
+        text = ctypes.string_at(c.of.string.data, c.of.string.size)
+        ffi.wasm_byte_vec_delete(byref(c.of.string))
+        return text.decode("utf-8").encode("latin-1")
+
+    def lower(self, ctx: Ctx, v: Any, c: CVal) -> None:
+        data = bytes(v).decode("latin-1").encode("utf-8")
+        vec = ffi.wasm_byte_vec_t()
+        ffi.wasm_byte_vec_new(byref(vec), len(data), ctypes.cast(ctypes.c_char_p(data), _BYTE_P))
+        c.kind = ffi.WASMTIME_COMPONENT_STRING.value
+        c.of.string = vec
 
 
 _CHUNK = 1 << 16  # list<u8> elements per bulk copy: 2 MiB of C values, what a body read returns
@@ -418,29 +440,31 @@ _PRIMS: dict[type, tuple[Any, str, bool]] = {
 ResourceIds = Callable[[ResourceType], int]
 
 
-def build(ty: ValType, resource_id: ResourceIds) -> Codec:
-    """Reflect `ty` once into a Codec; `resource_id` maps a resource type to its host type id."""
+def build(ty: ValType, resource_id: ResourceIds, strings_are_bytes: bool = False) -> Codec:
+    """Reflect `ty` once into a Codec; `resource_id` maps a resource type to its host type id.
+    `strings_are_bytes`: the function was retyped by `bytestrings`, its strings are byte lists."""
     prim = _PRIMS.get(type(ty))
     if prim is not None:
         kind, attr, char = prim
         return Prim(kind.value, attr, char)
     if isinstance(ty, wt.String):
-        return Str()
+        return Latin1() if strings_are_bytes else Str()
     if isinstance(ty, ListType):
         el = ty.element
-        return Bytes() if isinstance(el, U8) else List(build(el, resource_id))
+        return Bytes() if isinstance(el, U8) else List(build(el, resource_id, strings_are_bytes))
     if isinstance(ty, TupleType):
-        return Tuple([build(t, resource_id) for t in ty.elements])
+        return Tuple([build(t, resource_id, strings_are_bytes) for t in ty.elements])
     if isinstance(ty, RecordType):
-        return Record([(n, build(t, resource_id)) for n, t in ty.fields])
+        return Record([(n, build(t, resource_id, strings_are_bytes)) for n, t in ty.fields])
     if isinstance(ty, OptionType):
-        return Option(build(ty.payload, resource_id))
+        return Option(build(ty.payload, resource_id, strings_are_bytes))
     if isinstance(ty, ResultType):
         ok, err = ty.ok, ty.err
-        return Result(None if ok is None else build(ok, resource_id),
-                      None if err is None else build(err, resource_id))
+        return Result(None if ok is None else build(ok, resource_id, strings_are_bytes),
+                      None if err is None else build(err, resource_id, strings_are_bytes))
     if isinstance(ty, VariantType):
-        return Variant([(n, None if t is None else build(t, resource_id)) for n, t in ty.cases])
+        return Variant([(n, None if t is None else build(t, resource_id, strings_are_bytes))
+                        for n, t in ty.cases])
     if isinstance(ty, EnumType):
         return Enum(ty.names)
     if isinstance(ty, FlagsType):
@@ -477,8 +501,8 @@ def _default_payload(codec: Codec | None) -> Any:
         return "not supported by this runtime"
     if isinstance(codec, Option):
         return None
-    if isinstance(codec, (List, Bytes)):
-        return b"" if isinstance(codec, Bytes) else []
+    if isinstance(codec, (List, Bytes, Latin1)):
+        return [] if isinstance(codec, List) else b""
     if isinstance(codec, Tuple):
         return tuple(_default_payload(c) for c in codec.els)
     if isinstance(codec, Record):

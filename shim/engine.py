@@ -14,6 +14,7 @@ import logging
 import os
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -68,37 +69,43 @@ class ArtifactCache:
         self.dir = directory
         self._loaded: dict[str, Component | Module] = {}  # kind:digest → compiled
 
-    def load_component(self, wasm: bytes) -> Component:
-        return self._load(Component, "component", wasm)
+    def load_component(self, wasm: bytes, variant: str = "",
+                       source: Callable[[], bytes] | None = None) -> Component:
+        """`wasm` compiled; with a `variant`, what `source()` makes of it (compiled on a miss
+        only, so a cached variant costs no rewrite)."""
+        return self._load(Component, "component", wasm, variant, source)
 
     def load_module(self, wasm: bytes) -> Module:
         return self._load(Module, "module", wasm)
 
-    def _load(self, cls: type[Compiled], kind: str, wasm: bytes) -> Compiled:
+    def _load(self, cls: type[Compiled], kind: str, wasm: bytes, variant: str = "",
+              source: Callable[[], bytes] | None = None) -> Compiled:
         digest = hashlib.sha256(wasm).hexdigest()
-        known = self._loaded.get(f"{kind}:{digest}")
+        key = f"{kind}{'+' + variant if variant else ''}"
+        known = self._loaded.get(f"{key}:{digest}")
         if isinstance(known, cls):
             return known
-        compiled = self._deserialize_or_compile(cls, kind, wasm, digest)
-        self._loaded[f"{kind}:{digest}"] = compiled
+        compiled = self._deserialize_or_compile(cls, key, source or (lambda: wasm), digest)
+        self._loaded[f"{key}:{digest}"] = compiled
         return compiled
 
-    def _deserialize_or_compile(self, cls: type[Compiled], kind: str, wasm: bytes, digest: str) -> Compiled:
+    def _deserialize_or_compile(self, cls: type[Compiled], kind: str, source: Callable[[], bytes],
+                                digest: str) -> Compiled:
         path = self._path(digest, kind)
         if path is None:
-            return cls(self.engine, wasm)
+            return cls(self.engine, source())
         # an unusable artifact (corrupt, foreign) is never rewritten, since another process may map
         # it: the next name in a fixed sequence is used, so later starts find the good copy
         for candidate in _with_spares(path):
             if not candidate.exists():
-                compiled = cls(self.engine, wasm)
+                compiled = cls(self.engine, source())
                 self._store(candidate, compiled.serialize())
                 return compiled
             try:
                 return cls.deserialize_file(self.engine, str(candidate))
             except WasmtimeError as exc:
                 log.warning("ignoring unusable artifact %s: %s", candidate, exc)
-        return cls(self.engine, wasm)
+        return cls(self.engine, source())
 
     def _path(self, digest: str, kind: str) -> Path | None:
         if self.dir is None:

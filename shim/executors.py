@@ -39,6 +39,7 @@ log = logging.getLogger("shim.guest")
 
 SUPPORTED_HTTP = "wasi:http/incoming-handler@0.2.x, fermyon:spin/inbound-http, or WAGI (wasi preview 1)"
 INBOUND_HTTP = "fermyon:spin/inbound-http"
+WASI_HTTP_02 = "wasi:http/incoming-handler@0.2"
 
 # Interfaces that hand out no wasi:io resources can stay with wasmtime's native WASI.
 NATIVE_WASI = frozenset({
@@ -133,11 +134,15 @@ def export_names(engine: Engine, component: Component) -> list[str]:
 
 
 class WasiHttpExecutor:
-    def __init__(self, engine: Engine, component: Component, ctx: GuestContext, export: str) -> None:
+    def __init__(self, engine: Engine, component: Component, ctx: GuestContext, export: str,
+                 bytes_as_strings: Mapping[str, str] | None = None) -> None:
+        """`bytes_as_strings`: the host functions `bytestrings` added (see `build_linker`)."""
         self.engine, self.component, self.ctx = engine, component, ctx
+        self.adapted = tuple(sorted(bytes_as_strings or ()))  # through the stream adapter
         impls = {**wasi_http.IMPLS, **ctx.host_impls}
         self.linker, self.groups, self.report = hostlink.build_linker(
-            engine, component, impls, native=NATIVE_WASI.__contains__, dtor=_drop_current)
+            engine, component, impls, native=NATIVE_WASI.__contains__, dtor=_drop_current,
+            bytes_as_strings=bytes_as_strings)
         self.needs_wasi = any(hostlink.unversioned(n) in NATIVE_WASI
                               for n in hostlink.imported_interfaces(component, engine))
         handle = component.get_export_index("handle", component.get_export_index(export))
@@ -411,7 +416,7 @@ def classify(engine: Engine, component_id: str, component: Component) -> str:
     ComponentLoadError naming what was found."""
     exports = export_names(engine, component)
     for name in exports:
-        if name.startswith("wasi:http/incoming-handler@0.2"):
+        if name.startswith(WASI_HTTP_02):
             return name
     for name in exports:
         if name == INBOUND_HTTP or name.startswith(INBOUND_HTTP + "@"):

@@ -130,10 +130,14 @@ Dtor = Callable[[int], None]
 
 def build_linker(engine: Engine, component: Component, impls: Implementations,
                  native: Callable[[str], bool] = lambda iface: False,
-                 dtor: Dtor = lambda rep: None) -> tuple[Linker, ResourceGroups, LinkReport]:
+                 dtor: Dtor = lambda rep: None,
+                 bytes_as_strings: Mapping[str, str] | None = None,
+                 ) -> tuple[Linker, ResourceGroups, LinkReport]:
     """Define every import of `component`. Interfaces for which `native(iface)` holds are left
     to wasmtime's own WASI (added with `add_wasip2`), everything else is Python; `dtor(rep)` runs
-    when the guest drops a host resource."""
+    when the guest drops a host resource. `bytes_as_strings` maps the functions `bytestrings`
+    added ("import#name-latin1") to the ones they stand for: their strings are byte lists, which
+    Python sees as bytes, and they run the same implementation."""
     imports = component.type.imports(engine)
     groups = _group_resources(engine, imports)
     linker = Linker(engine)
@@ -148,7 +152,10 @@ def build_linker(engine: Engine, component: Component, impls: Implementations,
             if not isinstance(ext.ty, ComponentInstanceType):
                 raise WasmtimeError(f"unsupported top-level import {iname} (only interfaces)")
             with root.add_instance(iname) as li:
-                report = _define_instance(engine, li, unversioned(iname), ext.ty, impls, groups, dtor, report)
+                latin1 = {k.split("#", 1)[1]: v.split("#", 1)[1] for k, v in (bytes_as_strings or {}).items()
+                          if k.startswith(iname + "#")}
+                report = _define_instance(engine, li, unversioned(iname), ext.ty, impls, groups, dtor,
+                                          report, latin1)
     return linker, groups, report
 
 
@@ -164,7 +171,7 @@ def _group_resources(engine: Engine, imports: Mapping[str, Any]) -> ResourceGrou
 
 def _define_instance(engine: Engine, li: LinkerInstance, base: str, ity: ComponentInstanceType,
                      impls: Implementations, groups: ResourceGroups, dtor: Dtor,
-                     report: LinkReport) -> LinkReport:
+                     report: LinkReport, latin1: Mapping[str, str]) -> LinkReport:
     """Resources first (functions' types refer to them), then every function: implemented or a
     stub answering the interface's error value."""
     items = ity.exports(engine)
@@ -176,10 +183,11 @@ def _define_instance(engine: Engine, li: LinkerInstance, base: str, ity: Compone
     for n, item in items.items():
         if not isinstance(item.ty, FuncType):
             continue
-        key = f"{base}#{n}"
-        params = [codec.build(t, groups.id_of) for _, t in item.ty.params]
+        key = f"{base}#{latin1.get(n, n)}"
+        as_bytes = n in latin1
+        params = [codec.build(t, groups.id_of, as_bytes) for _, t in item.ty.params]
         rty = item.ty.result
-        result = None if rty is None else codec.build(rty, groups.id_of)
+        result = None if rty is None else codec.build(rty, groups.id_of, as_bytes)
         fn = impls.get(key)
         if fn is None:
             fn = _stub(key, result)
