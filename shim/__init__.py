@@ -11,6 +11,8 @@ Modules, from the edge inwards:
 - `wasi_http`, `filesystem`, `keyvalue`, `outbound`: host implementations (Python).
 - `hostlink` / `codec`: linking imports to Python through wasmtime's C API with codecs
   reflected once per function type.
+- `bytestrings` / `wasmbin`: a wasi:http guest wrapped with a stream adapter component so body
+  bytes cross the C API as one vector, not one value per byte (`wasmbin` reads the binary).
 - `engine`: the Engine (epoch interruption) and the on-disk artifact cache.
 - `loadgen`: a small keep-alive HTTP load generator for the benchmark and load test.
 

@@ -193,7 +193,7 @@ def _component_executor(engine: Engine, cache: ArtifactCache, ctx: GuestContext,
         latin1 = plan.functions
     try:
         if latin1 and plan:
-            component = cache.load_component(wasm, bytestrings.VARIANT, plan.apply)
+            component = cache.load_component(wasm, plan.variant, plan.apply)
         else:
             component = cache.load_component(wasm)
     except WasmtimeError as exc:

@@ -24,6 +24,7 @@ is run as it is: still correct, only slower.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -33,7 +34,6 @@ from shim import wasmbin
 
 STREAMS_PREFIX = "wasi:io/streams@0.2."
 Edits = dict[int, tuple[int, bytes]]   # absolute offset -> (bytes replaced, new bytes)
-VARIANT = "bytestrings1"  # names the rewrite in artifact cache keys; bump when its output changes
 
 @dataclass(frozen=True)
 class Plan:
@@ -46,6 +46,7 @@ class Plan:
     edits: Mapping[int, tuple[int, bytes]] = field(default_factory=dict)  # in the import prefix
     prefix_end: int = 0
     tail: bytes = b""
+    variant: str = ""  # names the wrapper in artifact cache keys: changes with anything but the guest
 
     def apply(self) -> bytes:
         """The wrapper component (the original when there is nothing to adapt)."""
@@ -126,7 +127,9 @@ def _plan(wasm: bytes) -> Plan:
     tail = _tail(wasm, c, s, polls[0] if polls else None, adapter)
     stream_name = c.instances[s] or ""
     functions = {f"{stream_name}#{n}{LATIN1}": f"{stream_name}#{n}" for n in wrapped}
-    return Plan(wasm, tuple(n for n, _ in c.exports), functions, edits, c.prefix_end, tail)
+    own = hashlib.sha256(adapter + repr(sorted(edits.items())).encode()).hexdigest()[:16]
+    return Plan(wasm, tuple(n for n, _ in c.exports), functions, edits, c.prefix_end, tail,
+                f"streams-adapter-{own}")
 
 
 def _add_latin1_functions(it: wasmbin.InstanceType, wrapped: list[str], edits: Edits) -> None:

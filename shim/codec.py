@@ -167,6 +167,9 @@ def _scratch(n: int) -> Iterator[tuple[bytearray, int]]:
 class Bytes(Codec):
     """list<u8>, which the C API passes as one 32-byte `wasmtime_component_val_t` per byte.
 
+    (Stream bodies avoid this path altogether: see `bytestrings` and `Latin1`. What follows is
+    what remains for other byte lists: header values, key-value values, direct file reads.)
+
     Every body byte crosses as such a value, both ways. wasmtime 50's C API has no byte-list
     form (`wasmtime_component_val_t` has no bytes kind, and host functions receive and return
     `Val::List(Vec<Val>)`), so the per-byte work inside wasmtime (guest memory ↔ `Val` ↔ C value:
