@@ -188,16 +188,16 @@ def _component_executor(engine: Engine, cache: ArtifactCache, ctx: GuestContext,
     # a wasi:http component's stream bytes come from our Python wasi:io: wrap it so they cross
     # the C API in bulk (bytestrings); an inbound-http one uses wasmtime's native wasi:io
     plan = bytestrings.analyse(wasm) if wrap else None
-    latin1: Mapping[str, str] = {}
+    hex_functions: Mapping[str, str] = {}
     if plan and any(e.startswith(WASI_HTTP_02) for e in plan.exports):
-        latin1 = plan.functions
+        hex_functions = plan.functions
     try:
-        if latin1 and plan:
+        if hex_functions and plan:
             component = cache.load_component(wasm, plan.variant, plan.apply)
         else:
             component = cache.load_component(wasm)
     except WasmtimeError as exc:
-        if latin1:
+        if hex_functions:
             log.warning("component %s: the stream adapter does not compile (%s); using it as it is",
                         ctx.component_id, _first_line(exc))
             return _component_executor(engine, cache, ctx, wasm, name, files_dir, wrap=False)
@@ -210,7 +210,7 @@ def _component_executor(engine: Engine, cache: ArtifactCache, ctx: GuestContext,
     try:
         if export.startswith(INBOUND_HTTP):
             return InboundHttpExecutor(engine, component, ctx, export)
-        executor = WasiHttpExecutor(engine, component, ctx, export, latin1)
+        executor = WasiHttpExecutor(engine, component, ctx, export, hex_functions)
     except (WasmtimeError, TypeError) as exc:  # TypeError: an import type this host cannot express
         raise ComponentLoadError(ctx.component_id, f"cannot link: {_first_line(exc)}") from exc
     report = executor.report

@@ -5,26 +5,29 @@ byte, converting every byte between guest memory, `Val` and the C value (about 2
 each way: most of a 1 MiB echo). A `string` crosses as one byte vector. So the guest is nested,
 unchanged, in a wrapper component next to a small adapter component written here in the text
 format. The adapter exports the `wasi:io/streams` the guest imports: its byte functions (`read`,
-`blocking-read`, `write`, `blocking-write-and-flush`) call host functions that take or return
-the bytes as a `latin1+utf16` string (`<function>-latin1`, appended to the host's streams
-interface), every other function is the host's own. Between guest and adapter, wasmtime copies
-a `list<u8>` with a compiled memcpy; between adapter and host, a latin-1 string crosses as one
-vector, which `codec.Latin1` turns into `bytes` and back.
+`blocking-read`, `write`, `blocking-write-and-flush`) call host functions `<function>-hex`
+(appended to the host's streams interface) that carry the bytes as a string of hex digits;
+every other function is the host's own. Between guest and adapter wasmtime copies a `list<u8>`
+with compiled code, the adapter converts to and from hex in compiled code too, and
+`codec.Hex` converts on the host side with `binascii`.
 
-Why an adapter rather than retyping the guest's imports: a latin-1 string must start on an even
-address (guests write from any offset) and the host shrinks the buffer it allocated for one with
-a second `realloc` call (componentize-py's realloc panics on that). The adapter's own memory and
-allocator meet both; the guest sees exactly the calls it would see from the host.
+Why hex: it is valid UTF-8 (what the C API carries) for any bytes, and the cheapest text for
+both sides. Latin-1 strings were tried first and rejected: lifting one traps unless it starts
+at an even address, and lowering one calls the guest's realloc a second time to shrink, which
+componentize-py's realloc panics on; they also cost about 20 ms per MiB in transcoding.
+Why an adapter rather than retyping the guest's imports: the guest sees exactly the calls it
+would see from the host, whatever its allocator does.
 
 The wrapper re-declares the guest's imports (its leading type, import and alias sections, copied
-with the latin-1 functions appended to the streams instance type), instantiates the adapter and
-the guest, and re-exports the guest's exports. A guest this does not understand (see `wasmbin`)
-is run as it is: still correct, only slower.
+with the hex functions appended to the streams instance type), instantiates the adapter and the
+guest, and re-exports the guest's exports. A guest this does not understand (see `wasmbin`) is
+run as it is: still correct, only slower.
 """
 
 from __future__ import annotations
 
 import hashlib
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -70,7 +73,7 @@ def analyse(wasm: bytes) -> Plan:
 
 # ---------------------------------------------------------------- the plan
 
-LATIN1 = "-latin1"  # suffix of the host functions the adapter calls: "<function>-latin1"
+HEX = "-hex"  # suffix of the host functions the adapter calls: "<function>-hex", bytes as hex text
 
 _READS = ("[method]input-stream.read", "[method]input-stream.blocking-read")
 _WRITES = ("[method]output-stream.write", "[method]output-stream.blocking-write-and-flush")
@@ -97,10 +100,10 @@ for _blocking, _same in (("blocking-read", "read"), ("blocking-skip", "skip"),
     _SIGNATURES[f"[method]{_res}.{_blocking}"] = _SIGNATURES[f"[method]{_res}.{_same}"]
 
 
-def _sig(name: str, latin1: bool = False) -> str:
+def _sig(name: str, hex_text: bool = False) -> str:
     params, result = _SIGNATURES[name]
     text = f"{params} (result {result})"
-    return text.replace("(list u8)", "string") if latin1 else text
+    return text.replace("(list u8)", "string") if hex_text else text
 
 
 def _plan(wasm: bytes) -> Plan:
@@ -122,19 +125,19 @@ def _plan(wasm: bytes) -> Plan:
     if any(n.endswith(".subscribe") for n in names) and len(polls) != 1:
         raise wasmbin.Unsupported("subscribe without one wasi:io/poll@0.2 import")
     edits: Edits = {}
-    _add_latin1_functions(it, wrapped, edits)
+    _add_hex_functions(it, wrapped, edits)
     adapter = _adapter(names, wrapped, bool(polls))
     tail = _tail(wasm, c, s, polls[0] if polls else None, adapter)
     stream_name = c.instances[s] or ""
-    functions = {f"{stream_name}#{n}{LATIN1}": f"{stream_name}#{n}" for n in wrapped}
+    functions = {f"{stream_name}#{n}{HEX}": f"{stream_name}#{n}" for n in wrapped}
     own = hashlib.sha256(adapter + repr(sorted(edits.items())).encode()).hexdigest()[:16]
     return Plan(wasm, tuple(n for n, _ in c.exports), functions, edits, c.prefix_end, tail,
                 f"streams-adapter-{own}")
 
 
-def _add_latin1_functions(it: wasmbin.InstanceType, wrapped: list[str], edits: Edits) -> None:
+def _add_hex_functions(it: wasmbin.InstanceType, wrapped: list[str], edits: Edits) -> None:
     """Append to the streams instance type a `string` type and, per wrapped function, a copy
-    taking or returning that string: "<name>-latin1". Appending keeps every index valid."""
+    taking or returning that string: "<name>-hex". Appending keeps every index valid."""
     loc = it.locals
     by_name = {e.name: e for e in it.funcs}
     string_index = len(loc)
@@ -152,7 +155,7 @@ def _add_latin1_functions(it: wasmbin.InstanceType, wrapped: list[str], edits: E
             added.append(b"\x01\x6a\x01" + wasmbin.leb(string_index) + b"\x01" + wasmbin.leb(r.refs[1]))
         ftype = string_index + len(added)
         added.append(b"\x01" + _encode_functype(f, subst))
-        raw = (name + LATIN1).encode()
+        raw = (name + HEX).encode()
         exports.append(b"\x04\x00" + wasmbin.leb(len(raw)) + raw + b"\x01" + wasmbin.leb(ftype))
     edits[it.count_at] = (len(wasmbin.leb(it.count)), wasmbin.leb(it.count + len(added) + len(exports)))
     edits[it.end] = (0, b"".join(added + exports))
@@ -234,52 +237,100 @@ def _rewrite(wasm: bytes, edits: Mapping[int, tuple[int, bytes]]) -> bytes:
 
 # ---------------------------------------------------------------- the adapter component
 
-_LIBC = """
-  (core module $libc
-    (memory (export "memory") 1)
-    (global (export "heap") (mut i32) (i32.const 16))
-    ;; a bump allocator reset by every call; a shrink stays in place (the host writes a latin-1
-    ;; string into a buffer sized for its UTF-8 and then shrinks it)
-    (func (export "realloc") (param $old i32) (param $old_size i32) (param $align i32) (param $new i32)
-          (result i32)
-      (local $p i32) (local $top i32)
-      (if (i32.and (i32.ne (local.get $old) (i32.const 0)) (i32.le_u (local.get $new) (local.get $old_size)))
-        (then (return (local.get $old))))
-      (local.set $p (i32.and (i32.add (global.get 0) (i32.const 7)) (i32.const -8)))
-      (global.set 0 (i32.add (local.get $p) (local.get $new)))
-      (local.set $top (i32.mul (memory.size) (i32.const 65536)))
-      (if (i32.gt_u (global.get 0) (local.get $top))
-        (then (if (i32.eq (memory.grow (i32.shr_u (i32.add (i32.sub (global.get 0) (local.get $top))
-                                                            (i32.const 65535)) (i32.const 16)))
-                          (i32.const -1))
-                (then unreachable))))
-      (if (local.get $old) (then (memory.copy (local.get $p) (local.get $old) (local.get $old_size))))
-      (local.get $p)))
-  (core instance $libc (instantiate $libc))
+# The adapter's core: one memory, a bump allocator reset by every call, and the hex codec.
+# Layout: 0-511 the two hex digits of every byte; 512-767 the value of every hex digit;
+# 768-783 the return area of a call; the heap from 1024.
+_HEX_DIGITS = "".join(f"{b:02x}" for b in range(256))
+_HEX_VALUES = "".join(f"\\{int(chr(c), 16) if chr(c) in string.hexdigits else 0:02x}" for c in range(256))
+_LIBC = f"""
+(core module $libc
+  (memory (export "memory") 1)
+  (data (i32.const 0) "{_HEX_DIGITS}")
+  (data (i32.const 512) "{_HEX_VALUES}")
+  (global $heap (mut i32) (i32.const 1024))
+  (func $alloc (export "alloc") (param $n i32) (result i32)
+    (local $p i32) (local $top i32)
+    (local.set $p (i32.and (i32.add (global.get $heap) (i32.const 7)) (i32.const -8)))
+    (global.set $heap (i32.add (local.get $p) (local.get $n)))
+    (local.set $top (i32.mul (memory.size) (i32.const 65536)))
+    (if (i32.gt_u (global.get $heap) (local.get $top))
+      (then (if (i32.eq (memory.grow (i32.shr_u (i32.add (i32.sub (global.get $heap) (local.get $top))
+                                                          (i32.const 65535)) (i32.const 16)))
+                        (i32.const -1))
+              (then unreachable))))
+    (local.get $p))
+  (func (export "realloc") (param $old i32) (param $old_size i32) (param $align i32) (param $new i32)
+        (result i32)
+    (local $p i32)
+    (local.set $p (call $alloc (local.get $new)))
+    (if (local.get $old) (then (memory.copy (local.get $p) (local.get $old)
+      (select (local.get $old_size) (local.get $new) (i32.lt_u (local.get $old_size) (local.get $new))))))
+    (local.get $p))
+  (func (export "reset") (global.set $heap (i32.const 1024)))
+  ;; n bytes at src -> 2n hex digits at dst
+  (func (export "to-hex") (param $src i32) (param $n i32) (param $dst i32)
+    (local $end i32)
+    (local.set $end (i32.add (local.get $src) (local.get $n)))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $src) (local.get $end)))
+      (i32.store16 (local.get $dst) (i32.load16_u (i32.shl (i32.load8_u (local.get $src)) (i32.const 1))))
+      (local.set $src (i32.add (local.get $src) (i32.const 1)))
+      (local.set $dst (i32.add (local.get $dst) (i32.const 2)))
+      (br $next))))
+  ;; n hex digits at p -> n/2 bytes at p (in place: each pair is read before its byte is written)
+  (func (export "from-hex") (param $p i32) (param $n i32) (result i32)
+    (local $i i32) (local $o i32)
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (i32.add (local.get $i) (i32.const 1)) (local.get $n)))
+      (i32.store8 (i32.add (local.get $p) (local.get $o))
+        (i32.or (i32.shl (i32.load8_u offset=512 (i32.load8_u (i32.add (local.get $p) (local.get $i))))
+                         (i32.const 4))
+                (i32.load8_u offset=512 (i32.load8_u offset=1 (i32.add (local.get $p) (local.get $i))))))
+      (local.set $i (i32.add (local.get $i) (i32.const 2)))
+      (local.set $o (i32.add (local.get $o) (i32.const 1)))
+      (br $next)))
+    (local.get $o)))
+(core instance $libc (instantiate $libc))
 """
+
+# A wrapped read: call the host, decode the hex digits of an ok result in place (return area at
+# 768: discriminant, then pointer and length). A wrapped write: encode into a fresh buffer, call
+# the host. Both lend the borrowed `self` on to the host and then drop it, as an export must.
+_READ = """(func (export "{k}") (param i32 i64) (result i32)
+    (call $reset)
+    (call $h{k} (local.get 0) (local.get 1) (i32.const 768))
+    (if (i32.eqz (i32.load8_u (i32.const 768)))
+      (then (i32.store (i32.const 776)
+                       (call $from_hex (i32.load (i32.const 772)) (i32.load (i32.const 776))))))
+    (call $drop_in (local.get 0))
+    (i32.const 768))"""
+_WRITE = """(func (export "{k}") (param i32 i32 i32) (result i32) (local $hex i32)
+    (local.set $hex (call $alloc (i32.shl (local.get 2) (i32.const 1))))
+    (call $to_hex (local.get 1) (local.get 2) (local.get $hex))
+    (call $h{k} (local.get 0) (local.get $hex) (i32.shl (local.get 2) (i32.const 1)) (i32.const 768))
+    (call $drop_out (local.get 0))
+    (call $reset)
+    (i32.const 768))"""
 
 
 def _adapter(names: list[str], wrapped: list[str], poll: bool) -> bytes:
-    """The adapter component, in the text format: it exports the streams interface the guest
-    imports; byte functions go through latin-1 host functions, the rest pass straight through."""
-
-    pl = ""
+    """The adapter component (text format, compiled here): it exports the streams interface the
+    guest imports; the byte functions go through the host's hex functions, the rest are the
+    host's own."""
+    declared = ['(export "input-stream" (type $in (sub resource)))',
+                '(export "output-stream" (type $out (sub resource)))',
+                '(export "error" (type $err (sub resource)))',
+                '(type $se0 (variant (case "last-operation-failed" (own $err)) (case "closed")))',
+                '(export "stream-error" (type $se (eq $se0)))']
     if poll:
-        pl = '(import "poll" (instance $poll (export "pollable" (type (sub resource)))))\n' \
-             '(alias export $poll "pollable" (type $pollable))\n'
-    decl = ['(export "input-stream" (type $in (sub resource)))',
-            '(export "output-stream" (type $out (sub resource)))',
-            '(export "error" (type $err (sub resource)))',
-            '(type $se0 (variant (case "last-operation-failed" (own $err)) (case "closed")))',
-            '(export "stream-error" (type $se (eq $se0)))']
+        declared.append("(alias outer $adapter $pollable (type $pl))")
+    declared += [f'(export "{n}" (func {_sig(n)}))' for n in names if n not in wrapped]
+    declared += [f'(export "{n}{HEX}" (func {_sig(n, hex_text=True)}))' for n in wrapped]
+    out = ["(component $adapter"]
     if poll:
-        decl.append("(alias outer $adapter $pollable (type $pl))")
-    for n in names:
-        if n not in wrapped:
-            decl.append(f'(export "{n}" (func {_sig(n)}))')
-    for n in wrapped:
-        decl.append(f'(export "{n}{LATIN1}" (func {_sig(n, latin1=True)}))')
-    body = [f"(component $adapter\n{pl}(import \"streams\" (instance $s\n  " + "\n  ".join(decl) + "))",
+        out += ['(import "poll" (instance $poll (export "pollable" (type (sub resource)))))',
+                '(alias export $poll "pollable" (type $pollable))']
+    out += ['(import "streams" (instance $s\n  ' + "\n  ".join(declared) + "))",
             '(alias export $s "input-stream" (type $in0))',
             '(alias export $s "output-stream" (type $out0))',
             '(alias export $s "error" (type $err0))',
@@ -290,48 +341,37 @@ def _adapter(names: list[str], wrapped: list[str], poll: bool) -> bytes:
             '(type $se-def (variant (case "last-operation-failed" (own $err)) (case "closed")))',
             '(export $se "stream-error" (type $se-def))']
     if poll:
-        body.append('(export $pl "pollable" (type $pollable))')
-    body.append(_LIBC)
-    host, core, lifts = [], [], []
+        out.append('(export $pl "pollable" (type $pollable))')
+    out.append(_LIBC)
+    mem = '(memory (core memory $libc "memory"))'
+    realloc = '(realloc (core func $libc "realloc"))'
+    out += [f'(core func $h{k} (canon lower (func $s "{n}{HEX}") {mem} {realloc}))'
+            for k, n in enumerate(wrapped)]
+    out += ['(core func $drop_in (canon resource.drop $in))',
+            '(core func $drop_out (canon resource.drop $out))',
+            '(core instance $host (export "drop-in" (func $drop_in)) (export "drop-out" (func $drop_out)) '
+            + " ".join(f'(export "{k}" (func $h{k}))' for k in range(len(wrapped))) + ")"]
+    core = ['(core module $m',
+            '  (import "libc" "memory" (memory 1))',
+            '  (import "libc" "alloc" (func $alloc (param i32) (result i32)))',
+            '  (import "libc" "reset" (func $reset))',
+            '  (import "libc" "to-hex" (func $to_hex (param i32 i32 i32)))',
+            '  (import "libc" "from-hex" (func $from_hex (param i32 i32) (result i32)))',
+            '  (import "host" "drop-in" (func $drop_in (param i32)))',
+            '  (import "host" "drop-out" (func $drop_out (param i32)))']
     for k, n in enumerate(wrapped):
-        read = n in _READS
-        body.append(f'(core func $h{k} (canon lower (func $s "{n}{LATIN1}") '
-                    f'(memory (core memory $libc "memory")) '
-                    f'(realloc (core func $libc "realloc")) string-encoding=latin1+utf16))')
-        host.append(f'(export "{k}" (func $h{k}))')
-        # the borrowed `self` is lent on to the host, then dropped: an export must end its borrows
-        if read:
-            core.append(f'(import "host" "{k}" (func $h{k} (param i32 i64 i32)))')
-            core.append(f'(func (export "{k}") (param i32 i64) (result i32) '
-                        f'(global.set $heap (i32.const 16)) '
-                        f'(call $h{k} (local.get 0) (local.get 1) (i32.const 0)) '
-                        f'(call $drop_in (local.get 0)) (i32.const 0))')
-        else:
-            core.append(f'(import "host" "{k}" (func $h{k} (param i32 i32 i32 i32)))')
-            core.append(f'(func (export "{k}") (param i32 i32 i32) (result i32) '
-                        f'(call $h{k} (local.get 0) (local.get 1) (local.get 2) (i32.const 0)) '
-                        f'(call $drop_out (local.get 0)) (global.set $heap (i32.const 16)) (i32.const 0))')
-        lifts.append(f'(func $w{k} {_sig(n)} (canon lift (core func $m "{k}") '
-                     f'(memory (core memory $libc "memory")) (realloc (core func $libc "realloc"))))')
-        lifts.append(f'(export "{n}" (func $w{k}))')
-    body.append('(core func $drop_in (canon resource.drop $in))')
-    body.append('(core func $drop_out (canon resource.drop $out))')
-    host += ['(export "drop-in" (func $drop_in))', '(export "drop-out" (func $drop_out))']
-    core += ['(import "host" "drop-in" (func $drop_in (param i32)))',
-             '(import "host" "drop-out" (func $drop_out (param i32)))']
-    body.append(f'(core instance $host {" ".join(host)})')
-    imports = [i for i in core if i.startswith("(import")]
-    funcs = [f for f in core if not f.startswith("(import")]
-    body.append('(core module $m (import "libc" "heap" (global $heap (mut i32)))\n  '
-                + "\n  ".join(imports + funcs) + ")")
-    body.append('(core instance $m (instantiate $m (with "libc" (instance $libc)) '
-                '(with "host" (instance $host))))')
-    body.extend(lifts)
-    for n in names:
+        params = "i32 i64 i32" if n in _READS else "i32 i32 i32 i32"
+        core.append(f'  (import "host" "{k}" (func $h{k} (param {params})))')
+    core += ["  " + (_READ if n in _READS else _WRITE).format(k=k) for k, n in enumerate(wrapped)]
+    out += ["\n".join(core) + ")",
+            '(core instance $m (instantiate $m (with "libc" (instance $libc)) '
+            '(with "host" (instance $host))))']
+    for k, n in enumerate(wrapped):
+        out += [f'(func $w{k} {_sig(n)} (canon lift (core func $m "{k}") {mem} {realloc}))',
+                f'(export "{n}" (func $w{k}))']
+    for k, n in enumerate(names):
         if n not in wrapped:
-            alias = "$p" + str(names.index(n))
-            body.append(f'(alias export $s "{n}" (func {alias}))')
             # re-typed with this component's exported types, the only ones an export may name
-            body.append(f'(export "{n}" (func {alias}) (func {_sig(n)}))')
-    body.append(")")
-    return bytes(wasmtime.wat2wasm("\n".join(body)))
+            out += [f'(alias export $s "{n}" (func $p{k}))', f'(export "{n}" (func $p{k}) (func {_sig(n)}))']
+    out.append(")")
+    return bytes(wasmtime.wat2wasm("\n".join(out)))

@@ -136,7 +136,7 @@ def build_linker(engine: Engine, component: Component, impls: Implementations,
     """Define every import of `component`. Interfaces for which `native(iface)` holds are left
     to wasmtime's own WASI (added with `add_wasip2`), everything else is Python; `dtor(rep)` runs
     when the guest drops a host resource. `bytes_as_strings` maps the functions `bytestrings`
-    added ("import#name-latin1") to the ones they stand for: their strings are byte lists, which
+    added ("import#name-hex") to the ones they stand for: their strings are byte lists, which
     Python sees as bytes, and they run the same implementation."""
     imports = component.type.imports(engine)
     groups = _group_resources(engine, imports)
@@ -152,10 +152,10 @@ def build_linker(engine: Engine, component: Component, impls: Implementations,
             if not isinstance(ext.ty, ComponentInstanceType):
                 raise WasmtimeError(f"unsupported top-level import {iname} (only interfaces)")
             with root.add_instance(iname) as li:
-                latin1 = {k.split("#", 1)[1]: v.split("#", 1)[1] for k, v in (bytes_as_strings or {}).items()
-                          if k.startswith(iname + "#")}
+                hexed = {k.split("#", 1)[1]: v.split("#", 1)[1] for k, v in (bytes_as_strings or {}).items()
+                         if k.startswith(iname + "#")}
                 report = _define_instance(engine, li, unversioned(iname), ext.ty, impls, groups, dtor,
-                                          report, latin1)
+                                          report, hexed)
     return linker, groups, report
 
 
@@ -171,7 +171,7 @@ def _group_resources(engine: Engine, imports: Mapping[str, Any]) -> ResourceGrou
 
 def _define_instance(engine: Engine, li: LinkerInstance, base: str, ity: ComponentInstanceType,
                      impls: Implementations, groups: ResourceGroups, dtor: Dtor,
-                     report: LinkReport, latin1: Mapping[str, str]) -> LinkReport:
+                     report: LinkReport, hexed: Mapping[str, str]) -> LinkReport:
     """Resources first (functions' types refer to them), then every function: implemented or a
     stub answering the interface's error value."""
     items = ity.exports(engine)
@@ -183,8 +183,8 @@ def _define_instance(engine: Engine, li: LinkerInstance, base: str, ity: Compone
     for n, item in items.items():
         if not isinstance(item.ty, FuncType):
             continue
-        key = f"{base}#{latin1.get(n, n)}"
-        as_bytes = n in latin1
+        key = f"{base}#{hexed.get(n, n)}"
+        as_bytes = n in hexed
         params = [codec.build(t, groups.id_of, as_bytes) for _, t in item.ty.params]
         rty = item.ty.result
         result = None if rty is None else codec.build(rty, groups.id_of, as_bytes)

@@ -23,8 +23,8 @@ STREAMS = "wasi:io/streams@0.2.0"
 
 
 @pytest.mark.parametrize(("guest", "functions"), [
-    ("handler.wasm", {f"{STREAMS}#[method]input-stream.blocking-read-latin1",
-                      f"{STREAMS}#[method]output-stream.blocking-write-and-flush-latin1"}),
+    ("handler.wasm", {f"{STREAMS}#[method]input-stream.blocking-read-hex",
+                      f"{STREAMS}#[method]output-stream.blocking-write-and-flush-hex"}),
     ("inbound.wasm", set()),   # no wasi:io/streams import: nothing to adapt
     ("p3.wasm", set()),        # WASI 0.3 (refused later, at load)
 ])
@@ -32,7 +32,7 @@ def test_plan_per_committed_guest(guest: str, functions: set[str]) -> None:
     plan = bytestrings.analyse((GUESTS / guest).read_bytes())
     assert set(plan.functions) == functions
     for added, original in plan.functions.items():
-        assert added == original + bytestrings.LATIN1
+        assert added == original + bytestrings.HEX
 
 
 def test_wrapper_is_a_component_with_the_guest_exports_and_the_latin1_imports() -> None:
@@ -43,8 +43,8 @@ def test_wrapper_is_a_component_with_the_guest_exports_and_the_latin1_imports() 
     assert list(wrapped.type.exports(engine)) == list(original.type.exports(engine))
     assert list(wrapped.type.imports(engine)) == list(original.type.imports(engine))
     streams = wrapped.type.imports(engine)[STREAMS].ty.exports(engine)  # type: ignore[attr-defined]
-    assert {"[method]input-stream.blocking-read-latin1",
-            "[method]output-stream.blocking-write-and-flush-latin1"} <= set(streams)
+    assert {"[method]input-stream.blocking-read-hex",
+            "[method]output-stream.blocking-write-and-flush-hex"} <= set(streams)
 
 
 @pytest.mark.parametrize("damage", [
@@ -101,4 +101,4 @@ def test_every_byte_value_survives_the_adapter_both_ways(tmp_path: Path, guest: 
     echoed, ex = _echo(tmp_path, wasm, body)
     assert echoed == body
     assert ex.adapted  # the bytes went through the adapter, not the per-byte path
-    assert not any(k.endswith(bytestrings.LATIN1) for k in ex.report.stubbed)
+    assert not any(k.endswith(bytestrings.HEX) for k in ex.report.stubbed)
