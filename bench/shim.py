@@ -119,23 +119,76 @@ def first_request_ms(port: int, path: str) -> float:
     return (time.perf_counter() - t0) * 1e3
 
 
+class _Response:
+    """An HTTP/1.1 response arriving in one buffer: finds where it ends as bytes come (reading
+    only the head and the chunk-size lines, skipping the data), then gives the body."""
+
+    def __init__(self, buf: bytearray) -> None:
+        self.buf = buf
+        self.body_at = -1  # offset of the body, once the head is in
+        self.length = -1  # content-length, or -1 for chunked
+        self.chunks: list[tuple[int, int]] = []  # (offset, size) of each chunk's data
+        self.next = 0  # chunked: offset of the next chunk-size line
+        self.end = -1
+
+    def complete(self, got: int) -> bool:
+        buf = self.buf
+        if self.body_at < 0:
+            head_end = buf.find(b"\r\n\r\n", 0, got)
+            if head_end < 0:
+                return False
+            head = bytes(buf[:head_end]).decode("latin-1").lower()
+            if not head.startswith("http/1.1 200 "):
+                raise RuntimeError(f"echo answered {head.splitlines()[0]!r}")
+            fields = dict(line.split(": ", 1) for line in head.split("\r\n")[1:])
+            self.body_at = self.next = head_end + 4
+            self.length = int(fields["content-length"]) if "content-length" in fields else -1
+        if self.length >= 0:
+            self.end = self.body_at + self.length
+            return got >= self.end
+        while (eol := buf.find(b"\r\n", self.next, got)) >= 0:
+            size = int(bytes(buf[self.next:eol]).split(b";")[0], 16)
+            if size == 0:
+                self.end = eol + 4  # the empty trailer section
+                return got >= self.end
+            if eol + 2 + size + 2 > got:
+                return False
+            self.chunks.append((eol + 2, size))
+            self.next = eol + 2 + size + 2
+        return False
+
+    def body(self) -> bytes:
+        view = memoryview(self.buf)
+        if self.length >= 0:
+            return bytes(view[self.body_at:self.end])
+        return b"".join(view[at:at + size] for at, size in self.chunks)
+
+
 def echo_ms(port: int, path: str, size: int, repeat: int = 10) -> float:
+    """Median milliseconds from sending a `size`-byte POST to the response's last byte. The client
+    stays out of the way: one thread sends while this one reads with recv_into into one buffer
+    made in advance; the body is checked after the clock stops."""
     body = os.urandom(size)
+    payload = (f"POST {path} HTTP/1.1\r\nhost: x\r\ncontent-length: {size}\r\n"
+               "connection: close\r\n\r\n").encode() + body
+    buf = bytearray(size + (1 << 20))  # body, chunk framing and head
+    view = memoryview(buf)
     times = []
     for _ in range(repeat):
         sock = socket.create_connection(("127.0.0.1", port), timeout=60)
-        head = f"POST {path} HTTP/1.1\r\nhost: x\r\ncontent-length: {size}\r\nconnection: close\r\n\r\n"
+        resp, got = _Response(buf), 0
         t0 = time.perf_counter()
-        payload = head.encode() + body
         sender = threading.Thread(target=sock.sendall, args=(payload,))
         sender.start()
-        resp = http.client.HTTPResponse(sock)
-        resp.begin()
-        data = resp.read()
+        while not resp.complete(got):
+            n = sock.recv_into(view[got:])
+            if not n or got + n == len(buf):
+                raise RuntimeError(f"echo response ended early or is too large ({got + n} bytes)")
+            got += n
         times.append(time.perf_counter() - t0)
         sender.join()
         sock.close()
-        if data != body:
+        if resp.body() != body:
             raise RuntimeError("echo mismatch")
     return statistics.median(times) * 1e3
 
