@@ -37,6 +37,7 @@ from shim import wasmbin
 
 STREAMS_PREFIX = "wasi:io/streams@0.2."
 Edits = dict[int, tuple[int, bytes]]   # absolute offset -> (bytes replaced, new bytes)
+_RESULT = 0x6A  # the result<T, E> value type
 
 @dataclass(frozen=True)
 class Plan:
@@ -45,7 +46,7 @@ class Plan:
     wasm: bytes
     exports: tuple[str, ...]
     functions: Mapping[str, str] = field(default_factory=dict)
-    # ^ "import#<function>-latin1" the host must define -> "import#<function>" it stands for
+    # ^ "import#<function>-hex" the host must define -> "import#<function>" it stands for
     edits: Mapping[int, tuple[int, bytes]] = field(default_factory=dict)  # in the import prefix
     prefix_end: int = 0
     tail: bytes = b""
@@ -143,16 +144,23 @@ def _add_hex_functions(it: wasmbin.InstanceType, wrapped: list[str], edits: Edit
     string_index = len(loc)
     added = [b"\x01" + bytes((wasmbin.STRING,))]
     exports: list[bytes] = []
+    bytes_types = {i for i, x in enumerate(loc) if x.kind is wasmbin.Kind.BYTES}
     for name in wrapped:
         f = loc[by_name[name].type_index]
-        subst = {i: string_index for i, x in enumerate(loc) if x.kind == "bytes"}
-        if name in _READS:
+        subst = dict.fromkeys(bytes_types, string_index)
+        if name in _READS:  # -> result<list<u8>, stream-error>: a result<string, stream-error> too
             res = f.result[0] if f.result else None
             r = loc[res] if res is not None else None
-            if r is None or r.first != 0x6A or len(r.refs) != 2 or loc[r.refs[0]].kind != "bytes":
+            if res is None or r is None or r.first != _RESULT or len(r.refs) != 2:
                 raise wasmbin.Unsupported(f"{name}: not result<list<u8>, E>")
-            subst[res] = string_index + len(added)  # type: ignore[index]
-            added.append(b"\x01\x6a\x01" + wasmbin.leb(string_index) + b"\x01" + wasmbin.leb(r.refs[1]))
+            ok, err = r.refs
+            if ok not in bytes_types:
+                raise wasmbin.Unsupported(f"{name}: not result<list<u8>, E>")
+            subst[res] = string_index + len(added)
+            added.append(b"\x01" + bytes((_RESULT,)) + b"\x01" + wasmbin.leb(string_index)
+                         + b"\x01" + wasmbin.leb(err))
+        elif not any(vt[0] in bytes_types for _, vt in f.params):
+            raise wasmbin.Unsupported(f"{name}: no list<u8> parameter")
         ftype = string_index + len(added)
         added.append(b"\x01" + _encode_functype(f, subst))
         raw = (name + HEX).encode()
@@ -203,11 +211,11 @@ def _tail(wasm: bytes, c: wasmbin.Component, streams: int, poll: int | None, ada
         exports.append(b"\x00" + _name(name) + bytes((sort,)) + wasmbin.leb(next_index[sort]) + b"\x00")
         next_index[sort] += 1
     return b"".join([
-        _section(4, adapter),
-        _section(4, wasm),
-        _section(5, wasmbin.leb(2) + adapter_inst + guest_inst),
-        _section(6, wasmbin.leb(len(aliases)) + b"".join(aliases)),
-        _section(11, wasmbin.leb(len(exports)) + b"".join(exports)),
+        _section(wasmbin.COMPONENT_SECTION, adapter),
+        _section(wasmbin.COMPONENT_SECTION, wasm),
+        _section(wasmbin.INSTANCE_SECTION, wasmbin.leb(2) + adapter_inst + guest_inst),
+        _section(wasmbin.ALIAS_SECTION, wasmbin.leb(len(aliases)) + b"".join(aliases)),
+        _section(wasmbin.EXPORT_SECTION, wasmbin.leb(len(exports)) + b"".join(exports)),
     ])
 
 

@@ -8,14 +8,16 @@ know raises `Unsupported`: the caller then leaves the component alone.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from enum import Enum
 
 PREAMBLE = b"\0asm\x0d\x00\x01\x00"
 _LIST = 0x70
 _U8 = 0x7D
 STRING = 0x73
-_LATIN1_UTF16 = 0x02
+COMPONENT_SECTION, INSTANCE_SECTION, ALIAS_SECTION, TYPE_SECTION = 4, 5, 6, 7
+IMPORT_SECTION, EXPORT_SECTION = 10, 11
 
 # component-level sorts (a core sort is 0x00 followed by its own byte)
 _CORE, FUNC, _VALUE, _TYPE, _COMPONENT, INSTANCE = range(6)
@@ -77,11 +79,18 @@ def leb(n: int) -> bytes:
 ValRef = tuple[int | None, int | None]  # a valtype: (local type index, None) or (None, primitive)
 
 
+class Kind(Enum):
+    BYTES = "list<u8>"
+    FUNC = "func"
+    VALUE = "value"            # any other value type, or an exported (named) type
+    OPAQUE = "opaque"          # aliased from outside, or a component/instance/resource type
+
+
 @dataclass
 class Local:
     """One entry of an instance type's type index space."""
 
-    kind: str                  # bytes (list<u8>) | string | func | value | opaque
+    kind: Kind
     refs: list[int] = field(default_factory=list)
     first: int = 0             # a defined value type's opcode (0x6a: result<refs[0], refs[1]>)
     params: list[tuple[bytes, ValRef]] = field(default_factory=list)   # func: (encoded name, type)
@@ -89,11 +98,9 @@ class Local:
 
 
 @dataclass
-class _FuncExport:
+class FuncExport:
     name: str
     type_index: int
-    start: int                 # absolute offsets of the whole declaration
-    end: int
 
 
 @dataclass
@@ -102,7 +109,7 @@ class InstanceType:
     count: int
     end: int                   # absolute offset just past the last declaration
     locals: list[Local] = field(default_factory=list)
-    funcs: list[_FuncExport] = field(default_factory=list)
+    funcs: list[FuncExport] = field(default_factory=list)
     type_exports: set[str] = field(default_factory=set)
 
 
@@ -170,7 +177,7 @@ def _defvaltype(r: _Reader, first: int, refs: list[int]) -> list[int]:
 
 
 def _functype(r: _Reader) -> Local:
-    f = Local("func")
+    f = Local(Kind.FUNC)
     for _ in r.vec():
         at = r.pos
         r.name()
@@ -181,8 +188,6 @@ def _functype(r: _Reader) -> Local:
         f.result = _add(_valtype(r), f.refs)
     elif tag != 0x01 or r.byte() != 0x00:
         raise Unsupported("named results")
-    if any(vt[1] == STRING for _, vt in f.params) or (f.result and f.result[1] == STRING):
-        f.kind = "string"      # a real string: its encoding must not change
     return f
 
 
@@ -224,22 +229,19 @@ def _sort(r: _Reader) -> int:
     return s
 
 
-def _alias(r: _Reader) -> tuple[int, int | None, str | None]:
-    """(sort, instance index, export name); the last two only for an instance export alias."""
+def _alias(r: _Reader) -> int:
+    """An alias; returns its sort."""
     sort = _sort(r)
     target = r.byte()
-    if target == 0x00:
-        inst = r.u32()
-        return sort, inst, r.name()
-    if target == 0x01:
+    if target in (0x00, 0x01):                  # an export of a component or core instance
         r.u32()
         r.name()
-    elif target == 0x02:
+    elif target == 0x02:                        # outer
         r.u32()
         r.u32()
     else:
         raise Unsupported(f"alias target 0x{target:02x}")
-    return sort, None, None
+    return sort
 
 
 def _deftype(r: _Reader) -> InstanceType | None:
@@ -279,7 +281,6 @@ def _instancetype(r: _Reader) -> InstanceType:
 
 
 def _instancedecl(r: _Reader, it: InstanceType | None) -> None:
-    start = r.pos
     tag = r.byte()
     if tag == 0x00:
         raise Unsupported("core type in an instance type")
@@ -290,31 +291,27 @@ def _instancedecl(r: _Reader, it: InstanceType | None) -> None:
             local = _functype(r)
         elif first in (0x41, 0x42, 0x3F):
             _deftype(r)
-            local = Local("opaque")
+            local = Local(Kind.OPAQUE)
         else:
             r.pos += 1
-            local = Local("value", first=first)
-            prims = _defvaltype(r, first, local.refs)
-            if first == _LIST and prims == [_U8]:
-                local.kind = "bytes"
-            elif STRING in prims:
-                local.kind = "string"
+            local = Local(Kind.VALUE, first=first)
+            if _defvaltype(r, first, local.refs) == [_U8] and first == _LIST:
+                local.kind = Kind.BYTES
         if it is not None:
             it.locals.append(local)
     elif tag == 0x02:
-        sort, _, _ = _alias(r)
-        if it is not None and sort == _TYPE:
-            it.locals.append(Local("opaque"))
+        if _alias(r) == _TYPE and it is not None:
+            it.locals.append(Local(Kind.OPAQUE))
     elif tag == 0x04:
         name = _exportname(r)
         sort, idx = _externdesc(r)
         if it is None:
             return
         if sort == _TYPE:      # a resource, or a named value type: the same type under a new index
-            it.locals.append(Local("value", [] if idx is None else [idx]))
+            it.locals.append(Local(Kind.VALUE, [] if idx is None else [idx]))
             it.type_exports.add(name)
         elif sort == FUNC and idx is not None:
-            it.funcs.append(_FuncExport(name, idx, start, r.pos))
+            it.funcs.append(FuncExport(name, idx))
     else:
         raise Unsupported(f"instance declaration 0x{tag:02x}")
 
@@ -357,7 +354,7 @@ class Component:
     prefix_end: int = 0
 
     def add(self, sort: int) -> int:
-        """A new index of `sort`; returns it (-1 for sorts not counted)."""
+        """A new index of `sort` (a function, instance or type); returns it."""
         if sort == FUNC:
             self.funcs += 1
             return self.funcs - 1
@@ -367,9 +364,7 @@ class Component:
         if sort == _TYPE:
             self.types.append(None)
             return len(self.types) - 1
-        if sort in (_COMPONENT, _CORE, _VALUE):
-            raise Unsupported("a component, core or value import")
-        return -1
+        raise Unsupported("a component, core or value among the imports")
 
 
 def _read_type(r: _Reader, c: Component) -> None:
@@ -387,8 +382,7 @@ def _read_import(r: _Reader, c: Component) -> None:
 
 
 def _read_alias(r: _Reader, c: Component) -> None:
-    sort, _, _ = _alias(r)
-    c.add(sort)
+    c.add(_alias(r))
 
 
 def _read_export(r: _Reader, c: Component) -> None:
@@ -402,10 +396,13 @@ def _read_export(r: _Reader, c: Component) -> None:
     c.exports.append((name, sort))
 
 
-_PREFIX_READERS = {7: _read_type, 10: _read_import, 6: _read_alias}
+_PREFIX_READERS: dict[int, Callable[[_Reader, Component], None]] = {
+    TYPE_SECTION: _read_type, IMPORT_SECTION: _read_import, ALIAS_SECTION: _read_alias}
 
 
 def read(wasm: bytes) -> Component:
+    """The guest's import prefix and exports; `Unsupported` when the component has another shape
+    (an import after its first definition, an import of a component or core module, ...)."""
     if not wasm.startswith(PREAMBLE):
         raise Unsupported("not a component")
     c = Component()
@@ -417,9 +414,9 @@ def read(wasm: bytes) -> Component:
         if in_prefix and sec.id in _PREFIX_READERS:
             for _ in r.vec():
                 _PREFIX_READERS[sec.id](r, c)
-        elif sec.id == 10:
+        elif sec.id == IMPORT_SECTION:
             raise Unsupported("an import after the first definition")
-        elif sec.id == 11:
+        elif sec.id == EXPORT_SECTION:
             for _ in r.vec():
                 _read_export(r, c)
     if in_prefix:

@@ -35,7 +35,7 @@ def test_plan_per_committed_guest(guest: str, functions: set[str]) -> None:
         assert added == original + bytestrings.HEX
 
 
-def test_wrapper_is_a_component_with_the_guest_exports_and_the_latin1_imports() -> None:
+def test_wrapper_is_a_component_with_the_guest_exports_and_the_hex_imports() -> None:
     wasm = (GUESTS / "handler.wasm").read_bytes()
     plan = bytestrings.analyse(wasm)
     engine = Engine()
