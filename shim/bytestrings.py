@@ -302,8 +302,9 @@ _LIBC = f"""
 """
 
 # A wrapped read: call the host, decode the hex digits of an ok result in place (return area at
-# 768: discriminant, then pointer and length). A wrapped write: encode into a fresh buffer, call
-# the host. Both lend the borrowed `self` on to the host and then drop it, as an export must.
+# 768: discriminant, then pointer and length). A wrapped write: encode and send 64 KiB at a time
+# (the adapter's memory stays at the guest's bytes plus 128 KiB), stopping at the first error.
+# Both lend the borrowed `self` on to the host and then drop it, as an export must.
 _READ = """(func (export "{k}") (param i32 i64) (result i32)
     (call $reset)
     (call $h{k} (local.get 0) (local.get 1) (i32.const 768))
@@ -312,11 +313,18 @@ _READ = """(func (export "{k}") (param i32 i64) (result i32)
                        (call $from_hex (i32.load (i32.const 772)) (i32.load (i32.const 776))))))
     (call $drop_in (local.get 0))
     (i32.const 768))"""
-_WRITE = """(func (export "{k}") (param i32 i32 i32) (result i32) (local $hex i32)
-    (local.set $hex (call $alloc (i32.shl (local.get 2) (i32.const 1))))
-    (call $to_hex (local.get 1) (local.get 2) (local.get $hex))
-    (call $h{k} (local.get 0) (local.get $hex) (i32.shl (local.get 2) (i32.const 1)) (i32.const 768))
-    (call $drop_out (local.get 0))
+_WRITE = """(func (export "{k}") (param $self i32) (param $ptr i32) (param $len i32) (result i32)
+    (local $hex i32) (local $n i32)
+    (local.set $hex (call $alloc (i32.const 131072)))
+    (block $done (loop $next
+      (local.set $n (select (local.get $len) (i32.const 65536) (i32.lt_u (local.get $len) (i32.const 65536))))
+      (call $to_hex (local.get $ptr) (local.get $n) (local.get $hex))
+      (call $h{k} (local.get $self) (local.get $hex) (i32.shl (local.get $n) (i32.const 1)) (i32.const 768))
+      (br_if $done (i32.load8_u (i32.const 768)))
+      (local.set $ptr (i32.add (local.get $ptr) (local.get $n)))
+      (local.set $len (i32.sub (local.get $len) (local.get $n)))
+      (br_if $next (local.get $len))))
+    (call $drop_out (local.get $self))
     (call $reset)
     (i32.const 768))"""
 
