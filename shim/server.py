@@ -119,8 +119,10 @@ class _Sink:
     def write(self, data: bytes) -> None:
         if self.head or not data:
             return
-        if self.chunked:
-            self._out(b"%x\r\n%b\r\n" % (len(data), data))
+        if self.chunked:  # framed in place: formatting the chunk first would copy it twice
+            self.buf += b"%x\r\n" % len(data)
+            self.buf += data
+            self._out(b"\r\n")
         else:
             self._out(data)
 
