@@ -14,6 +14,7 @@ import selectors
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,23 +41,45 @@ def parse_listen(addr: str) -> tuple[str, int]:
 
 
 class _Body:
-    """The request body as a reader: Content-Length or chunked, never past the end."""
+    """The request body as a reader: Content-Length or chunked, never past the end.
 
-    def __init__(self, rfile: Any, length: int | None, chunked: bool) -> None:
-        self.rfile, self.left, self.chunked = rfile, length or 0, chunked
+    A read returns what has arrived, up to n bytes and across chunk boundaries, and waits only
+    when nothing has: the guest reads in its own sizes, not in the client's chunk or segment
+    sizes (a 16 KiB-chunked upload cost 40% more guest round trips than one in 64 KiB pieces)."""
+
+    def __init__(self, rfile: Any, sock: socket.socket, length: int | None, chunked: bool) -> None:
+        self.rfile, self.sock, self.left, self.chunked = rfile, sock, length or 0, chunked
         self.chunk_left = 0
+        self.crlf_left = False  # the CRLF after a chunk's data, read with the next chunk's size
         self.done = not chunked and not length
 
     def read(self, n: int) -> bytes:
-        if self.done:
+        if self.done or n <= 0:
             return b""
+        data = self._piece(n, wait=True)
+        if len(data) >= n or not data:
+            return data
+        parts, got = [data], len(data)
+        while got < n and not self.done and (more := self._piece(n - got, wait=False)):
+            parts.append(more)
+            got += len(more)
+        return b"".join(parts) if len(parts) > 1 else data
+
+    def _piece(self, n: int, wait: bool) -> bytes:
+        """Up to n bytes of one chunk (or of a Content-Length body); with wait=False, only what is
+        here already, and b"" rather than block."""
         if not self.chunked:
-            data: bytes = self.rfile.read1(min(n, self.left)) if n else b""
+            data = self._read1(min(n, self.left), wait)
             self.left -= len(data)
-            if self.left <= 0 or not data:
+            if self.left <= 0 or (wait and not data):
                 self.done = True
             return data
         if self.chunk_left == 0:
+            if not wait and self._here().count(b"\n") < 1 + self.crlf_left:
+                return b""  # the next chunk's size line is not complete yet: do not wait for it
+            if self.crlf_left:
+                self.rfile.readline(8)
+                self.crlf_left = False
             line = self.rfile.readline(1024)
             size = int(line.split(b";")[0].strip() or b"0", 16)
             if size == 0:
@@ -65,11 +88,28 @@ class _Body:
                 self.done = True
                 return b""
             self.chunk_left = size
-        data = self.rfile.read1(min(n, self.chunk_left))
+        data = self._read1(min(n, self.chunk_left), wait)
         self.chunk_left -= len(data)
-        if self.chunk_left == 0:
-            self.rfile.readline(8)
+        self.crlf_left = self.chunk_left == 0
         return data
+
+    def _read1(self, n: int, wait: bool) -> bytes:
+        if wait:
+            data: bytes = self.rfile.read1(n)
+            return data
+        return self._now(lambda: self.rfile.read1(n))
+
+    def _here(self) -> bytes:
+        """The bytes buffered or already in the socket, without consuming them."""
+        return self._now(lambda: self.rfile.peek(1))
+
+    def _now(self, read: Callable[[], bytes]) -> bytes:
+        timeout = self.sock.gettimeout()
+        self.sock.settimeout(0)  # a read that would wait returns b"" instead
+        try:
+            return read()
+        finally:
+            self.sock.settimeout(timeout)
 
     def drain(self) -> None:
         while not self.done:
@@ -257,7 +297,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._plain(400, b"Bad Request\n")
             return
-        body = _Body(self.rfile, length, "chunked" in te)
+        body = _Body(self.rfile, self.connection, length, "chunked" in te)
         match = app.router.match(path)
         if match is None:
             body.drain()
