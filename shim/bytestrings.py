@@ -39,6 +39,8 @@ STREAMS_PREFIX = "wasi:io/streams@0.2."
 Edits = dict[int, tuple[int, bytes]]   # absolute offset -> (bytes replaced, new bytes)
 _RESULT = 0x6A  # the result<T, E> value type
 
+
+
 @dataclass(frozen=True)
 class Plan:
     """What `analyse` found: the component's exports, and how to build its wrapper."""
@@ -47,16 +49,25 @@ class Plan:
     exports: tuple[str, ...]
     functions: Mapping[str, str] = field(default_factory=dict)
     # ^ "import#<function>-hex" the host must define -> "import#<function>" it stands for
-    edits: Mapping[int, tuple[int, bytes]] = field(default_factory=dict)  # in the import prefix
-    prefix_end: int = 0
-    tail: bytes = b""
     variant: str = ""  # names the wrapper in artifact cache keys: changes with anything but the guest
+    edits: Mapping[int, tuple[int, bytes]] = field(default_factory=dict)  # in the import prefix
+    parts: _Parts | None = None
 
     def apply(self) -> bytes:
-        """The wrapper component (the original when there is nothing to adapt)."""
-        if not self.functions:
+        """The wrapper component (the original when there is nothing to adapt). Built only
+        here: on an artifact cache hit nobody asks, and the guest is not copied."""
+        if self.parts is None:
             return self.wasm
-        return _rewrite(self.wasm[:self.prefix_end], self.edits) + self.tail
+        prefix = _rewrite(self.wasm[:self.parts.guest.prefix_end], self.edits)
+        return prefix + _tail(self.wasm, self.parts)
+
+
+@dataclass(frozen=True)
+class _Parts:
+    guest: wasmbin.Component
+    streams: int           # the instance index of the guest's wasi:io/streams import
+    poll: int | None       # and of its wasi:io/poll import, when the adapter needs pollable
+    adapter: bytes
 
 
 def analyse(wasm: bytes) -> Plan:
@@ -85,11 +96,11 @@ _IN, _OUT = '(param "self" (borrow $in))', '(param "self" (borrow $out))'
 _SIGNATURES: dict[str, tuple[str, str]] = {
     "[method]input-stream.read": (f'{_IN} (param "len" u64)', f"(result (list u8) {_ERR})"),
     "[method]input-stream.skip": (f'{_IN} (param "len" u64)', f"(result u64 {_ERR})"),
-    "[method]input-stream.subscribe": (f'{_IN}', "(own $pl)"),
-    "[method]output-stream.check-write": (f'{_OUT}', f"(result u64 {_ERR})"),
+    "[method]input-stream.subscribe": (_IN, "(own $pl)"),
+    "[method]output-stream.check-write": (_OUT, f"(result u64 {_ERR})"),
     "[method]output-stream.write": (f'{_OUT} (param "contents" (list u8))', f"(result {_ERR})"),
-    "[method]output-stream.flush": (f'{_OUT}', f"(result {_ERR})"),
-    "[method]output-stream.subscribe": (f'{_OUT}', "(own $pl)"),
+    "[method]output-stream.flush": (_OUT, f"(result {_ERR})"),
+    "[method]output-stream.subscribe": (_OUT, "(own $pl)"),
     "[method]output-stream.write-zeroes": (f'{_OUT} (param "len" u64)', f"(result {_ERR})"),
     "[method]output-stream.splice": (f'{_OUT} (param "src" (borrow $in)) (param "len" u64)',
                                      f"(result u64 {_ERR})"),
@@ -128,12 +139,11 @@ def _plan(wasm: bytes) -> Plan:
     edits: Edits = {}
     _add_hex_functions(it, wrapped, edits)
     adapter = _adapter(names, wrapped, bool(polls))
-    tail = _tail(wasm, c, s, polls[0] if polls else None, adapter)
     stream_name = c.instances[s] or ""
     functions = {f"{stream_name}#{n}{HEX}": f"{stream_name}#{n}" for n in wrapped}
     own = hashlib.sha256(adapter + repr(sorted(edits.items())).encode()).hexdigest()[:16]
-    return Plan(wasm, tuple(n for n, _ in c.exports), functions, edits, c.prefix_end, tail,
-                f"streams-adapter-{own}")
+    return Plan(wasm, tuple(n for n, _ in c.exports), functions, f"streams-adapter-{own}", edits,
+                _Parts(c, s, polls[0] if polls else None, adapter))
 
 
 def _add_hex_functions(it: wasmbin.InstanceType, wrapped: list[str], edits: Edits) -> None:
@@ -191,10 +201,11 @@ def _name(s: str) -> bytes:
     return wasmbin.leb(len(raw)) + raw
 
 
-def _tail(wasm: bytes, c: wasmbin.Component, streams: int, poll: int | None, adapter: bytes) -> bytes:
+def _tail(wasm: bytes, p: _Parts) -> bytes:
     """After the guest's own import declarations: the adapter and the guest as nested
     components, the adapter instantiated with the host's streams (and poll), the guest with its
     imports but the adapter for streams, and the guest's exports re-exported."""
+    c, streams, poll, adapter = p.guest, p.streams, p.poll, p.adapter
     adapter_at, guest_at = len(c.instances), len(c.instances) + 1
     args = [_name("streams") + bytes((wasmbin.INSTANCE,)) + wasmbin.leb(streams)]
     if poll is not None:
