@@ -14,3 +14,8 @@ WT=${WASM_TOOLS:-wasm-tools}
 "$WT" component embed wit-inbound -w inbound /tmp/inbound-core.wasm -o /tmp/inbound-embed.wasm
 "$WT" component new /tmp/inbound-embed.wasm -o inbound.wasm
 "$WT" parse wagi_files.wat -o wagi_files.wasm
+# The C WAGI guest (cgi.c -> cgi.wasm). Not built by CI: the tests use the committed cgi.wasm.
+# Needs: apt-get install -y clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32
+CLANG=${CLANG:-clang-14}
+"$CLANG" --target=wasm32-wasi --sysroot=/usr -O2 -fuse-ld=/usr/bin/wasm-ld-14 -Wl,--strip-all \
+  -Wall -Wextra -Werror cgi.c -o cgi.wasm
