@@ -84,10 +84,11 @@ def test_a_1_mib_body_reaches_the_program_whole_on_stdin(c_app: Running) -> None
     assert report["CONTENT_LENGTH"] == str(1 << 20)
 
 
+@pytest.mark.parametrize("route", ["/c/echo", "/c/echo-crlf"])  # CGI header lines end in LF or CRLF
 @pytest.mark.parametrize("size", [0, 1, 65536, 65537, 1 << 20])
-def test_echo_writes_the_body_back_byte_for_byte(c_app: Running, size: int) -> None:
+def test_echo_writes_the_body_back_byte_for_byte(c_app: Running, route: str, size: int) -> None:
     body = random.Random(size).randbytes(size)
-    status, headers, data = c_app.request("POST", "/c/echo", body=body)
+    status, headers, data = c_app.request("POST", route, body=body)
     assert status == 200
     assert headers["content-type"] == "application/octet-stream"
     assert (headers["x-body-length"], headers["x-body-crc32"]) == (str(size), _crc(body))

@@ -3,6 +3,7 @@
  * It always reads the whole request body from stdin first (as a CGI program must before it
  * answers), then dispatches on PATH_INFO:
  *   /echo      the body written back, with X-Body-Length and X-Body-Crc32 headers
+ *   /echo-crlf the same with the header lines ended by CRLF
  *   /created   "Status: 201 Created", a custom header, headers ended by CRLF
  *   /redirect  only a Location header (the host turns that into a 302)
  *   /log       two lines on stderr (the guest log), one without its newline
@@ -70,10 +71,10 @@ static const char *env_or(const char *name, const char *fallback) {
     return v ? v : fallback;
 }
 
-static int route_echo(struct body b) {
-    printf("Content-Type: application/octet-stream\n");
-    printf("X-Body-Length: %zu\n", b.len);
-    printf("X-Body-Crc32: %08x\n\n", (unsigned)crc32_of(b.data, b.len));
+static int route_echo(struct body b, const char *eol) {
+    printf("Content-Type: application/octet-stream%s", eol);
+    printf("X-Body-Length: %zu%s", b.len, eol);
+    printf("X-Body-Crc32: %08x%s%s", (unsigned)crc32_of(b.data, b.len), eol, eol);
     fwrite(b.data, 1, b.len, stdout);
     return 0;
 }
@@ -148,7 +149,9 @@ int main(int argc, char **argv) {
     struct body b = read_stdin();
     const char *path = env_or("PATH_INFO", "");
     if (strcmp(path, "/echo") == 0)
-        return route_echo(b);
+        return route_echo(b, "\n");
+    if (strcmp(path, "/echo-crlf") == 0)
+        return route_echo(b, "\r\n");
     if (strcmp(path, "/created") == 0)
         return route_created();
     if (strcmp(path, "/redirect") == 0)
