@@ -389,7 +389,7 @@ def parse_cgi(component_id: str, out: bytes) -> SimpleResponse:
         raise GuestError(component_id, "WAGI output has no header block (expected headers, a blank "
                          "line, then the body)")
     head = out[:sep]
-    body = out[sep:].lstrip(b"\r\n") if out[sep:sep + 4] == b"\r\n\r\n" else out[sep + 2:]
+    body = out[sep + 4:] if out[sep:sep + 4] == b"\r\n\r\n" else out[sep + 2:]  # the body's own newlines stay
     status = 200
     headers: list[tuple[str, bytes]] = []
     for line in head.decode("latin-1").splitlines():
