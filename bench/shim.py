@@ -94,15 +94,20 @@ def free_port() -> int:
 
 
 def start_server(root: Path, cache: Path, workers: int) -> tuple[subprocess.Popen[bytes], int, float]:
+    """`shim up` in a subprocess, once its port accepts; its log goes to a temporary file, shown
+    if it exits early."""
+    log = tempfile.TemporaryFile()  # noqa: SIM115  # lives as long as the server; unlinked already
     port = free_port()
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "reconciler.cli", "shim", "up", str(root), "--listen",
                              f"127.0.0.1:{port}", "--workers", str(workers), "--cache-dir", str(cache),
                              "--state-dir", str(root / ".state")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+                            stdout=subprocess.DEVNULL, stderr=log, cwd=ROOT)
     while True:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
+            log.seek(0)
+            tail = log.read().decode(errors="replace")[-2000:]
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{tail}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.1):
                 return proc, port, time.perf_counter() - t0
@@ -274,9 +279,11 @@ def main() -> None:
             (root / "spin.toml").write_text(g.manifest)
             # warm the artifact cache, then measure starts against it
             proc, port, _ = start_server(root, cache, 1)
-            first_request_ms(port, g.path)
-            proc.terminate()
-            proc.wait()
+            try:
+                first_request_ms(port, g.path)
+            finally:
+                proc.terminate()
+                proc.wait()
             n = args.requests if g.name in ("wat", "wagi") else max(500, args.requests // 5)
             bare_rate, bare_echo = bare(root, cache, g.path, g.echo, max(200, n // 5))
             # the WAT guest also runs on one process, to show what the second process buys
