@@ -188,16 +188,14 @@ def _component_executor(engine: Engine, cache: ArtifactCache, ctx: GuestContext,
     # a wasi:http component's stream bytes come from our Python wasi:io: wrap it so they cross
     # the C API in bulk (bytestrings); an inbound-http one uses wasmtime's native wasi:io
     plan = bytestrings.analyse(wasm) if wrap else None
-    hex_functions: Mapping[str, str] = {}
-    if plan and any(e.startswith(WASI_HTTP_02) for e in plan.exports):
-        hex_functions = plan.functions
+    if plan is None or not plan.functions or not any(e.startswith(WASI_HTTP_02) for e in plan.exports):
+        plan = None
+    hex_functions = plan.functions if plan else {}
     try:
-        if hex_functions and plan:
-            component = cache.load_component(wasm, plan.variant, plan.apply)
-        else:
-            component = cache.load_component(wasm)
+        component = (cache.load_component(wasm, plan.variant, plan.apply) if plan
+                     else cache.load_component(wasm))
     except WasmtimeError as exc:
-        if hex_functions:
+        if plan:
             log.warning("component %s: the stream adapter does not compile (%s); using it as it is",
                         ctx.component_id, _first_line(exc))
             return _component_executor(engine, cache, ctx, wasm, name, files_dir, wrap=False)

@@ -440,30 +440,31 @@ _PRIMS: dict[type, tuple[Any, str, bool]] = {
 ResourceIds = Callable[[ResourceType], int]
 
 
-def build(ty: ValType, resource_id: ResourceIds, strings_are_bytes: bool = False) -> Codec:
+def build(ty: ValType, resource_id: ResourceIds, hex_strings: bool = False) -> Codec:
     """Reflect `ty` once into a Codec; `resource_id` maps a resource type to its host type id.
-    `strings_are_bytes`: the function was retyped by `bytestrings`, its strings are byte lists."""
+    `hex_strings`: a function the stream adapter calls (`bytestrings`), whose strings are bytes
+    in hex."""
     prim = _PRIMS.get(type(ty))
     if prim is not None:
         kind, attr, char = prim
         return Prim(kind.value, attr, char)
     if isinstance(ty, wt.String):
-        return Hex() if strings_are_bytes else Str()
+        return Hex() if hex_strings else Str()
     if isinstance(ty, ListType):
         el = ty.element
-        return Bytes() if isinstance(el, U8) else List(build(el, resource_id, strings_are_bytes))
+        return Bytes() if isinstance(el, U8) else List(build(el, resource_id, hex_strings))
     if isinstance(ty, TupleType):
-        return Tuple([build(t, resource_id, strings_are_bytes) for t in ty.elements])
+        return Tuple([build(t, resource_id, hex_strings) for t in ty.elements])
     if isinstance(ty, RecordType):
-        return Record([(n, build(t, resource_id, strings_are_bytes)) for n, t in ty.fields])
+        return Record([(n, build(t, resource_id, hex_strings)) for n, t in ty.fields])
     if isinstance(ty, OptionType):
-        return Option(build(ty.payload, resource_id, strings_are_bytes))
+        return Option(build(ty.payload, resource_id, hex_strings))
     if isinstance(ty, ResultType):
         ok, err = ty.ok, ty.err
-        return Result(None if ok is None else build(ok, resource_id, strings_are_bytes),
-                      None if err is None else build(err, resource_id, strings_are_bytes))
+        return Result(None if ok is None else build(ok, resource_id, hex_strings),
+                      None if err is None else build(err, resource_id, hex_strings))
     if isinstance(ty, VariantType):
-        return Variant([(n, None if t is None else build(t, resource_id, strings_are_bytes))
+        return Variant([(n, None if t is None else build(t, resource_id, hex_strings))
                         for n, t in ty.cases])
     if isinstance(ty, EnumType):
         return Enum(ty.names)

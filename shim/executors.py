@@ -135,14 +135,14 @@ def export_names(engine: Engine, component: Component) -> list[str]:
 
 class WasiHttpExecutor:
     def __init__(self, engine: Engine, component: Component, ctx: GuestContext, export: str,
-                 bytes_as_strings: Mapping[str, str] | None = None) -> None:
-        """`bytes_as_strings`: the host functions `bytestrings` added (see `build_linker`)."""
+                 hex_functions: Mapping[str, str] | None = None) -> None:
+        """`hex_functions`: the host functions `bytestrings` added (see `build_linker`)."""
         self.engine, self.component, self.ctx = engine, component, ctx
-        self.adapted = tuple(sorted(bytes_as_strings or ()))  # through the stream adapter
+        self.adapted = tuple(sorted(hex_functions or ()))  # through the stream adapter
         impls = {**wasi_http.IMPLS, **ctx.host_impls}
         self.linker, self.groups, self.report = hostlink.build_linker(
             engine, component, impls, native=NATIVE_WASI.__contains__, dtor=_drop_current,
-            bytes_as_strings=bytes_as_strings)
+            hex_functions=hex_functions)
         self.needs_wasi = any(hostlink.unversioned(n) in NATIVE_WASI
                               for n in hostlink.imported_interfaces(component, engine))
         handle = component.get_export_index("handle", component.get_export_index(export))

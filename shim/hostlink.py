@@ -131,13 +131,13 @@ Dtor = Callable[[int], None]
 def build_linker(engine: Engine, component: Component, impls: Implementations,
                  native: Callable[[str], bool] = lambda iface: False,
                  dtor: Dtor = lambda rep: None,
-                 bytes_as_strings: Mapping[str, str] | None = None,
+                 hex_functions: Mapping[str, str] | None = None,
                  ) -> tuple[Linker, ResourceGroups, LinkReport]:
     """Define every import of `component`. Interfaces for which `native(iface)` holds are left
     to wasmtime's own WASI (added with `add_wasip2`), everything else is Python; `dtor(rep)` runs
-    when the guest drops a host resource. `bytes_as_strings` maps the functions `bytestrings`
-    added ("import#name-hex") to the ones they stand for: their strings are byte lists, which
-    Python sees as bytes, and they run the same implementation."""
+    when the guest drops a host resource. `hex_functions` maps the functions `bytestrings`
+    added ("import#name-hex") to the ones they stand for: their strings carry bytes in hex,
+    which Python sees as bytes, and they run the same implementation."""
     imports = component.type.imports(engine)
     groups = _group_resources(engine, imports)
     linker = Linker(engine)
@@ -152,7 +152,7 @@ def build_linker(engine: Engine, component: Component, impls: Implementations,
             if not isinstance(ext.ty, ComponentInstanceType):
                 raise WasmtimeError(f"unsupported top-level import {iname} (only interfaces)")
             with root.add_instance(iname) as li:
-                hexed = {k.split("#", 1)[1]: v.split("#", 1)[1] for k, v in (bytes_as_strings or {}).items()
+                hexed = {k.split("#", 1)[1]: v.split("#", 1)[1] for k, v in (hex_functions or {}).items()
                          if k.startswith(iname + "#")}
                 report = _define_instance(engine, li, unversioned(iname), ext.ty, impls, groups, dtor,
                                           report, hexed)
