@@ -87,8 +87,10 @@ def bind(listen: str) -> socket.socket:
 
 
 def serve(opts: RunOptions, env: Mapping[str, str], *, sock: socket.socket | None = None,
-          on_ready: Callable[[int], None] | None = None, spawn_workers: bool = True) -> int:
-    """Load and serve until SIGTERM/SIGINT; returns after in-flight requests have finished."""
+          on_ready: Callable[[int], None] | None = None, spawn_workers: bool = True,
+          loaded: tuple[LoadedApp, object] | None = None) -> int:
+    """Load (unless `loaded` is given) and serve until SIGTERM/SIGINT; returns after in-flight
+    requests have finished."""
     stopping = threading.Event()
     children: list[subprocess.Popen[bytes]] = []
 
@@ -104,7 +106,7 @@ def serve(opts: RunOptions, env: Mapping[str, str], *, sock: socket.socket | Non
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         faulthandler.register(signal.SIGUSR2, all_threads=True)  # stack dump on demand, for operators
-    app, _engine = load(opts, env)  # raises ShimError subclasses before anything listens
+    app, _engine = loaded or load(opts, env)  # raises ShimError subclasses before anything listens
     sock = sock or bind(opts.listen)
     server = SpinServer(app, sock.getsockname(), sock=sock)
     fd = sock.fileno()

@@ -27,6 +27,7 @@ from shim.routing import Match, spin_headers
 from shim.wasi_http import InboundRequest
 
 log = logging.getLogger("shim.http")
+access_log = logging.getLogger("shim.access")
 
 
 class _BodyTooLarge(Exception):
@@ -266,7 +267,8 @@ class _Handler(BaseHTTPRequestHandler):
         super().finish()
 
     def log_message(self, fmt: str, *args: Any) -> None:
-        log.debug("%s " + fmt, self.client_address[0], *args)
+        # access lines: DEBUG for `shim up`; the container mode turns the logger up to show them
+        access_log.debug("%s " + fmt, self.client_address[0], *args)
 
     def _any(self) -> None:
         with self.server.active_lock:
