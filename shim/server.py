@@ -255,6 +255,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "spindle-shim"
     server: SpinServer
     busy = False
+    _status = 0
 
     def setup(self) -> None:
         super().setup()
@@ -270,13 +271,20 @@ class _Handler(BaseHTTPRequestHandler):
         # access lines: DEBUG for `shim up`; the container mode turns the logger up to show them
         access_log.debug("%s " + fmt, self.client_address[0], *args)
 
+    def send_response_only(self, code: int, message: str | None = None) -> None:
+        self._status = code  # for the access line
+        super().send_response_only(code, message)
+
     def _any(self) -> None:
         with self.server.active_lock:
             self.server.active += 1
             self.busy = True
+        self._status = 0
         try:
             self._serve()
         finally:
+            if access_log.isEnabledFor(logging.DEBUG):
+                self.log_request(self._status or "-")
             with self.server.active_lock:
                 self.server.active -= 1
                 self.busy = False

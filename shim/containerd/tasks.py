@@ -246,6 +246,7 @@ class TaskManager:
 
     def _watch(self, task: Task) -> None:
         task.proc.wait()
+        self._check_oom(task)  # before the exit, so subscribers learn why first
         task.exit = Exit(task.pid, exit_status(task.proc), datetime.now(UTC))
         task.status = Status.STOPPED
         log.info("task %s exited with status %d", task.id, task.exit.status)
@@ -256,14 +257,20 @@ class TaskManager:
     def poll_oom(self) -> None:
         """Publish /tasks/oom when a task's cgroup counts a new OOM kill."""
         with self._lock:
-            tasks = [t for t in self._tasks.values() if t.cgroup is not None]
+            tasks = [t for t in self._tasks.values() if t.exit is None]
         for t in tasks:
-            assert t.cgroup is not None
-            kills = t.cgroup.oom_kills()
-            if kills > t.oom_kills:
-                t.oom_kills = kills
-                log.warning("task %s: the kernel's OOM killer ended a process (memory limit)", t.id)
-                self._events("/tasks/oom", t.id)
+            self._check_oom(t)
+
+    def _check_oom(self, task: Task) -> None:
+        if task.cgroup is None:
+            return
+        with self._lock:
+            kills = task.cgroup.oom_kills()
+            if kills <= task.oom_kills:
+                return
+            task.oom_kills = kills
+        log.warning("task %s: the kernel's OOM killer ended a process (memory limit)", task.id)
+        self._events("/tasks/oom", task.id)
 
     def wait(self, task_id: str) -> Exit:
         task = self.get(task_id)

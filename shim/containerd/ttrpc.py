@@ -228,8 +228,12 @@ def decode_request(data: bytes) -> ttrpc_pb2.Request:
 
 
 def encode_response(payload: bytes = b"", code: Code = Code.OK, message: str = "") -> bytes:
-    status = status_pb2.Status(code=int(code), message=message)
-    return ttrpc_pb2.Response(status=status, payload=payload).SerializeToString()
+    response = ttrpc_pb2.Response(payload=payload)
+    if code != Code.OK or message:
+        # Go's ttrpc leaves the status out of an OK answer (a nil *Status); doing the same keeps
+        # the frames byte-identical to what containerd and Go shims send.
+        response.status.CopyFrom(status_pb2.Status(code=int(code), message=message))
+    return response.SerializeToString()
 
 
 def decode_response(data: bytes) -> ttrpc_pb2.Response:
@@ -452,7 +456,8 @@ class _ServerConnection:
             self._send(frame.stream_id, encode_response(code=Code.INVALID_ARGUMENT, message=str(err)))
             return
         if not self._server._begin_request():
-            self._send(frame.stream_id, encode_response(code=Code.UNAVAILABLE, message="ttrpc: server closed"))
+            closed = encode_response(code=Code.UNAVAILABLE, message="ttrpc: server closed")
+            self._send(frame.stream_id, closed)
             return
         name = f"ttrpc-{request.method}-{frame.stream_id}"
         threading.Thread(target=self._run, args=(frame.stream_id, request), name=name, daemon=True).start()
