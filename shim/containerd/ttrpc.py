@@ -347,7 +347,8 @@ class Server:
         try:
             sock, _ = listener.accept()
         except (BlockingIOError, InterruptedError):
-            return  # another wakeup already took the connection
+            return  # the client gave up between select() and accept()
+        sock.setblocking(True)  # the reader thread blocks in recv(); do not inherit the listener's mode
         connection = _ServerConnection(self, sock)
         with self._lock:
             self._connections.add(connection)
@@ -445,9 +446,9 @@ class _ServerConnection:
             # ttrpc ignores other types for forward compatibility (stream data from newer clients).
             log.debug("ttrpc: ignoring a frame of type %d on stream %d", frame.type, frame.stream_id)
             return
-        if frame.stream_id % 2 == 0:
-            self._send(frame.stream_id, encode_response(
-                code=Code.INVALID_ARGUMENT, message="StreamID must be odd for client initiated streams"))
+        if frame.stream_id % 2 == 0:  # Go's ttrpc refuses even ids the same way
+            message = "StreamID must be odd for client initiated streams"
+            self._send(frame.stream_id, encode_response(code=Code.INVALID_ARGUMENT, message=message))
             return
         try:
             request = decode_request(frame.payload)
@@ -573,9 +574,12 @@ class Client:
             frame = encode_frame(stream_id, FrameType.REQUEST, request)
             with self._write_lock:
                 self._sock.sendall(frame)
-        except (OSError, ProtocolError):
+        except (OSError, ProtocolError) as err:
             with self._lock:
                 self._pending.pop(stream_id, None)
+                reason = self._closed_reason
+            if reason is not None and isinstance(err, OSError):
+                raise ConnectionError(reason) from err  # the reader closed the socket under us
             raise
         return stream_id
 
