@@ -13,10 +13,12 @@ containerd versions add some.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib import metadata
+from pathlib import Path
 
-from shim.containerd import daemon
+from shim.containerd import bootstrap, launch
 
 
 def _version() -> str:
@@ -26,7 +28,7 @@ def _version() -> str:
         return "unknown"
 
 
-def parse(argv: list[str]) -> tuple[daemon.Flags, str, bool]:
+def parse(argv: list[str]) -> tuple[bootstrap.Flags, str, bool]:
     parser = argparse.ArgumentParser(prog="containerd-shim-spin-v2", add_help=False, allow_abbrev=False)
     for name in ("namespace", "address", "publish-binary", "id", "bundle", "socket"):
         parser.add_argument(f"-{name}", f"--{name}", default="")
@@ -34,7 +36,7 @@ def parse(argv: list[str]) -> tuple[daemon.Flags, str, bool]:
     parser.add_argument("-v", "--v", "-version", action="store_true", dest="version")
     parser.add_argument("action", nargs="?", default="")
     known, _unknown = parser.parse_known_args(argv)
-    flags = daemon.Flags(namespace=known.namespace, address=known.address,
+    flags = bootstrap.Flags(namespace=known.namespace, address=known.address,
                          publish_binary=known.publish_binary, id=known.id, bundle=known.bundle,
                          debug=known.debug)
     return flags, known.action, known.version
@@ -54,11 +56,16 @@ def main(argv: list[str] | None = None) -> int:
         print("shim namespace cannot be empty", file=sys.stderr)
         return 1
     if action == "start":
-        return daemon.start(flags)
+        return bootstrap.start(flags)
     if action == "delete":
-        return daemon.delete(flags)
+        return bootstrap.delete(flags)
     if action == "":
-        return daemon.serve(flags)
+        # the spare app workload first, so its imports overlap ours (launch.py)
+        log_fd = launch.open_log_fifo(Path.cwd())
+        spare = launch.launch(preload=True, log_fd=log_fd, cwd=os.getcwd())
+        from shim.containerd import daemon
+
+        return daemon.serve(flags, log_fd, spare)
     print(f"unknown action {action!r} (start, delete)", file=sys.stderr)
     return 1
 

@@ -17,10 +17,9 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import IntEnum
@@ -30,9 +29,10 @@ from typing import IO
 from shim.containerd import linux, mounts
 from shim.containerd.cgroups import Cgroup, Stats
 from shim.containerd.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, TaskError
+from shim.containerd.launch import Launched, launch
 from shim.containerd.mounts import RootfsMount
 from shim.containerd.spec import Kind, Resources, Spec, load_spec
-from shim.containerd.workload import FDS_ENV, WorkloadConfig
+from shim.containerd.workload import WorkloadConfig
 
 log = logging.getLogger("shim.containerd.tasks")
 
@@ -114,9 +114,9 @@ class Events:
 
 
 class TaskManager:
-    def __init__(self, *, workload_command: Sequence[str], cache_dir: str, events: Events,
-                 log_fd: int | None = None) -> None:
-        self._cmd = list(workload_command)
+    def __init__(self, *, cache_dir: str, events: Events, log_fd: int | None = None,
+                 spare: Launched | None = None) -> None:
+        self._spare = spare  # an app workload started ahead of the first Create (launch.py)
         self._cache_dir = cache_dir
         self._events = events
         self._log_fd = log_fd
@@ -200,29 +200,22 @@ class TaskManager:
 
     def _spawn(self, req: CreateRequest, spec: Spec, rootfs: Path, cgroup: Cgroup | None,
                mounted: bool) -> Task:
-        control_r, control_w = os.pipe()
-        status_r, status_w = os.pipe()
-        try:
-            proc = subprocess.Popen(
-                [*self._cmd, "_workload"], cwd=req.bundle, stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=self._log_fd or subprocess.DEVNULL,
-                pass_fds=(control_r, status_w), start_new_session=True,
-                env={**os.environ, FDS_ENV: f"{control_r},{status_w}"})
-        finally:
-            os.close(control_r)
-            os.close(status_w)
-        control = os.fdopen(control_w, "wb", buffering=0)
+        app = spec.kind is Kind.APP
+        spare, self._spare = (self._spare, None) if app else (None, self._spare)
+        if spare is not None and not spare.alive():
+            spare = None
+        w = spare or launch(preload=app, log_fd=self._log_fd, cwd=str(req.bundle))
         task = Task(req.id, req.bundle, spec, (req.stdin, req.stdout, req.stderr), cgroup, mounted,
-                    proc, control, os.fdopen(status_r, "rb"))
+                    w.proc, w.control, w.status)
         config = WorkloadConfig(
             task_id=req.id, kind=spec.kind.value, rootfs=str(rootfs),
             namespaces=[(n.type, n.path) for n in spec.namespaces],
             cgroup_procs=cgroup.procs_files() if cgroup else [],
             mounts=[{"destination": m.destination, "type": m.type, "source": m.source,
-                     "options": list(m.options)} for m in spec.mounts] if spec.kind is Kind.APP else [],
+                     "options": list(m.options)} for m in spec.mounts] if app else [],
             env=spec.env_map(), stdout=req.stdout, stderr=req.stderr, cache_dir=self._cache_dir)
-        with contextlib.suppress(BrokenPipeError):
-            control.write(config.to_line())
+        with contextlib.suppress(OSError, ValueError):
+            w.control.write(config.to_line())
         return task
 
     def start(self, task_id: str) -> Task:
@@ -340,6 +333,10 @@ class TaskManager:
 
     def kill_all(self) -> None:
         """The daemon is going away for good: leave nothing running."""
+        if self._spare is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self._spare.proc.kill()
+            self._spare.proc.wait()
         for task_id in self.ids():
             with contextlib.suppress(TaskError):
                 task = self.get(task_id)
@@ -396,8 +393,3 @@ def cleanup_bundle(bundle: Path) -> Exit | None:
     return Exit(pid, 137, datetime.now(UTC)) if pid else None
 
 
-def self_command() -> list[str]:
-    """How to run this program again: the frozen executable itself, or this interpreter."""
-    if getattr(sys, "frozen", False):
-        return [sys.executable]
-    return [sys.executable, "-m", "shim.containerd"]

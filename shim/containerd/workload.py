@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from shim.containerd import linux, mounts
+from shim.containerd.launch import FDS_ENV, PRELOAD_ENV
 from shim.containerd.spec import Kind, SpecMount
 
-FDS_ENV = "SPINDLE_SHIM_WORKLOAD_FDS"
 _NS_FLAGS = {"network": linux.CLONE_NEWNET, "ipc": linux.CLONE_NEWIPC, "uts": linux.CLONE_NEWUTS}
 log = logging.getLogger("shim.containerd.workload")
 
@@ -73,9 +73,16 @@ class Reporter:
 
 def main() -> int:
     control_fd, status_fd = (int(x) for x in os.environ.pop(FDS_ENV).split(","))
+    if os.environ.pop(PRELOAD_ENV, None):
+        # a spare: import the app runtime while nobody waits for us yet (no threads are started,
+        # so setns/unshare below still work)
+        import shim.runner  # noqa: F401
     control = os.fdopen(control_fd, "rb", buffering=0)
     reporter = Reporter(status_fd)
-    cfg = WorkloadConfig.from_line(control.readline())
+    line = control.readline()
+    if not line:
+        return 0  # a spare nobody needed
+    cfg = WorkloadConfig.from_line(line)
     try:
         _attach_stdio(cfg)
         _enter(cfg)

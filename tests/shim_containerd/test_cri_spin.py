@@ -10,8 +10,15 @@ from pathlib import Path
 import pytest
 from containerd_env import CRI_NAMESPACE, Containerd, CriPods
 from cri.client import CriClient, container_config, pb
-from spin_images import wat_app_tar
-from test_cri_runc import _get, _log_lines, _skip_unless_pods_possible, _stop_and_remove_pod, _wait_until
+from cri_checks import (
+    NodeState,
+    http_get,
+    log_lines,
+    skip_unless_pods_possible,
+    stop_and_remove_pod,
+    wait_until,
+)
+from spin_images import WAT_APP, spin_image_tar, wat_app_tar
 
 pytestmark = pytest.mark.slow
 
@@ -26,8 +33,8 @@ def spin_image(containerd: Containerd) -> str:
 
 
 def test_spin_pod_over_cri(containerd: Containerd, cri: CriClient, pods: CriPods, spin_image: str) -> None:
-    _skip_unless_pods_possible(containerd)
-    mark = containerd.log_mark()
+    skip_unless_pods_possible(containerd)
+    mark, before = containerd.log_mark(), NodeState.now(containerd, cri)
     sandbox_id, sandbox_config = pods.run("spin-app", handler="spin")
     sandbox = cri.pod_sandbox_status(sandbox_id).status
     assert sandbox.state == pb.SANDBOX_READY and sandbox.runtime_handler == "spin"
@@ -43,12 +50,12 @@ def test_spin_pod_over_cri(containerd: Containerd, cri: CriClient, pods: CriPods
     bundles = containerd.task_dir / CRI_NAMESPACE
     assert (bundles / container_id / "address").read_text() == (bundles / sandbox_id / "address").read_text()
 
-    status, body = _get(f"http://{pod_ip}:80/from-kubelet?x=1")
+    status, body = http_get(f"http://{pod_ip}:80/from-kubelet?x=1")
     assert status == 200 and body.startswith("path=/from-kubelet?x=1")
 
     log_file = Path(sandbox_config.log_directory) / "app" / "0.log"
-    _wait_until(f"no access line in {log_file}", lambda: "/from-kubelet" in log_file.read_text())
-    lines = [text for _, text in _log_lines(log_file)]
+    wait_until(f"no access line in {log_file}", lambda: "/from-kubelet" in log_file.read_text())
+    lines = [text for _, text in log_lines(log_file)]
     assert any("serving on http://0.0.0.0:80" in t for t in lines)
     assert any('"GET /from-kubelet?x=1 HTTP/1.1" 200' in t for t in lines)
 
@@ -59,22 +66,22 @@ def test_spin_pod_over_cri(containerd: Containerd, cri: CriClient, pods: CriPods
     assert (exited.exit_code, exited.reason) == (0, "Completed")
     assert exited.finished_at >= exited.started_at > 0
 
-    _stop_and_remove_pod(containerd, cri, pods, sandbox_id)
+    stop_and_remove_pod(containerd, cri, pods, sandbox_id, before)
     assert containerd.errors_since(mark) == []
 
 
 def test_a_broken_spin_app_fails_start_container_with_the_load_error(
         containerd: Containerd, cri: CriClient, pods: CriPods, tmp_path: Path) -> None:
-    from spin_images import WAT_APP, spin_image_tar
-
-    _skip_unless_pods_possible(containerd)
+    skip_unless_pods_possible(containerd)
+    before = NodeState.now(containerd, cri)
     image = "docker.io/library/spin-broken-cri:test"
-    containerd.import_image(spin_image_tar(tmp_path / "broken.tar", image, WAT_APP,
-                                           {"handler.wasm": b"\0asm\1\0\0\0garbage"}), namespace=CRI_NAMESPACE)
+    broken = spin_image_tar(tmp_path / "broken.tar", image, WAT_APP,
+                            {"handler.wasm": b"\0asm\1\0\0\0garbage"})
+    containerd.import_image(broken, namespace=CRI_NAMESPACE)
     sandbox_id, sandbox_config = pods.run("spin-broken", handler="spin")
     container_id = cri.create_container(sandbox_id, container_config("app", image, command=["/"],
                                                                      log_path="app/0.log"), sandbox_config)
     with pytest.raises(Exception, match="component 'wat'"):
         cri.start_container(container_id)
     assert cri.pod_sandbox_status(sandbox_id).status.state == pb.SANDBOX_READY  # the pod's shim lives on
-    _stop_and_remove_pod(containerd, cri, pods, sandbox_id)
+    stop_and_remove_pod(containerd, cri, pods, sandbox_id, before)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from shim.containerd import cgroups, cli, linux, mounts
-from shim.containerd.daemon import socket_address
+from shim.containerd.bootstrap import socket_address
 from shim.containerd.errors import InvalidArgument
 from shim.containerd.spec import Kind, Resources, group_key, parse_resources, parse_spec
 
