@@ -112,7 +112,10 @@ def serve(opts: RunOptions, env: Mapping[str, str], *, sock: socket.socket | Non
     fd = sock.fileno()
 
     def spawn() -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", "shim.worker", str(fd), opts.to_json()],
+        # a frozen build (the node's containerd-shim-spin-v2) runs its workers as itself
+        program = [sys.executable, "_worker"] if getattr(sys, "frozen", False) else \
+            [sys.executable, "-m", "shim.worker"]
+        return subprocess.Popen([*program, str(fd), opts.to_json()],
                                 pass_fds=(fd,), env={**env, "SPINDLE_SHIM_PARENT": str(os.getpid())})
 
     if spawn_workers and opts.workers > 1:

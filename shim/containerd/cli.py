@@ -4,6 +4,7 @@
     containerd-shim-spin-v2 -namespace NS -address SOCK -publish-binary BIN -id ID -bundle DIR delete
     containerd-shim-spin-v2 -namespace NS -address SOCK -publish-binary BIN -id ID      (the daemon)
     containerd-shim-spin-v2 _workload                                                    (a task's process)
+    containerd-shim-spin-v2 _worker FD OPTIONS                                           (its extra workers)
     containerd-shim-spin-v2 -v                                                           (version)
 
 Flags use Go's syntax (`-flag value`, `--flag=value`); unknown ones are ignored, since newer
@@ -48,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
         from shim.containerd import workload
 
         return workload.main()
+    if args[:1] == ["_worker"]:  # an app's extra serving process, in a frozen build
+        from shim import worker
+
+        return worker.main(args[1:])
     flags, action, version = parse(args)
     if version:
         print(f"containerd-shim-spin-v2 (spindle):\n  Version: {_version()}\n  Runtime: wasmtime (Python)")
