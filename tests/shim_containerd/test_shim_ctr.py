@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -390,3 +391,40 @@ def test_a_broken_app_fails_the_task_with_a_clear_message_and_leaves_nothing(
     assert set(_workloads(images)) <= before
     assert not [m for m in images.mounts_under_root() if cid in str(m)]
     images.ctr("containers", "rm", cid)
+
+
+def test_metrics_come_from_the_task_cgroup_and_update_changes_its_limit(images: Containerd,
+                                                                         ids: Callable[[], str]) -> None:
+    from shim.containerd import ttrpc
+    from shim.containerd.proto import shim_pb2
+
+    cid = ids()
+    _run(images, cid, port=_free_port())
+    metrics = images.ctr("task", "metrics", cid).stdout
+    usage = int(re.search(r"memory\.usage_in_bytes\s+(\d+)", metrics).group(1))  # type: ignore[union-attr]
+    # what the app allocated after joining its cgroup (the spare's preloaded runtime stays charged to
+    # the shim's cgroup: the kernel no longer moves charges; README)
+    assert usage > 0, metrics
+    assert re.search(r"pids\.current\s+1\b", metrics), metrics
+    # containerd's Update (CRI's UpdateContainerResources; ctr 1.6 has no command for it)
+    address = (images.task_dir / images.namespace / cid / "address").read_text()
+    update = shim_pb2.UpdateTaskRequest(id=cid)
+    update.resources.type_url = "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources"
+    update.resources.value = b'{"memory": {"limit": 268435456}}'
+    with ttrpc.Client.connect(address, timeout=5) as client:
+        client.call("containerd.task.v2.Task", "Update", update.SerializeToString(), timeout=5)
+    metrics = images.ctr("task", "metrics", cid).stdout
+    assert re.search(r"memory\.limit_in_bytes\s+268435456\b", metrics), metrics
+
+
+@pytest.mark.parametrize("command", [["exec", "--exec-id", "e1"], ["pause"], ["resume"], ["checkpoint"]])
+def test_unsupported_calls_fail_at_once_with_a_clear_message(images: Containerd, ids: Callable[[], str],
+                                                             command: list[str]) -> None:
+    cid = ids()
+    _run(images, cid, port=_free_port())
+    args = [*command, cid, "/bin/sh"] if command[0] == "exec" else [*command, cid]
+    started = time.monotonic()
+    proc = images.ctr("task", *args, check=False, timeout=20)
+    assert proc.returncode != 0 and time.monotonic() - started < 10
+    assert "is not supported by the spin shim" in proc.stderr, proc.stderr
+    assert _status(images, cid) == "RUNNING"
