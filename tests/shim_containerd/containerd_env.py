@@ -95,6 +95,13 @@ _SKIP_LOG_ERRORS = (
 _MNT_DETACH = 2
 
 
+class CtrError(subprocess.CalledProcessError):
+    """A failed `ctr` command; its message carries ctr's own error line."""
+
+    def __str__(self) -> str:
+        return f"{super().__str__()}\n{self.stderr.strip()}"
+
+
 class ContainerdError(RuntimeError):
     """containerd did not start, stop or answer as expected; the message carries its log tail."""
 
@@ -488,7 +495,7 @@ class Containerd:
             proc.stderr.decode(errors="replace"),
         )
         if check and result.returncode != 0:
-            raise subprocess.CalledProcessError(result.returncode, cmd, result.stdout, result.stderr)
+            raise CtrError(result.returncode, cmd, result.stdout, result.stderr)
         return result
 
     def import_image(self, tar: Path, namespace: str | None = None) -> None:
