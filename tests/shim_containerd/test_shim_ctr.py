@@ -428,3 +428,13 @@ def test_unsupported_calls_fail_at_once_with_a_clear_message(images: Containerd,
     assert proc.returncode != 0 and time.monotonic() - started < 10
     assert "is not supported by the spin shim" in proc.stderr, proc.stderr
     assert _status(images, cid) == "RUNNING"
+
+
+def test_a_port_in_use_fails_start_with_the_listen_error(images: Containerd, ids: Callable[[], str]) -> None:
+    first, second, port = ids(), ids(), _free_port()
+    _run(images, first, port=port)
+    proc = _run(images, second, port=port, check=False)
+    assert proc.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr, proc.stderr
+    assert _wait(lambda: _status(images, second) in (None, "STOPPED"), 10)
+    assert _get(port, "/first")[0] == 200
