@@ -7,7 +7,6 @@ containerd's `mount.Mount` do.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,11 +136,3 @@ def bind_spec_mounts(mounts: Iterable[SpecMount], rootfs: Path) -> list[str]:
 def make_private(path: str = "/") -> None:
     """Stop mounts made in this namespace from propagating to the host's."""
     linux.mount("", path, None, linux.MS_REC | linux.MS_PRIVATE)
-
-
-def exists_mount(path: Path) -> bool:
-    return str(path) in linux.mounted_paths()
-
-
-def ensure_dir(path: Path) -> None:
-    os.makedirs(path, exist_ok=True)

@@ -10,8 +10,9 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from pathlib import Path
 
-from google.protobuf import any_pb2, empty_pb2, timestamp_pb2
+from google.protobuf import any_pb2, empty_pb2, text_format, timestamp_pb2
 from google.protobuf.message import DecodeError, Message
 
 from shim.containerd import ttrpc
@@ -86,8 +87,6 @@ class TaskService:
     # -- the methods ----------------------------------------------------------------------------
 
     def create(self, req: pb.CreateTaskRequest) -> pb.CreateTaskResponse:
-        from pathlib import Path
-
         task = self.tasks.create(CreateRequest(
             id=req.id, bundle=Path(req.bundle),
             rootfs=[RootfsMount(m.type, m.source, tuple(m.options)) for m in req.rootfs],
@@ -171,10 +170,6 @@ def _delete_response(exit_: Exit) -> pb.DeleteResponse:
     return pb.DeleteResponse(pid=exit_.pid, exit_status=exit_.status, exited_at=timestamp(exit_.at))
 
 
-def delete_response_bytes(exit_: Exit) -> bytes:
-    return _delete_response(exit_).SerializeToString()
-
-
 def metrics_any(s: Stats) -> any_pb2.Any:
     """cgroup statistics as containerd's metrics types (v1 or v2, by the host's cgroup version)."""
     if s.version == 2:
@@ -199,6 +194,4 @@ def metrics_any(s: Stats) -> any_pb2.Any:
 
 
 def _brief(msg: Message) -> str:
-    from google.protobuf import text_format
-
     return text_format.MessageToString(msg, as_one_line=True)[:300]

@@ -149,7 +149,7 @@ class TaskManager:
                 raise AlreadyExists(f"task {req.id}: already exists")
         spec = load_spec(req.bundle)
         rootfs = req.bundle / spec.root if not spec.root.startswith("/") else Path(spec.root)
-        undo: list[Callable[[], None]] = []
+        undo: list[Callable[[], None]] = []  # what to take down again if a later step fails
         try:
             mounted = mounts.mount_rootfs(req.rootfs, rootfs)
             if mounted:
@@ -162,16 +162,13 @@ class TaskManager:
             report = task.read_status()
             if report["state"] != "ready":
                 raise TaskError(report.get("message") or f"task {req.id}: the workload did not start")
-        except OSError as exc:
+        except (OSError, TaskError) as exc:
             for step in reversed(undo):
                 with contextlib.suppress(OSError):
                     step()
+            if isinstance(exc, TaskError):
+                raise
             raise TaskError(f"task {req.id}: {exc}") from exc
-        except TaskError:
-            for step in reversed(undo):
-                with contextlib.suppress(OSError):
-                    step()
-            raise
         with self._lock:
             self._tasks[req.id] = task
         _write_state(task)
