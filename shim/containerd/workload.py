@@ -28,6 +28,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
+from urllib.parse import unquote, urlsplit
 
 from shim.containerd import linux, mounts
 from shim.containerd.launch import FDS_ENV, PRELOAD_ENV
@@ -99,15 +100,35 @@ def _fail(reporter: Reporter, message: str) -> int:
     return 1
 
 
+def stdio_path(uri: str) -> tuple[str, bool]:
+    """What containerd's stdio string names: a FIFO path (`ctr`, CRI) or a `file://` log file
+    (`ctr run --log-uri file:///...`), as (path, is_file). `binary://` loggers are refused."""
+    if uri.startswith("file://"):
+        parsed = urlsplit(uri)
+        if parsed.netloc not in ("", "localhost") or not parsed.path.startswith("/"):
+            raise OSError(f"log URI {uri!r}: the file path must be absolute (file:///path)")
+        return unquote(parsed.path), True
+    if "://" in uri:
+        raise OSError(f"log URI {uri!r}: only FIFOs and file:// logs are supported by the spin shim")
+    return uri, False
+
+
 def _attach_stdio(cfg: WorkloadConfig) -> None:
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
-    for target, path in ((1, cfg.stdout), (2, cfg.stderr)):
-        # O_RDWR as runwasi does: a FIFO whose reader has not opened yet does not block us
-        fd = os.open(path, os.O_RDWR) if path else devnull
+    for target, uri in ((1, cfg.stdout), (2, cfg.stderr)):
+        if not uri:
+            os.dup2(devnull, target)
+            continue
+        path, is_file = stdio_path(uri)
+        if is_file:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        else:
+            # O_RDWR as runwasi does: a FIFO whose reader has not opened yet does not block us
+            fd = os.open(path, os.O_RDWR)
         os.dup2(fd, target)
-        if fd != devnull:
-            os.close(fd)
+        os.close(fd)
     os.close(devnull)
 
 

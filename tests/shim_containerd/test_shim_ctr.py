@@ -26,6 +26,27 @@ WAT_IMAGE = "docker.io/library/spin-wat:test"
 HUNGRY_IMAGE = "docker.io/library/spin-hungry:test"
 
 
+# -- the runtime under test (issue 10): every test runs with the installed shim (the runtime type,
+#    found on PATH) and with the frozen executable `spindle node build` makes (by absolute path,
+#    as runtime-class-manager registers it), built once per source tree by tests/node_release.
+@pytest.fixture(scope="module", params=["installed", "frozen"], autouse=True)
+def runtime(request: pytest.FixtureRequest) -> Iterator[str]:
+    global RUNTIME
+    if request.param == "frozen":
+        import sys
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "node_release"))
+        from node_build import can_freeze, frozen
+
+        from reconciler.node.freeze import SHIM
+
+        if (reason := can_freeze()) is not None:
+            pytest.skip(f"cannot freeze the shim: {reason}")
+        RUNTIME = str(frozen(SHIM))
+    yield RUNTIME
+    RUNTIME = "io.containerd.spin.v2"
+
+
 @pytest.fixture(scope="module")
 def images(containerd: Containerd, tmp_path_factory: pytest.TempPathFactory) -> Containerd:
     out = tmp_path_factory.mktemp("images")
@@ -438,3 +459,12 @@ def test_a_port_in_use_fails_start_with_the_listen_error(images: Containerd, ids
     assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr, proc.stderr
     assert _wait(lambda: _status(images, second) in (None, "STOPPED"), 10)
     assert _get(port, "/first")[0] == 200
+
+
+def test_log_uri_file_gets_the_app_output(images: Containerd, ids: Callable[[], str], tmp_path: Path) -> None:
+    cid, port = ids(), _free_port()
+    log = tmp_path / "logs" / "app.log"
+    _run(images, cid, "--log-uri", f"file://{log}", port=port)
+    assert _get(port, "/logged")[0] == 200
+    assert _wait(lambda: log.exists() and '"GET /logged HTTP/1.1" 200' in log.read_text(), 10)
+    assert f"serving on http://127.0.0.1:{port}" in log.read_text()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shim.containerd import cgroups, cli, linux, mounts
+from shim.containerd import cgroups, cli, linux, mounts, workload
 from shim.containerd.bootstrap import socket_address
 from shim.containerd.errors import InvalidArgument
 from shim.containerd.spec import Kind, Resources, group_key, parse_resources, parse_spec
@@ -175,3 +175,20 @@ def test_cgroup_limits_are_written_to_the_right_files(tmp_path: Path, version: i
 ])
 def test_mount_options(options: list[str], flags: int, data: str, propagation: int) -> None:
     assert mounts.parse_options(options) == mounts.MountOptions(flags, data, propagation)
+
+
+@pytest.mark.parametrize(("uri", "expected"), [
+    ("/run/containerd/fifo/1/app-stdout", ("/run/containerd/fifo/1/app-stdout", False)),
+    ("file:///var/log/app%20one.log", ("/var/log/app one.log", True)),
+])
+def test_stdio_uris(uri: str, expected: tuple[str, bool]) -> None:
+    assert workload.stdio_path(uri) == expected
+
+
+@pytest.mark.parametrize(("uri", "message"), [
+    ("binary:///usr/bin/logger?tag=x", "only FIFOs and file:// logs"),
+    ("file://relative/x.log", "must be absolute"),
+])
+def test_unsupported_stdio_uris(uri: str, message: str) -> None:
+    with pytest.raises(OSError, match=message):
+        workload.stdio_path(uri)
