@@ -4,10 +4,12 @@ For each runtime, N times: `ctr run -d` → first HTTP 200 (the Spin app with a 
 busybox httpd under runc as the peer), then the memory of the running app with every process of
 its shim counted (PSS, so shared pages are split fairly). Prints medians and the ratios to runc.
 
-    python3 bench/containerd.py [--rounds 7] [--shim PATH]
+    python3 bench/containerd.py [--rounds 7] [--shim PATH | --frozen]
 
-Goals (issue 9): first response ≤ 500 ms, memory ≤ 80 MiB PSS per app. `--shim` adds a second
-spin row for another build of the shim (for example the frozen one from `spindle node build`).
+Goals (issue 9): first response ≤ 500 ms, memory ≤ 80 MiB PSS per app. The frozen shim (issue 10)
+gets its own row: `--shim PATH` measures another build (a file, or a `spindle node build --out`
+directory), `--frozen` freezes this tree first (or reuses the tests' cached build of it), and
+without either the tests' cached frozen build of this tree is measured when there is one.
 Needs root, containerd, runc and busybox-static (the test suite's `scripts/test` installs them).
 """
 
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "shim_containerd")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "shim_containerd"), str(ROOT / "tests" / "node_release")]
 
 from containerd_env import Containerd, busybox_image_tar  # noqa: E402
 from spin_images import wat_app_tar  # noqa: E402
@@ -122,14 +124,39 @@ def run_rows(c: Containerd, rows: dict[str, Callable[[str], Sample]], rounds: in
     return results
 
 
+def other_shim(shim: Path | None, build_frozen: bool) -> tuple[str, Path] | None:
+    """(row name, executable) of the second spin row, if any."""
+    from reconciler.node import freeze
+
+    if shim is not None:
+        path = shim / freeze.SHIM.name if shim.is_dir() else shim
+        try:
+            freeze.read_trailer(path)
+            return "spin shim (frozen)", path.resolve()
+        except (freeze.FreezeError, OSError):
+            return "spin shim (--shim)", path.resolve()
+    import node_build
+
+    if build_frozen:
+        return "spin shim (frozen)", node_build.frozen(freeze.SHIM)
+    cached = node_build.cached(freeze.SHIM)
+    if cached is None:
+        print("no frozen shim of this tree cached: --frozen builds one (about 20 s)", file=sys.stderr)
+        return None
+    return "spin shim (frozen)", cached
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--shim", type=Path, help="another containerd-shim-spin-v2 build to measure too")
+    ap.add_argument("--shim", type=Path, help="another containerd-shim-spin-v2 build to measure too "
+                    "(an executable or a `spindle node build --out` directory)")
+    ap.add_argument("--frozen", action="store_true", help="freeze this tree's shim and measure it too")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench/containerd.py needs root (containerd)", file=sys.stderr)
         return 2
+    other = other_shim(args.shim, args.frozen)
     cache = Path(tempfile.mkdtemp(prefix="spin-cache-"))
     os.environ["SPINDLE_SHIM_CACHE_DIR"] = str(cache)
     c = Containerd.start()
@@ -154,8 +181,8 @@ def main() -> int:
 
         rows: dict[str, Callable[[str], Sample]] = {"runc + busybox httpd (peer)": runc,
                                                      "spin shim (installed)": spin("io.containerd.spin.v2")}
-        if args.shim:
-            rows["spin shim (--shim)"] = spin(str(args.shim.resolve()))
+        if other is not None:
+            rows[other[0]] = spin(str(other[1]))
         # warm the artifact cache and the page cache once per row
         for name, fn in rows.items():
             fn(f"warm{abs(hash(name)) % 10_000}")

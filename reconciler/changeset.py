@@ -101,6 +101,21 @@ class Revision:
         return self.sha[:12]
 
 
+@dataclass(frozen=True)
+class PublishedApp:
+    """A Spin project the reconcile published (`[application.tool.spindle] publish`): what the auditor
+    needs to tie a running pod to a commit. `error` is set (and `reference` empty) when publishing failed."""
+
+    project: str  # the spin.toml, repo-relative
+    reference: str  # REG/REPO@sha256:…, the image the SpinApp pins
+    digest: str
+    commit: str  # the last commit that changed the project ("" when it has none)
+    format: str = "spin"  # "spin" or "rootfs"
+    pushed: bool = False  # False: the registry already had it (or a dry run pushed nothing)
+    bytes_uploaded: int = 0
+    error: str = ""
+
+
 @dataclass
 class ReconcileRecord:
     """One reconcile, as the auditors read it."""
@@ -112,6 +127,7 @@ class ReconcileRecord:
     mode: str = "apply"  # "apply", "dry-run" or "detect-only"
     entries: list[ChangeSetEntry] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    published: list[PublishedApp] = field(default_factory=list)
 
     @property
     def drifted(self) -> list[ChangeSetEntry]:

@@ -23,9 +23,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler.changeset import DRIFT_ACTIONS, Action, ChangeSetEntry, ObjectRef, ReconcileRecord, Revision
+from reconciler.changeset import (
+    DRIFT_ACTIONS,
+    Action,
+    ChangeSetEntry,
+    ObjectRef,
+    PublishedApp,
+    ReconcileRecord,
+    Revision,
+)
 from reconciler.kube import errors
 from reconciler.kube.client import KubeClient
+from reconciler.publish.config import PublishConfig
 from reconciler.ssa import inventory, nodes, objects, prune, sort
 from reconciler.ssa.inventory import Inventory
 from reconciler.ssa.manager import Applier, ApplyOptions, Outcome
@@ -52,6 +61,7 @@ class Options:
     timeout: float = 60.0  # bounded health wait
     concurrency: int = 8
     events: bool = True
+    publish: PublishConfig = field(default_factory=PublishConfig)  # projects with `publish` in their table
 
     @property
     def changes_nothing(self) -> bool:
@@ -68,12 +78,15 @@ class RenderRequest:
     mode: Mode
     nodes: list[Obj]
     retired_shims: list[Obj] = field(default_factory=list)
+    publish: PublishConfig | None = None  # None: projects with `publish` render unpinned, nothing pushed
+    dry_run: bool = False  # publish computes digests but pushes nothing
 
 
 @dataclass
 class Rendered:
     objects: list[tuple[Obj, str | None]] = field(default_factory=list)  # (object, repo path)
     errors: list[str] = field(default_factory=list)
+    published: list[PublishedApp] = field(default_factory=list)
 
 
 Renderer = Callable[[Path, RenderRequest], Rendered]
@@ -128,13 +141,17 @@ def _run(
     previous, inventory_ok = _read_inventory(client, source, record)
     say("rendering")
     retired = _retired_shims(client, previous, node_list)
-    request = RenderRequest(options.path, options.mode, node_list, retired)
+    publish = options.publish if options.publish.enabled else None
+    request = RenderRequest(
+        options.path, options.mode, node_list, retired, publish, dry_run=options.changes_nothing
+    )
     try:
         rendered = render(checkout, request)
     except OSError as exc:  # the checkout or its sub-path cannot be read: nothing to apply or prune
         record.errors.append(f"render of {checkout}: {exc}")
         return
     record.errors.extend(rendered.errors)
+    record.published = list(rendered.published)
     if node_error and any(o.get("kind") == "Shim" for o, _ in rendered.objects):
         record.errors.append(node_error)
     desired = [_with_path(obj, path) for obj, path in rendered.objects]
@@ -374,13 +391,18 @@ def _event(ref: ObjectRef, reason: str, message: str, uid: str = "") -> Obj:
 def default_renderer(checkout: Path, request: RenderRequest) -> Rendered:
     """The renderers' pipeline (discovery → render); in operator mode the workloads rendered
     from SpinApps are left to the in-cluster spin-operator."""
-    from renderers import discovery
+    from renderers import discovery, tooltable
     from renderers import render as pipeline
     from renderers.settings import DEFAULT_SETTINGS
 
     tree = discovery.discover(checkout, request.path)
+    published: list[PublishedApp] = []
+    if request.publish is not None and any(tooltable.publish_target(p.app) for p in tree.projects):
+        from reconciler.publish.step import publish_tree
+
+        tree, published = publish_tree(checkout, tree, request.publish, dry_run=request.dry_run)
     result = pipeline.render(tree, request.nodes, retired_shims=request.retired_shims)
-    out = Rendered(errors=[str(e) for e in result.errors])
+    out = Rendered(errors=[str(e) for e in result.errors], published=published)
     for obj in result.objects:
         if request.mode is Mode.OPERATOR and _operator_renders(obj):
             continue

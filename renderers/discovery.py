@@ -24,14 +24,15 @@ from __future__ import annotations
 import difflib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pathspec
 
 from renderers import spintoml, tooltable
-from renderers.errors import DocumentError, Location, RenderError
+from renderers.errors import DocumentError, Location, ManifestError, RenderError
 from renderers.meta import SHIM_API_VERSION, SPINAPP_API_VERSION, builtin_kind_problem, spinkube_kind_problem
 from renderers.model import RepoTree, SourceDoc, SpinProject
 from renderers.yamldocs import YamlDoc, load_documents
@@ -232,6 +233,42 @@ def _add_project(tree: RepoTree, path: Path, rel: str) -> None:
     problems: list[RenderError] = []
     docs = tooltable.scaffold_project(loaded.app, rel, loaded.lines, path.parent, problems, tree.root)
     tree.errors.extend(problems)
-    tree.projects.append(SpinProject(Location(rel, 1), loaded.app, tuple(docs)))
+    tree.projects.append(SpinProject(Location(rel, 1), loaded.app, tuple(docs), loaded.lines, path.parent))
     for doc in docs:
         _add_object(tree, doc, scaffolded=True)
+
+
+def pin_images(tree: RepoTree, images: Mapping[str, str], failed: Mapping[str, str]) -> RepoTree:
+    """`tree` with published projects pinned: each spin.toml path in `images` scaffolds again with that
+    image (`REG/REPO@sha256:…`); each one in `failed` deploys nothing and reports its message as an error
+    at its `publish` key. Other projects and documents are kept as they are."""
+    changed = set(images) | set(failed)
+    out = RepoTree(
+        root=tree.root,
+        spinapps=list(tree.spinapps),
+        executors=list(tree.executors),
+        shims=list(tree.shims),
+        others=list(tree.others),
+        scaffolded=[d for d in tree.scaffolded if d.location.path not in changed],
+        errors=list(tree.errors),
+        projects=[],
+    )
+    for project in tree.projects:
+        rel = project.location.path
+        if rel not in changed or project.lines is None or project.project_dir is None:
+            out.projects.append(project)
+            continue
+        if rel in failed:
+            line = project.lines.line_of((*tooltable.TOOL_TABLE, "publish"))
+            field = "application.tool.spindle.publish"
+            subject = f"Spin app {project.app.name}"
+            out.errors.append(ManifestError(failed[rel], Location(rel, line, field), subject))
+            out.projects.append(replace(project, scaffolded=()))
+            continue
+        docs = tooltable.scaffold_project(
+            project.app, rel, project.lines, project.project_dir, out.errors, tree.root, images[rel]
+        )
+        out.projects.append(replace(project, scaffolded=tuple(docs)))
+        for doc in docs:
+            _add_object(out, doc, scaffolded=True)
+    return out

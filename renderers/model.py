@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from renderers.errors import Location, RenderError
 
 if TYPE_CHECKING:
+    from renderers.spintoml.lines import TomlLines
     from renderers.spintoml.model import App
 
 # A Kubernetes object as parsed from YAML/JSON.
@@ -81,6 +82,8 @@ class SpinProject:
     location: Location  # the spin.toml, repo-relative
     app: App
     scaffolded: tuple[SourceDoc, ...] = ()
+    lines: TomlLines | None = None  # for scaffolding it again with a published image
+    project_dir: Path | None = None
 
 
 @dataclass

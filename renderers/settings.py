@@ -1,8 +1,17 @@
-"""Settings of the renderers: everything that is not in the repo but shapes the output."""
+"""Settings of the renderers: everything that is not in the repo but shapes the output.
+
+`DEFAULT_SETTINGS` takes the two images of the node-installer Jobs from the environment when set,
+so every command that renders (`render`, `validate`, `diff`, `apply`, `reconcile`) uses the same
+ones: `SPINDLE_NODE_INSTALLER_IMAGE` (e.g. what `spindle node push` pushed, by digest) and
+`SPINDLE_DOWNLOADER_IMAGE`, like RCM's SHIM_NODE_INSTALLER_IMAGE and SHIM_DOWNLOADER_IMAGE.
+`spindle render/validate --node-installer-image/--downloader-image` override them per command.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from importlib import metadata
 
 
@@ -37,4 +46,17 @@ class RenderSettings:
     include_crds: bool = True
 
 
-DEFAULT_SETTINGS = RenderSettings()
+NODE_INSTALLER_IMAGE_ENV = "SPINDLE_NODE_INSTALLER_IMAGE"
+DOWNLOADER_IMAGE_ENV = "SPINDLE_DOWNLOADER_IMAGE"
+
+
+def from_environment(environ: Mapping[str, str], base: RenderSettings | None = None) -> RenderSettings:
+    """`base` (default: the built-in settings) with the images the environment names."""
+    base = base or RenderSettings()
+    installer = environ.get(NODE_INSTALLER_IMAGE_ENV, "").strip()
+    downloader = environ.get(DOWNLOADER_IMAGE_ENV, "").strip()
+    return replace(base, node_installer_image=installer or base.node_installer_image,
+                   downloader_image=downloader or base.downloader_image)
+
+
+DEFAULT_SETTINGS = from_environment(os.environ)

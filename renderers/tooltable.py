@@ -18,7 +18,7 @@ from typing import Any
 
 from renderers.errors import Location, ManifestError, RenderError, ScaffoldError
 from renderers.model import SourceDoc
-from renderers.scaffold import ScaffoldOptions, name_from_image, scaffold, validate
+from renderers.scaffold import ScaffoldOptions, name_from_image, scaffold, valid_image_reference, validate
 from renderers.spintoml.lines import TomlLines
 from renderers.spintoml.model import App
 from renderers.spintoml.rules import unknown_key_hint
@@ -47,6 +47,10 @@ TOOL_KEYS: dict[str, tuple[str, type, str]] = {
     "azure_identity": ("azure_identity", bool, "spec.podLabels"),
     "runtime_config_file": ("runtime_config", str, "spec.runtimeConfig"),
 }
+# Publishing keys: the project is pushed as an OCI artifact by `spindle apply`/`reconcile`/`publish` and
+# the SpinApp's image pinned to its digest (`reconciler.publish`); `publish` replaces `image`.
+PUBLISH_KEYS: dict[str, type] = {"publish": str, "publish_format": str}
+PUBLISH_FORMATS = ("spin", "rootfs")
 _TYPE_NAMES = {str: "a string", int: "an integer", bool: "a boolean", dict: "a table", list: "an array"}
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -73,6 +77,15 @@ class FieldLines(Mapping[str, int]):
         return len(self._keys)
 
 
+def publish_target(app: App) -> tuple[str, str] | None:
+    """(`publish` repository, `publish_format`) of a project that asks to be published, else None."""
+    table = app.spindle or {}
+    ref, fmt = table.get("publish"), table.get("publish_format", "spin")
+    if not isinstance(ref, str) or not isinstance(fmt, str):
+        return None
+    return ref, fmt
+
+
 def project_options(
     app: App,
     rel: str,
@@ -80,16 +93,20 @@ def project_options(
     project_dir: Path,
     errors: list[RenderError],
     root: Path | None = None,
+    pinned: str | None = None,
 ) -> tuple[ScaffoldOptions | None, Mapping[str, int]]:
     """The scaffold options of a project's tool table (None when it has none or is invalid), and
     the line of each SpinApp field that came from a key, for pointing schema errors at the TOML.
 
     When `root` (the checkout) is given, `runtime_config_file` must stay inside it: its content
-    goes into a Secret, so a repo must not be able to pull in files from elsewhere."""
+    goes into a Secret, so a repo must not be able to pull in files from elsewhere.
+    A project with `publish` gets `pinned` (the published `REG/REPO@sha256:…`) as its image, or the
+    unpinned repository when it has not been published (`spindle render`)."""
     if app.spindle is None:
         return None, {}
     reader = _TableReader(app, app.spindle, rel, lines, errors)
     values, field_keys = reader.typed_values()
+    reader.check_publish(values, pinned)
     reader.check_references(values)
     reader.check_dropped_keys()
     reader.check_namespace(values)
@@ -123,6 +140,13 @@ class _TableReader:
         values: dict[str, Any] = {}
         field_keys: dict[str, str] = {}
         for key, value in self.table.items():
+            if key in PUBLISH_KEYS:
+                if not isinstance(value, PUBLISH_KEYS[key]):
+                    expected = _TYPE_NAMES[PUBLISH_KEYS[key]]
+                    self.fail(key, f"{key} must be {expected}, not {type(value).__name__}")
+                elif key == "publish":
+                    field_keys["spec.image"] = key
+                continue
             spec = TOOL_KEYS.get(key)
             if spec is None:
                 hint = unknown_key_hint(key, TOOL_KEYS)
@@ -136,6 +160,23 @@ class _TableReader:
                 field_keys[target] = key
             values[attr] = value
         return values, field_keys
+
+    def check_publish(self, values: dict[str, Any], pinned: str | None) -> None:
+        """`publish` (a repository, optionally tagged; never with `image`) and `publish_format`."""
+        ref, fmt = self.table.get("publish"), self.table.get("publish_format")
+        if fmt is not None and ref is None:
+            self.fail("publish_format", "publish_format needs publish (the repository to push to)")
+        if isinstance(fmt, str) and fmt not in PUBLISH_FORMATS:
+            self.fail("publish_format", f"publish_format {fmt!r} must be one of {', '.join(PUBLISH_FORMATS)}")
+        if not isinstance(ref, str):
+            return
+        if "image" in self.table:
+            self.fail("publish", "give either image or publish: publish pins the image to what it pushes")
+            return
+        if not valid_image_reference(ref) or "@" in ref:
+            self.fail("publish", f"publish {ref!r} must be a repository like registry.example.com/team/app")
+            return
+        values["from_image"] = pinned or ref
 
     def check_references(self, values: dict[str, Any]) -> None:
         """Variables must be declared by the app, components defined; lists hold strings."""
@@ -207,8 +248,12 @@ class _TableReader:
     def options(self, values: dict[str, Any]) -> ScaffoldOptions | None:
         """The options, when the table is valid (including the plugin's own validation)."""
         if "from_image" not in values:
-            if "image" not in self.table:
-                self.fail(None, "[application.tool.spindle] needs an 'image' (the OCI reference of the app)")
+            if "image" not in self.table and "publish" not in self.table:
+                self.fail(
+                    None,
+                    "[application.tool.spindle] needs an 'image' (the OCI reference of the app) or 'publish' "
+                    "(a repository spindle pushes the project to)",
+                )
             return None
         if len(self.errors) > self.start:
             return None
@@ -306,10 +351,11 @@ def scaffold_project(
     project_dir: Path,
     errors: list[RenderError],
     root: Path | None = None,
+    pinned: str | None = None,
 ) -> list[SourceDoc]:
     """The SourceDocs a project's `[application.tool.spindle]` table scaffolds to; problems are
-    appended to `errors` (and then nothing is scaffolded). `root`: see `project_options`."""
-    opts, field_lines = project_options(app, rel, lines, project_dir, errors, root)
+    appended to `errors` (and then nothing is scaffolded). `root`, `pinned`: see `project_options`."""
+    opts, field_lines = project_options(app, rel, lines, project_dir, errors, root, pinned)
     if opts is None:
         return []
     result = scaffold(opts)

@@ -112,6 +112,7 @@ class AppManifest:
     components: Mapping[str, ComponentSpec]
     http_triggers: tuple[HttpTrigger, ...]
     other_triggers: tuple[str, ...] = ()
+    version: str | None = None  # [application] version (v1: top-level version)
 
     @property
     def root(self) -> Path:
@@ -122,9 +123,15 @@ class AppManifest:
 
 
 def load_manifest(path: Path) -> AppManifest:
-    """Read `path` (a spin.toml, or a directory holding one)."""
+    """Read `path` (a spin.toml, or a directory holding one; or a locked app `spin.json` that
+    `shim.ociapp` materialized from a pulled Spin artifact)."""
     if path.is_dir():
-        path = path / "spin.toml"
+        path = path / "spin.json" if (path / "spin.json").is_file() and not (path / "spin.toml").exists() \
+            else path / "spin.toml"
+    if path.suffix == ".json":
+        from shim.locked import load_locked
+
+        return load_locked(path)
     where = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -342,7 +349,7 @@ def _parse_v2(doc: dict[str, Any], path: Path) -> AppManifest:
                 id=tid, route=_route(r, r.table.get("route")), component=comp, executor=kind, wagi=wagi,
                 static_response=_static_response(r) if static else None,
             ))
-    return AppManifest(path, name, variables, components, tuple(http), tuple(other))
+    return AppManifest(path, name, variables, components, tuple(http), tuple(other), app.str_("version"))
 
 
 def _parse_v1(doc: dict[str, Any], path: Path) -> AppManifest:
@@ -371,7 +378,7 @@ def _parse_v1(doc: dict[str, Any], path: Path) -> AppManifest:
         kind, wagi = _executor(t)
         http.append(HttpTrigger(id=f"{cid}-trigger", route=route, component=cid, executor=kind, wagi=wagi))
     other = () if ttype == "http" else (ttype,)
-    return AppManifest(path, name, variables, components, tuple(http), other)
+    return AppManifest(path, name, variables, components, tuple(http), other, top.str_("version"))
 
 
 def retain_components(app: AppManifest, retain: str | None) -> AppManifest:
@@ -386,4 +393,4 @@ def retain_components(app: AppManifest, retain: str | None) -> AppManifest:
                             f"{', '.join(sorted(missing))}")
     comps = {k: v for k, v in app.components.items() if k in keep}
     triggers = tuple(t for t in app.http_triggers if t.component is None or t.component in keep)
-    return AppManifest(app.path, app.name, app.variables, comps, triggers, app.other_triggers)
+    return AppManifest(app.path, app.name, app.variables, comps, triggers, app.other_triggers, app.version)

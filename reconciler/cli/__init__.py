@@ -20,10 +20,12 @@ COMMANDS: dict[str, str] = {
     "scaffold": "reconciler.cli.scaffold_cmds:scaffold",
     "cluster": "reconciler.cli.cluster_cmds:cluster",
     "shim": "reconciler.cli.shim_cmds:shim",
+    "node": "reconciler.cli.node_cmds:node",
     "diff": "reconciler.cli.sync_cmds:diff",
     "apply": "reconciler.cli.sync_cmds:apply",
     "reconcile": "reconciler.cli.reconcile_cmd:reconcile",
     "report": "reconciler.cli.report_cmds:report",
+    "publish": "reconciler.cli.publish_cmd:publish",
 }
 
 HELP: dict[str, str] = {
@@ -32,10 +34,12 @@ HELP: dict[str, str] = {
     "scaffold": "Print a SpinApp like `spin kube scaffold`.",
     "cluster": "Run and manage the embedded kubesim cluster.",
     "shim": "Run Spin apps on the node runtime.",
+    "node": "Build the shim for nodes: executable, tarball, installer image.",
     "diff": "Diff a source against the cluster (exit 1 on drift).",
     "apply": "Reconcile a source once.",
     "reconcile": "Reconcile a source on a schedule and on webhooks.",
     "report": "Print drift reports from the history.",
+    "publish": "Push a Spin project as an OCI artifact, pinned by digest.",
 }
 
 

@@ -192,6 +192,27 @@ apply_options = _bundle(ApplyArgs, "apply_args", [
 ])
 
 
+@dataclass(frozen=True)
+class PublishArgs:
+    publish: bool = True
+    registry_ca_file: Path | None = None
+    docker_config: Path | None = None
+    registry_plain_http: bool = False
+
+
+publish_options = _bundle(PublishArgs, "publish_args", [
+    click.option("--publish/--no-publish", default=True, show_default=True,
+                 help="Push Spin projects whose [application.tool.spindle] has `publish` and pin their "
+                 "SpinApps to the digest (diff and dry runs only compute the digest)."),
+    click.option("--registry-ca-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                 help="Extra CA certificates (PEM) for the registries projects publish to."),
+    click.option("--docker-config", type=_FILE,
+                 help="Docker config.json with registry credentials (default: $DOCKER_CONFIG or ~/.docker)."),
+    click.option("--registry-plain-http", is_flag=True,
+                 help="Plain HTTP for every registry (loopback registries fall back to it anyway)."),
+])
+
+
 # -- resolving ---------------------------------------------------------------------------------
 
 
@@ -228,8 +249,13 @@ def default_name(source: str) -> str:
     return re.sub(r"\.git$", "", tail) or "source"
 
 
-def open_source(source: str, args: SourceArgs, *, cache: Path | None = None) -> Source:
-    """SOURCE and its options as a fetch function; bad options raise click.UsageError."""
+def open_source(
+    source: str, args: SourceArgs, *, cache: Path | None = None, full_history: bool = False
+) -> Source:
+    """SOURCE and its options as a fetch function; bad options raise click.UsageError.
+
+    `full_history` fetches a Git source with its history instead of shallowly: publishing dates each
+    project by the last commit that changed it, which a shallow clone cannot tell."""
     local = Path(source).expanduser()
     if not _URL.match(source) and local.is_dir() and args.ref is None:
         if args.needs_git:
@@ -253,6 +279,7 @@ def open_source(source: str, args: SourceArgs, *, cache: Path | None = None) -> 
         auth=Auth(ssh_key=args.ssh_key, known_hosts=args.known_hosts, token_file=args.token_file,
                   token_env=args.token_env, username=args.username),
         verify=Verify(allowed_signers=args.verify_allowed_signers, gpg_home=args.verify_gpg_home),
+        shallow=not full_history,
     )
     try:
         git_source = GitSource(spec, cache or state_dir() / "git")
@@ -315,15 +342,27 @@ def connect(args: ClusterArgs, *, timeout: float, share_embedded: bool = False) 
 
 
 def engine_settings(
-    engine_args: EngineArgs, src: Source, apply_args: ApplyArgs | None = None, *, dry_run: bool = False
+    engine_args: EngineArgs,
+    src: Source,
+    apply_args: ApplyArgs | None = None,
+    *,
+    dry_run: bool = False,
+    publish_args: PublishArgs | None = None,
 ) -> Options:
     from reconciler.engine import Mode, Options
+    from reconciler.publish.config import PublishConfig
+    from reconciler.statedir import state_dir
 
     apply_args = apply_args or ApplyArgs()
+    pub = publish_args or PublishArgs()
+    publish = PublishConfig(
+        enabled=pub.publish, ca_file=pub.registry_ca_file, docker_config=pub.docker_config,
+        plain_http=pub.registry_plain_http, sources_cache=state_dir() / "sources",
+    )
     return Options(
         dry_run=dry_run, detect_only=apply_args.detect_only, prune=apply_args.prune, force=apply_args.force,
         allow_empty=apply_args.allow_empty, mode=Mode(engine_args.mode), path=src.render_path,
-        timeout=engine_args.timeout, concurrency=engine_args.concurrency,
+        timeout=engine_args.timeout, concurrency=engine_args.concurrency, publish=publish,
     )
 
 

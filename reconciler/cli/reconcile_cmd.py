@@ -24,7 +24,7 @@ import click
 
 from reconciler.changeset import ReconcileRecord, Revision
 from reconciler.cli import options as opts
-from reconciler.cli.options import ApplyArgs, ClusterArgs, Duration, EngineArgs, SourceArgs
+from reconciler.cli.options import ApplyArgs, ClusterArgs, Duration, EngineArgs, PublishArgs, SourceArgs
 from reconciler.loop import WebhookConfig
 from reconciler.scheduler import Backoff, default_backoff
 
@@ -82,6 +82,7 @@ def _line(record: ReconcileRecord) -> str:
 @opts.cluster_options
 @opts.engine_options
 @opts.apply_options
+@opts.publish_options
 @click.option("--interval", type=Duration(), default="5m", show_default=True, help="Time between runs.")
 @click.option("--jitter", type=Duration(), help="Random delay added to each run (default: 10% of interval).")
 @click.option("--retry-initial", type=Duration(), help="First retry delay after a failure (default 10s).")
@@ -101,6 +102,7 @@ def reconcile(
     cluster_args: ClusterArgs,
     engine_args: EngineArgs,
     apply_args: ApplyArgs,
+    publish_args: PublishArgs,
     interval: float,
     jitter: float | None,
     retry_initial: float | None,
@@ -123,8 +125,8 @@ def reconcile(
     webhook = None
     if webhook_addr and not once:
         webhook = _webhook(webhook_addr, webhook_secret_file, webhook_secret_env, max_payload)
-    src = opts.open_source(source, source_args)
-    settings = opts.engine_settings(engine_args, src, apply_args)
+    src = opts.open_source(source, source_args, full_history=publish_args.publish)
+    settings = opts.engine_settings(engine_args, src, apply_args, publish_args=publish_args)
     try:
         history = History(apply_args.history)
     except HistoryError as exc:

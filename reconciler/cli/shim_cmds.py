@@ -15,7 +15,7 @@ def shim() -> None:
 
 
 @shim.command("up")
-@click.argument("target", required=False, default=".", type=click.Path(path_type=Path))
+@click.argument("target_text", metavar="TARGET", required=False, default=".")
 @click.option("--listen", default=None, metavar="ADDR",
               help="HOST:PORT to listen on (default 127.0.0.1:3000, or SPIN_HTTP_LISTEN_ADDR).")
 @click.option("--runtime-config-file", type=click.Path(path_type=Path), default=None,
@@ -28,16 +28,36 @@ def shim() -> None:
               help="Serving processes (default: number of CPUs).")
 @click.option("--request-timeout", type=click.FloatRange(0.01), default=None, metavar="SECONDS",
               help="Per-request deadline; a guest still running then is interrupted (500). Default 30.")
-def up(target: Path, listen: str | None, runtime_config_file: Path | None, state_dir: Path | None,
-       cache_dir: Path | None, workers: int | None, request_timeout: float | None) -> None:
-    """Run the app in TARGET (a directory holding spin.toml, or a spin.toml) in the foreground."""
+@click.option("--registry-ca-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Extra CA certificates (PEM) for pulling an oci:// TARGET.")
+@click.option("--docker-config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Docker config.json with registry credentials for an oci:// TARGET.")
+def up(target_text: str, listen: str | None, runtime_config_file: Path | None, state_dir: Path | None,
+       cache_dir: Path | None, workers: int | None, request_timeout: float | None,
+       registry_ca_file: Path | None, docker_config: Path | None) -> None:
+    """Run the app in TARGET in the foreground: a directory holding spin.toml, a spin.toml, or
+    oci://REG/REPO@sha256:… (a Spin artifact, pulled into the artifact cache with every digest checked)."""
+    from shim.engine import default_cache_dir
     from shim.errors import ShimError
     from shim.runner import RunOptions, configure_logging, serve
 
     configure_logging()
-    manifest = target / "spin.toml" if target.is_dir() else target
-    if not manifest.is_file():
-        raise click.UsageError(f"{target}: no spin.toml there (give an app directory or its spin.toml)")
+    if target_text.startswith("oci://"):
+        from oci.errors import OciError
+        from oci.registry import RegistryClient
+        from shim.ociapp import fetch_app
+
+        try:
+            with RegistryClient(ca_file=registry_ca_file, docker_config=docker_config) as client:
+                target = fetch_app(target_text, cache_dir or default_cache_dir(), client)
+        except (ShimError, OciError) as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+    else:
+        target = Path(target_text)
+        manifest = target / "spin.toml" if target.is_dir() else target
+        if not manifest.is_file():
+            raise click.UsageError(f"{target}: no spin.toml there (give an app directory or its spin.toml)")
     if runtime_config_file is not None and not runtime_config_file.exists():
         raise click.UsageError(f"runtime config file {runtime_config_file} does not exist")
     opts = RunOptions(

@@ -19,9 +19,9 @@ import click
 
 from reconciler.changeset import DRIFT_ACTIONS, Action, Attribution, ReconcileRecord
 from reconciler.cli import options as opts
-from reconciler.cli.options import ApplyArgs, ClusterArgs, EngineArgs, SourceArgs
+from reconciler.cli.options import ApplyArgs, ClusterArgs, EngineArgs, PublishArgs, SourceArgs
 from reconciler.engine import Result
-from reconciler.reports.common import summary
+from reconciler.reports.common import published_line, summary
 from reconciler.ssa import diff as diffmod
 from reconciler.ssa.manager import Outcome
 
@@ -34,13 +34,14 @@ def run_once(
     apply_args: ApplyArgs | None = None,
     *,
     dry_run: bool = False,
+    publish_args: PublishArgs | None = None,
 ) -> Result:
     """Fetch the source, connect, run one reconcile. Setup errors raise SetupError (exit 2)."""
     from reconciler import engine
 
-    src = opts.open_source(source, source_args)
+    src = opts.open_source(source, source_args, full_history=(publish_args or opts.PublishArgs()).publish)
     fetched = opts.fetch_once(source, src)
-    settings = opts.engine_settings(engine_args, src, apply_args, dry_run=dry_run)
+    settings = opts.engine_settings(engine_args, src, apply_args, dry_run=dry_run, publish_args=publish_args)
     tgt = opts.connect(cluster_args, timeout=settings.timeout)
     try:
         with opts.progress() as say:
@@ -120,12 +121,14 @@ def print_drift(result: Result) -> None:
 @opts.source_options
 @opts.cluster_options
 @opts.engine_options
+@opts.publish_options
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def diff(
-    source: str, source_args: SourceArgs, cluster_args: ClusterArgs, engine_args: EngineArgs, output: str
+    source: str, source_args: SourceArgs, cluster_args: ClusterArgs, engine_args: EngineArgs,
+    publish_args: PublishArgs, output: str,
 ) -> None:
     """Show how the cluster differs from SOURCE. Exit 0 no drift, 1 drift, 2 error."""
-    result = run_once(source, source_args, cluster_args, engine_args, dry_run=True)
+    result = run_once(source, source_args, cluster_args, engine_args, dry_run=True, publish_args=publish_args)
     if output == "json":
         click.echo(json.dumps(drift_json(result), indent=2, default=str))
     else:
@@ -166,6 +169,9 @@ def print_summary(result: Result) -> None:
         for subject, action, health, message in rows:
             click.echo(f"{subject:<{width}}  {action:<10}  {health:<11}  {message}".rstrip())
     click.echo(summary(record))
+    for p in record.published:
+        if not p.error:
+            click.echo(f"published: {published_line(p)}")
     for e in record.errors:
         click.echo(f"error: {e}")
 
@@ -186,6 +192,7 @@ def _save_history(record: ReconcileRecord, path: Path | None) -> None:
 @opts.cluster_options
 @opts.engine_options
 @opts.apply_options
+@opts.publish_options
 @click.option("--dry-run", is_flag=True, help="Dry-run every change on the server; change nothing.")
 @click.option("--no-history", is_flag=True, help="Do not record this reconcile.")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -195,12 +202,15 @@ def apply(
     cluster_args: ClusterArgs,
     engine_args: EngineArgs,
     apply_args: ApplyArgs,
+    publish_args: PublishArgs,
     dry_run: bool,
     no_history: bool,
     output: str,
 ) -> None:
     """Reconcile SOURCE into the cluster once and print a summary."""
-    result = run_once(source, source_args, cluster_args, engine_args, apply_args, dry_run=dry_run)
+    result = run_once(
+        source, source_args, cluster_args, engine_args, apply_args, dry_run=dry_run, publish_args=publish_args
+    )
     if not no_history:
         _save_history(result.record, apply_args.history)
     if output == "json":

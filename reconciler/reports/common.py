@@ -7,7 +7,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from reconciler.changeset import Action, Attribution, ChangeSetEntry, ReconcileRecord
+from reconciler.changeset import Action, Attribution, ChangeSetEntry, PublishedApp, ReconcileRecord
 
 ACTION_ORDER = [
     Action.CREATED, Action.CONFIGURED, Action.PRUNED, Action.FAILED, Action.SKIPPED, Action.UNCHANGED
@@ -80,3 +80,12 @@ def revision_line(record: ReconcileRecord) -> str:
         return "(no revision)"
     first = rev.message.splitlines()[0] if rev.message else ""
     return f"{rev.short} by {rev.author or 'unknown'} at {fmt_time(rev.time)}: {first}"
+
+
+def published_line(p: PublishedApp) -> str:
+    """`apps/hello/spin.toml → 127.0.0.1:5000/team/hello@sha256:… (spin, pushed; commit 3f2a9c1d7e5b)`."""
+    if p.error:
+        return f"{p.project}: publish failed: {p.error}"
+    commit = f"commit {p.commit[:12]}" if p.commit else "no commit"
+    state = f"pushed {p.bytes_uploaded} bytes" if p.pushed else "already in the registry"
+    return f"{p.project} → {p.reference} ({p.format}, {state}; {commit})"

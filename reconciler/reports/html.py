@@ -142,6 +142,15 @@ def _record(r: ReconcileRecord, index: int) -> str:
     if r.errors:
         parts.append('<div class="errors"><strong>Errors</strong><ul>'
                      + "".join(f"<li>{_e(x)}</li>" for x in r.errors) + "</ul></div>")
+    if r.published:
+        parts.append("<table><thead><tr><th>Published project</th><th>Image</th><th>Commit</th>"
+                     "<th>Pushed</th></tr></thead><tbody>")
+        for p in r.published:
+            image = f"<code>{_e(p.reference)}</code>" if p.reference else f"failed: {_e(p.error)}"
+            commit = f"<code>{_e(p.commit[:12])}</code>" if p.commit else "-"
+            parts.append(f"<tr><td><code>{_e(p.project)}</code></td><td>{image}</td><td>{commit}</td>"
+                         f"<td>{'yes' if p.pushed else 'no'}</td></tr>")
+        parts.append("</tbody></table>")
     if r.entries:
         parts.append("<table><thead><tr><th>Object</th><th>Action</th><th>Health</th><th>Message</th>"
                      "</tr></thead><tbody>")

@@ -46,6 +46,13 @@ def _record(r: ReconcileRecord) -> str:
     ]
     if r.errors:
         out += ["**Errors**", ""] + [f"- {_cell(e)}" for e in r.errors] + [""]
+    if r.published:
+        out += ["| Published project | Image | Commit | Pushed |", "|---|---|---|---|"]
+        for p in r.published:
+            image = _code(p.reference) if p.reference else f"failed: {_cell(p.error)}"
+            commit = _code(p.commit[:12]) if p.commit else "-"
+            out.append(f"| {_code(p.project)} | {image} | {commit} | {'yes' if p.pushed else 'no'} |")
+        out.append("")
     if r.entries:
         out += ["| Object | Action | Health | Message |", "|---|---|---|---|"]
         for e in sorted(r.entries, key=lambda e: (common.ACTION_ORDER.index(e.action), e.ref)):

@@ -16,6 +16,7 @@ from reconciler.changeset import (
     FieldDrift,
     Health,
     ObjectRef,
+    PublishedApp,
     ReconcileRecord,
     Revision,
 )
@@ -43,6 +44,7 @@ def record_from_dict(data: dict[str, Any]) -> ReconcileRecord:
         revision=Revision(**_known(Revision, rev)) if rev else None,
         entries=entries,
         errors=list(data.get("errors", [])),
+        published=[PublishedApp(**_known(PublishedApp, p)) for p in data.get("published", [])],
     )
     return ReconcileRecord(**fields)
 

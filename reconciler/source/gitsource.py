@@ -143,6 +143,8 @@ class GitSource:
         is_tag = remote_ref.startswith("refs/tags/")
         local = remote_ref if is_tag else f"refs/remotes/origin/{remote_ref.removeprefix('refs/heads/')}"
         depth = ["--depth", "1"] if self.spec.shallow else []
+        if not self.spec.shallow and (self.repo_dir / ".git" / "shallow").exists():
+            depth = ["--unshallow"]  # full history wanted (publishing dates projects by their last change)
         self._git_remote("fetch", "--no-tags", "--prune", *depth, self.url, f"+{remote_ref}:{local}")
         fetched = self._run("rev-parse", f"{local}^{{commit}}", cwd=self.repo_dir).strip()
         if fetched != sha:  # the ref moved between ls-remote and fetch: take what we fetched
