@@ -4,7 +4,8 @@ Modules, from the edge inwards:
 
 - `runner` / `worker` / `__main__`: run an app in the foreground (`spindle shim up`, container
   mode), extra worker processes on one listening socket, SIGTERM drain.
-- `server`: the HTTP trigger (HTTP/1.1, keep-alive, streaming, Spin headers).
+- `http1`: the HTTP/1.1 front end (strict parsing, deadlines, one event loop for all connections).
+- `server`: the HTTP trigger (routing, Spin headers and reserved routes, guest threads).
 - `app`: loading an app: manifest → variables → compiled components → executors.
 - `manifest`, `runtime_config`, `routing`, `variables`: pure parsing and rules.
 - `executors`: wasi:http/incoming-handler@0.2, fermyon:spin/inbound-http, WAGI.
@@ -13,7 +14,8 @@ Modules, from the edge inwards:
   reflected once per function type.
 - `bytestrings` / `wasmbin`: a wasi:http guest wrapped with a stream adapter component so body
   bytes cross the C API as one vector, not one value per byte (`wasmbin` reads the binary).
-- `engine`: the Engine (epoch interruption) and the on-disk artifact cache.
+- `engine`: the Engine (epoch interruption) and the on-disk artifact cache (baseline compile first
+  for large guests, optimized in the background).
 - `loadgen`: a small keep-alive HTTP load generator for the benchmark and load test.
 
 Errors: one tree, drawn in `shim.errors`.

@@ -2,7 +2,9 @@
 
 `/spin.toml` (or DIR/spin.toml), `/runtime-config.toml` if present, listen on
 SPIN_HTTP_LISTEN_ADDR (default 0.0.0.0:80, what a container expects), cache in /.cache, state
-in the app root. `spindle shim up` is the developer-friendly front end with loopback defaults.
+in the app root; a variable also comes from the bare `<NAME>` environment variable, and an
+instance's memory is capped only by SPIN_MAX_INSTANCE_MEMORY (the cgroup is the bound).
+`spindle shim up` is the developer-friendly front end with loopback defaults.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ def main(argv: list[str]) -> int:
         state_dir=root,
         cache_dir=cache,
         workers=int(os.environ.get("SPINDLE_SHIM_WORKERS") or os.cpu_count() or 1),
+        env_names_as_variables=True,
+        max_instance_memory=None,
     )
     try:
         return serve(opts, dict(os.environ))

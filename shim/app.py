@@ -11,14 +11,16 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wasmtime import Engine, WasmtimeError
+from wasmtime import Engine, Module, WasmtimeError
+from wasmtime.component import Component
 
-from shim import bytestrings, filesystem, keyvalue, variables
-from shim.engine import ArtifactCache
+from shim import bytestrings, filesystem, http1, keyvalue, variables
+from shim.engine import FAST_START_BYTES, ArtifactCache
 from shim.errors import ComponentLoadError, ManifestError
 from shim.executors import (
     INBOUND_HTTP,
@@ -48,6 +50,14 @@ log = logging.getLogger("shim.app")
 
 Executor = WasiHttpExecutor | InboundHttpExecutor | WagiExecutor
 
+# `spindle shim up`'s cap on one instance's linear memory (SPIN_MAX_INSTANCE_MEMORY overrides it).
+# The container mode has none: the pod's cgroup limit is the bound there, as on containerd-shim-spin.
+DEFAULT_MAX_INSTANCE_MEMORY = 256 << 20
+# per process, the linear memory that the instances running at once may hold between them
+# (SPINDLE_SHIM_MEMORY_BUDGET; in a memory-limited cgroup, never more than that limit)
+DEFAULT_MEMORY_BUDGET = 4 << 30
+DEFAULT_CONCURRENCY = 32  # requests running in guests at once per process (SPINDLE_SHIM_MAX_CONCURRENCY)
+
 
 @dataclass(frozen=True)
 class LoadOptions:
@@ -55,6 +65,17 @@ class LoadOptions:
     runtime_config: Path | None = None
     state_dir: Path | None = None  # key-value databases; default <app>/.spin
     cache_dir: Path | None = None  # precompiled artifacts; None disables the cache
+    # containerd-shim-spin also reads a variable from the bare `<NAME>` environment variable;
+    # `spin up` (and `spindle shim up`) read only SPIN_VARIABLE_<NAME> and configured providers
+    env_names_as_variables: bool = False
+    # the cap on an instance's linear memory when SPIN_MAX_INSTANCE_MEMORY is not set (None: none)
+    max_instance_memory: int | None = DEFAULT_MAX_INSTANCE_MEMORY
+    # a wasm at least this large, without an optimized artifact, starts on the baseline compiler
+    # and is optimized in the background (None: always compile optimized first; see `shim.engine`)
+    fast_start_bytes: int | None = FAST_START_BYTES
+
+
+VariantKey = tuple[str, ExecutorKind, WagiSettings]
 
 
 @dataclass
@@ -66,12 +87,37 @@ class LoadedApp:
     files_dirs: list[str]
     # Executor settings belong to the trigger in Spin: one component behind two routes may run
     # with different WAGI argv/entrypoints. Keyed by (component, executor kind, WAGI settings).
-    variants: dict[tuple[str, ExecutorKind, WagiSettings], Executor] = field(default_factory=dict)
+    variants: dict[VariantKey, Executor] = field(default_factory=dict)
+    front_end: http1.Settings = field(default_factory=http1.Settings)
+    cache: ArtifactCache | None = None  # holds the baseline engine of executors not yet upgraded
+    upgrading: threading.Thread | None = None
+    upgraded: threading.Event = field(default_factory=threading.Event)  # set when all are optimized
 
     def executor_for(self, trig: HttpTrigger) -> Executor:
         """The executor that serves `trig` (a trigger with a component)."""
         assert trig.component is not None
         return self.variants.get((trig.component, trig.executor, trig.wagi)) or self.executors[trig.component]
+
+    def start_upgrades(self, upgrades: list[tuple[VariantKey, Upgrade]]) -> None:
+        """Swap executors that run baseline code for optimized ones, in the background: requests
+        in flight finish on the executor they started with."""
+        def run() -> None:
+            for key, upgrade in upgrades:
+                try:
+                    executor = upgrade()
+                except Exception as exc:  # the baseline code keeps serving
+                    log.warning("component %s: keeping the baseline compile: %s", key[0], exc)
+                    continue
+                old = self.variants[key]
+                self.variants[key] = executor
+                for cid, ex in self.executors.items():
+                    if ex is old:
+                        self.executors[cid] = executor
+                log.info("component %s: now serving optimized code", key[0])
+            self.upgraded.set()
+
+        self.upgrading = threading.Thread(target=run, name="shim-optimize", daemon=True)
+        self.upgrading.start()
 
     def close(self) -> None:
         for d in self.files_dirs:
@@ -82,12 +128,65 @@ def resolve_manifest_path(target: Path) -> Path:
     return target / "spin.toml" if target.is_dir() else target
 
 
-def parse_limits(env: Mapping[str, str]) -> Limits:
-    """SPIN_MAX_INSTANCE_MEMORY (bytes) and SPINDLE_SHIM_REQUEST_TIMEOUT_MS; unset means the default."""
-    memory = _positive_int(env, "SPIN_MAX_INSTANCE_MEMORY", "a number of bytes")
+def parse_limits(env: Mapping[str, str], default_memory: int | None = DEFAULT_MAX_INSTANCE_MEMORY) -> Limits:
+    """SPIN_MAX_INSTANCE_MEMORY (bytes; else `default_memory`), SPINDLE_SHIM_REQUEST_TIMEOUT_MS,
+    SPINDLE_SHIM_MAX_CONCURRENCY and SPINDLE_SHIM_MEMORY_BUDGET (bytes per process).
+
+    wasmtime-py has no resource-limiter callback, so the total is bounded by admission: with a cap
+    per instance, no more than budget // cap requests run at once, and so no more than the budget
+    of linear memory is ever held; a request that needs more than its cap fails alone (500)."""
+    memory = _positive_int(env, "SPIN_MAX_INSTANCE_MEMORY", "a number of bytes") or default_memory
     timeout_ms = _positive_int(env, "SPINDLE_SHIM_REQUEST_TIMEOUT_MS", "a number of milliseconds")
     ticks = Limits.timeout_ticks if timeout_ms is None else max(1, timeout_ms // 10)  # 10 ms ticks
-    return Limits(memory, ticks)
+    concurrency = _positive_int(env, "SPINDLE_SHIM_MAX_CONCURRENCY", "a number of requests") \
+        or DEFAULT_CONCURRENCY
+    budget = _positive_int(env, "SPINDLE_SHIM_MEMORY_BUDGET", "a number of bytes")
+    if budget is None:
+        cgroup = cgroup_memory_limit()
+        budget = min(DEFAULT_MEMORY_BUDGET, cgroup) if cgroup else DEFAULT_MEMORY_BUDGET
+    if memory is not None:
+        concurrency = max(1, min(concurrency, budget // memory))
+    return Limits(memory, ticks, concurrency)
+
+
+def front_end_settings(env: Mapping[str, str]) -> http1.Settings:
+    """SPINDLE_SHIM_HEADER_TIMEOUT_MS and SPINDLE_SHIM_IDLE_TIMEOUT_MS (see `shim.http1`)."""
+    defaults = http1.Settings()
+    head = _positive_int(env, "SPINDLE_SHIM_HEADER_TIMEOUT_MS", "a number of milliseconds")
+    idle = _positive_int(env, "SPINDLE_SHIM_IDLE_TIMEOUT_MS", "a number of milliseconds")
+    return http1.Settings(header_timeout=head / 1000 if head else defaults.header_timeout,
+                          idle_timeout=idle / 1000 if idle else defaults.idle_timeout)
+
+
+def outbound_timeout(env: Mapping[str, str]) -> float:
+    """SPINDLE_SHIM_OUTBOUND_TIMEOUT_MS: connecting, and waiting for a response, each (default 30 s;
+    never past the request deadline)."""
+    ms = _positive_int(env, "SPINDLE_SHIM_OUTBOUND_TIMEOUT_MS", "a number of milliseconds")
+    return ms / 1000 if ms else 30.0
+
+
+def cgroup_memory_limit() -> int | None:
+    """The memory limit of this process's cgroup (v2 `memory.max`, v1 `memory.limit_in_bytes`)."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, rel = line.split(":", 2)
+        if controllers == "":
+            candidates = [Path("/sys/fs/cgroup") / rel.lstrip("/") / "memory.max"]
+        elif "memory" in controllers.split(","):
+            candidates = [Path("/sys/fs/cgroup/memory") / rel.lstrip("/") / "memory.limit_in_bytes"]
+        else:
+            continue
+        for c in candidates:
+            try:
+                raw = c.read_text().strip()
+            except OSError:
+                continue
+            if raw.isdigit() and int(raw) < 1 << 60:  # v1 says "no limit" with a huge number
+                return int(raw)
+    return None
 
 
 def _positive_int(env: Mapping[str, str], name: str, what: str) -> int | None:
@@ -107,13 +206,16 @@ def load_app(target: Path, engine: Engine, opts: LoadOptions) -> LoadedApp:
         log.warning("app %s: trigger types %s are not served by this runtime (http only)",
                     manifest.name, ", ".join(manifest.other_triggers))
     app_values = variables.resolve_app_variables(manifest.variables, opts.env, rc.env_providers,
-                                                 manifest.root)
-    limits = parse_limits(opts.env)
-    cache = ArtifactCache(engine, opts.cache_dir)
+                                                 manifest.root, env_names=opts.env_names_as_variables)
+    limits = parse_limits(opts.env, opts.max_instance_memory)
+    front_end = front_end_settings(opts.env)
+    out_timeout = outbound_timeout(opts.env)
+    cache = ArtifactCache(engine, opts.cache_dir, opts.fast_start_bytes)
     state_dir = opts.state_dir or manifest.root / ".spin"
     stores = keyvalue.Stores(state_dir, rc.kv_stores)
     executors: dict[str, Executor] = {}
     variants: dict[tuple[str, ExecutorKind, WagiSettings], Executor] = {}
+    upgrades: list[tuple[VariantKey, Upgrade]] = []
     files_dirs: list[str] = []
     try:
         for trig in manifest.http_triggers:
@@ -123,19 +225,31 @@ def load_app(target: Path, engine: Engine, opts: LoadOptions) -> LoadedApp:
             if key in variants:
                 continue
             spec = manifest.components[trig.component]
-            variants[key] = _load_component(engine, cache, manifest, spec, trig, app_values, rc,
-                                            stores, files_dirs)
+            variants[key], upgrade = _load_component(cache, manifest, spec, trig, app_values, rc,
+                                                     stores, files_dirs, out_timeout)
             executors.setdefault(spec.id, variants[key])
+            if upgrade is not None:
+                upgrades.append((key, upgrade))
     except BaseException:
         for d in files_dirs:
             shutil.rmtree(d, ignore_errors=True)
         raise
-    return LoadedApp(manifest, Router(manifest.http_triggers), executors, limits, files_dirs, variants)
+    app = LoadedApp(manifest, Router(manifest.http_triggers), executors, limits, files_dirs, variants,
+                    front_end, cache)
+    if upgrades:
+        app.start_upgrades(upgrades)
+    else:
+        app.upgraded.set()
+    return app
 
 
-def _load_component(engine: Engine, cache: ArtifactCache, app: AppManifest, spec: ComponentSpec,
+Upgrade = Callable[[], Executor]  # builds the executor again on the optimized artifact (slow: compiles)
+
+
+def _load_component(cache: ArtifactCache, app: AppManifest, spec: ComponentSpec,
                     trig: HttpTrigger, app_values: Mapping[str, str], rc: RuntimeConfig,
-                    stores: keyvalue.Stores, files_dirs: list[str]) -> Executor:
+                    stores: keyvalue.Stores, files_dirs: list[str], out_timeout: float,
+                    ) -> tuple[Executor, Upgrade | None]:
     values = variables.component_variables(app, spec.id, app_values)
     allowed_hosts = [variables.render(h, app_values, f"component {spec.id!r} allowed_outbound_hosts")
                      for h in spec.allowed_outbound_hosts]
@@ -146,7 +260,7 @@ def _load_component(engine: Engine, cache: ArtifactCache, app: AppManifest, spec
                                      "config ([key_value_store." + label + "])")
     impls = {**variables.host_impls(values), **keyvalue.host_impls(stores, labels)}
     ctx = GuestContext(spec.id, dict(spec.environment), impls,
-                       Outbound(allowed_hosts) if allowed_hosts else None)
+                       Outbound(allowed_hosts, out_timeout) if allowed_hosts else None)
     wasm_path = app.root / spec.source
     try:
         wasm = wasm_path.read_bytes()
@@ -157,31 +271,37 @@ def _load_component(engine: Engine, cache: ArtifactCache, app: AppManifest, spec
                                  f"runtime; supported: {SUPPORTED_HTTP}")
     files_dir = _materialise_files(app, spec, files_dirs)
     if trig.executor is ExecutorKind.WAGI:
-        return _wagi_executor(engine, cache, ctx, wasm, wasm_path.name, trig, files_dir)
-    return _component_executor(engine, cache, ctx, wasm, wasm_path.name, files_dir)
+        return _wagi_executor(cache, ctx, wasm, wasm_path.name, trig, files_dir)
+    return _component_executor(cache, ctx, wasm, wasm_path.name, files_dir)
 
 
 _WASM_MAGIC = b"\0asm"
 _CORE_VERSION = b"\x01\x00\x00\x00"  # a component has a different version/layer word
 
 
-def _wagi_executor(engine: Engine, cache: ArtifactCache, ctx: GuestContext, wasm: bytes, name: str,
-                   trig: HttpTrigger, files_dir: str | None) -> WagiExecutor:
+def _wagi_executor(cache: ArtifactCache, ctx: GuestContext, wasm: bytes, name: str,
+                   trig: HttpTrigger, files_dir: str | None) -> tuple[Executor, Upgrade | None]:
     if wasm[:4] == _WASM_MAGIC and wasm[4:8] != _CORE_VERSION:
         raise ComponentLoadError(ctx.component_id, f"{name} is a component; the wagi executor needs a "
                                  "WASI preview 1 core module")
     try:
-        module = cache.load_module(wasm)
+        art = cache.load_module(wasm)
     except WasmtimeError as exc:
         raise ComponentLoadError(ctx.component_id, f"{name} is not a valid wasm module: "
                                  f"{_first_line(exc)}") from exc
     preopens = [(files_dir, "/")] if files_dir else []
-    return WagiExecutor(engine, module, ctx, trig.wagi.entrypoint, trig.wagi.argv, preopens)
+
+    def build(engine: Engine, module: Module) -> WagiExecutor:
+        return WagiExecutor(engine, module, ctx, trig.wagi.entrypoint, trig.wagi.argv, preopens)
+
+    upgrade = art.upgrade
+    return build(art.engine, art.compiled), (
+        None if upgrade is None else lambda: build(cache.engine, upgrade()))
 
 
-def _component_executor(engine: Engine, cache: ArtifactCache, ctx: GuestContext, wasm: bytes, name: str,
+def _component_executor(cache: ArtifactCache, ctx: GuestContext, wasm: bytes, name: str,
                         files_dir: str | None, wrap: bool = True,
-                        ) -> WasiHttpExecutor | InboundHttpExecutor:
+                        ) -> tuple[Executor, Upgrade | None]:
     if wasm[:4] == _WASM_MAGIC and wasm[4:8] == _CORE_VERSION:
         raise ComponentLoadError(ctx.component_id, f"{name} is a core wasm module, not a component (use "
                                  'executor = { type = "wagi" } for WASI preview 1 modules)')
@@ -192,30 +312,36 @@ def _component_executor(engine: Engine, cache: ArtifactCache, ctx: GuestContext,
         plan = None
     hex_functions = plan.functions if plan else {}
     try:
-        component = (cache.load_component(wasm, plan.variant, plan.apply) if plan
-                     else cache.load_component(wasm))
+        art = (cache.load_component(wasm, plan.variant, plan.apply) if plan
+               else cache.load_component(wasm))
     except WasmtimeError as exc:
         if plan:
             log.warning("component %s: the stream adapter does not compile (%s); using it as it is",
                         ctx.component_id, _first_line(exc))
-            return _component_executor(engine, cache, ctx, wasm, name, files_dir, wrap=False)
+            return _component_executor(cache, ctx, wasm, name, files_dir, wrap=False)
         raise ComponentLoadError(ctx.component_id, f"{name} is not a valid component: "
                                  f"{_first_line(exc)}") from exc
-    export = classify(engine, ctx.component_id, component)
     if files_dir:
         ctx.host_impls.update(filesystem.IMPLS)
         ctx.setup = filesystem.setup_for(files_dir)
-    try:
-        if export.startswith(INBOUND_HTTP):
-            return InboundHttpExecutor(engine, component, ctx, export)
-        executor = WasiHttpExecutor(engine, component, ctx, export, hex_functions)
-    except (WasmtimeError, TypeError) as exc:  # TypeError: an import type this host cannot express
-        raise ComponentLoadError(ctx.component_id, f"cannot link: {_first_line(exc)}") from exc
-    report = executor.report
-    log.debug("component %s: %d imports implemented, %d answered with their error values (%s)",
-              ctx.component_id, report.implemented, len(report.stubbed),
-              ", ".join(sorted({k.split("#")[0] for k in report.stubbed})) or "none")
-    return executor
+
+    def build(engine: Engine, component: Component) -> WasiHttpExecutor | InboundHttpExecutor:
+        export = classify(engine, ctx.component_id, component)
+        try:
+            if export.startswith(INBOUND_HTTP):
+                return InboundHttpExecutor(engine, component, ctx, export)
+            executor = WasiHttpExecutor(engine, component, ctx, export, hex_functions)
+        except (WasmtimeError, TypeError) as exc:  # TypeError: an import type this host cannot express
+            raise ComponentLoadError(ctx.component_id, f"cannot link: {_first_line(exc)}") from exc
+        report = executor.report
+        log.debug("component %s: %d imports implemented, %d answered with their error values (%s)",
+                  ctx.component_id, report.implemented, len(report.stubbed),
+                  ", ".join(sorted({k.split("#")[0] for k in report.stubbed})) or "none")
+        return executor
+
+    upgrade = art.upgrade
+    return build(art.engine, art.compiled), (
+        None if upgrade is None else lambda: build(cache.engine, upgrade()))
 
 
 def _first_line(exc: BaseException) -> str:

@@ -313,8 +313,10 @@ _LIBC = f"""
 """
 
 # A wrapped read: call the host, decode the hex digits of an ok result in place (return area at
-# 768: discriminant, then pointer and length). A wrapped write: encode and send 64 KiB at a time
-# (the adapter's memory stays at the guest's bytes plus 128 KiB), stopping at the first error.
+# 768: discriminant, then pointer and length). A wrapped write: encode and send a piece at a time
+# (`_write_piece`), stopping at the first error. The piece is larger than what the host lets one call write
+# (4,096 bytes for blocking-write-and-flush, the 1 MiB check-write permit for write), so a call
+# over wasmtime's limit reaches the host whole enough to trap there, as it would on Spin.
 # Both lend the borrowed `self` on to the host and then drop it, as an export must.
 _READ = """(func (export "{k}") (param i32 i64) (result i32)
     (call $reset)
@@ -326,9 +328,12 @@ _READ = """(func (export "{k}") (param i32 i64) (result i32)
     (i32.const 768))"""
 _WRITE = """(func (export "{k}") (param $self i32) (param $ptr i32) (param $len i32) (result i32)
     (local $hex i32) (local $n i32)
-    (local.set $hex (call $alloc (i32.const 131072)))
+    (local.set $hex (call $alloc (i32.shl (select (local.get $len) (i32.const {piece})
+                                                  (i32.lt_u (local.get $len) (i32.const {piece})))
+                                          (i32.const 1))))
     (block $done (loop $next
-      (local.set $n (select (local.get $len) (i32.const 65536) (i32.lt_u (local.get $len) (i32.const 65536))))
+      (local.set $n (select (local.get $len) (i32.const {piece})
+                            (i32.lt_u (local.get $len) (i32.const {piece}))))
       (call $to_hex (local.get $ptr) (local.get $n) (local.get $hex))
       (call $h{k} (local.get $self) (local.get $hex) (i32.shl (local.get $n) (i32.const 1)) (i32.const 768))
       (br_if $done (i32.load8_u (i32.const 768)))
@@ -338,6 +343,11 @@ _WRITE = """(func (export "{k}") (param $self i32) (param $ptr i32) (param $len 
     (call $drop_out (local.get $self))
     (call $reset)
     (i32.const 768))"""
+
+
+def _write_piece(name: str) -> int:
+    """Bytes per host call for a wrapped write: one byte past the most the host accepts at once."""
+    return 65536 if name.endswith("blocking-write-and-flush") else (1 << 20) + 1
 
 
 def _adapter(names: list[str], wrapped: list[str], poll: bool) -> bytes:
@@ -389,7 +399,8 @@ def _adapter(names: list[str], wrapped: list[str], poll: bool) -> bytes:
     for k, n in enumerate(wrapped):
         params = "i32 i64 i32" if n in _READS else "i32 i32 i32 i32"
         core.append(f'  (import "host" "{k}" (func $h{k} (param {params})))')
-    core += ["  " + (_READ if n in _READS else _WRITE).format(k=k) for k, n in enumerate(wrapped)]
+    core += ["  " + (_READ.format(k=k) if n in _READS else _WRITE.format(k=k, piece=_write_piece(n)))
+             for k, n in enumerate(wrapped)]
     out += ["\n".join(core) + ")",
             '(core instance $m (instantiate $m (with "libc" (instance $libc)) '
             '(with "host" (instance $host))))']

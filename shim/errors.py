@@ -5,7 +5,11 @@
     │                        setting is malformed (file or "environment" + field)
     ├── VariableError        a required variable has no value, or a template names an unknown one
     ├── ComponentLoadError   a component's wasm cannot be read, compiled, or is of an unsupported kind
-    └── GuestError           a request failed inside the guest (trap, timeout, bad response)
+    ├── GuestError           a request failed inside the guest (trap, timeout, bad response)
+    └── ClientError          the client broke an exchange (not the guest's fault; logged as such)
+        ├── ClientGone       it disconnected, or stopped reading the response, before the end
+        └── BadRequestBody   its body's framing is malformed, or it stopped sending the body:
+                             answered with `status` (400, 408) when no response has started
 
     ListenError (OSError)    the listen address cannot be bound (in use, not local, no permission)
 """
@@ -42,6 +46,20 @@ class GuestError(ShimError):
         super().__init__(f"component {component!r}: {message}")
         self.component = component
         self.timeout = timeout
+
+
+class ClientError(ShimError):
+    """The client broke the exchange; the guest that saw it is not at fault."""
+
+
+class ClientGone(ClientError):
+    pass
+
+
+class BadRequestBody(ClientError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class ListenError(OSError):

@@ -54,6 +54,15 @@ NATIVE_WASI = frozenset({
 class Limits:
     max_memory: int | None = None  # bytes per instance
     timeout_ticks: int = 3000  # epoch ticks (engine ticks every 10 ms): 30 s
+    concurrency: int = 32  # requests running in guests at once, per process
+
+    @property
+    def timeout(self) -> float:
+        """The request deadline in seconds."""
+        return self.timeout_ticks * TICK_SECONDS
+
+
+TICK_SECONDS = 0.01  # the engine's epoch tick (engine.new_engine)
 
 
 @dataclass
@@ -116,14 +125,16 @@ def _new_store(engine: Engine, limits: Limits) -> Store:
 
 def _guest_failure(component_id: str, exc: BaseException) -> GuestError:
     text = str(exc)
-    timeout = "interrupt" in text
     cause = hostlink.CURRENT.error
-    if cause is not None and not isinstance(cause, hostlink.Unsupported):
-        text = f"{text} (host: {cause!r})"
-    elif cause is not None:
-        text = f"{text} ({cause})"
+    if isinstance(cause, TimeoutError):
+        return GuestError(component_id, str(cause), timeout=True)
+    if isinstance(cause, hostlink.Unsupported):  # a trap the host raised on purpose: its reason
+        return GuestError(component_id, f"trap: {cause}")
+    if cause is not None:
+        return GuestError(component_id, f"trap: host: {cause!r}")
+    timeout = "interrupt" in text
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    key = [ln for ln in lines if "trap" in ln or "interrupt" in ln or "host:" in ln]
+    key = [ln for ln in lines if "trap" in ln or "interrupt" in ln]
     first = (key[-1] if key else lines[0]) if lines else type(exc).__name__
     return GuestError(component_id, ("request timed out: " if timeout else "trap: ") + first,
                       timeout=timeout)
@@ -186,7 +197,7 @@ class WasiHttpExecutor:
             log.error("[%s] %s", self.ctx.component_id, state.guest_error)
         if not state.finished:
             state.finished = True
-            sink.finish()
+            state.sink_call(sink.finish)
         return state
 
 

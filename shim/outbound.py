@@ -1,13 +1,24 @@
 """Outgoing HTTP for guests: allowed only to the component's `allowed_outbound_hosts`.
 
-A denied request gets `HTTP-request-denied` and no connection is ever opened.
+A denied request gets `HTTP-request-denied` and no connection is ever opened. Failures reach the
+guest as the `error-code` wasmtime gives them (wasmtime-wasi-http `p2/mod.rs`,
+`default_send_request_handler`): no answer within the connect timeout is `connection-timeout`;
+a name that does not resolve (or EADDRNOTAVAIL) is `DNS-error` with rcode "address not
+available" and info-code 0; any other connect failure is `connection-refused`; a host name
+rustls would not take is `DNS-error` "invalid dns name"; a failed TLS handshake (certificate
+included) is `TLS-protocol-error`; no response in time is `connection-read-timeout`; a broken
+response is `HTTP-protocol-error`. As in wasmtime, a denied or malformed request fails `handle`
+itself; a failure on the way (connecting, TLS, the response) comes out of the future it returned.
 """
 
 from __future__ import annotations
 
+import errno
 import http.client
+import socket
 import ssl
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +26,7 @@ from shim.codec import Err, Ok, V
 from shim.wasi_http import IncomingResponse, OutgoingRequest, RequestState
 
 _DEFAULT_PORT = {"http": 80, "https": 443}
+_HANDLE_ERRORS = frozenset({"HTTP-request-denied", "HTTP-request-URI-invalid"})
 
 
 @dataclass(frozen=True)
@@ -48,15 +60,30 @@ class HostPattern:
         return host == self.host
 
 
+Connect = Callable[[tuple[str, int], float], socket.socket]
+
+
 class Outbound:
-    def __init__(self, allowed: Sequence[str], timeout: float = 30.0) -> None:
+    def __init__(self, allowed: Sequence[str], timeout: float = 30.0,
+                 connect: Connect = socket.create_connection) -> None:
+        """`connect((host, port), timeout)` opens the TCP connection (resolving the name)."""
         self.patterns = [HostPattern.parse(a) for a in allowed]
         self.timeout = timeout
+        self.connect = connect
 
     def allows(self, scheme: str, host: str, port: int) -> bool:
         return any(p.allows(scheme, host, port) for p in self.patterns)
 
     def __call__(self, state: RequestState, req: OutgoingRequest) -> Any:
+        """Err(code): `handle` fails; Ok(Err(code)): its future resolves to the error;
+        Ok(IncomingResponse): to the response."""
+        result = self._send(state, req)
+        if isinstance(result, Err) and not (isinstance(result.value, V)
+                                            and result.value.tag in _HANDLE_ERRORS):
+            return Ok(result)
+        return result
+
+    def _send(self, state: RequestState, req: OutgoingRequest) -> Any:
         scheme = _scheme(req.scheme)
         authority = req.authority or ""
         host, _, port_s = authority.rpartition(":") if ":" in authority else (authority, "", "")
@@ -67,24 +94,44 @@ class Outbound:
         if not host or not self.allows(scheme, host.lower(), port):
             state.log("outbound", f"denied: {scheme}://{authority} is not in allowed_outbound_hosts".encode())
             return Err(V("HTTP-request-denied"))
-        conn: http.client.HTTPConnection
-        if scheme == "https":
-            conn = http.client.HTTPSConnection(host, port, timeout=self.timeout,
-                                               context=ssl.create_default_context())
-        else:
-            conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
+        timeout = self.timeout
+        deadline = state.request.deadline
+        if deadline is not None:
+            timeout = max(0.001, min(timeout, deadline - time.monotonic()))
         method = req.method.tag if isinstance(req.method, V) else str(req.method)
         if method == "other" and isinstance(req.method, V):
             method = str(req.method.value)
         try:
+            sock = self.connect((host.strip("[]"), port), timeout)
+        except TimeoutError:
+            return Err(V("connection-timeout"))
+        except socket.gaierror:
+            return Err(_dns_error("address not available"))
+        except OSError as exc:
+            if exc.errno == errno.EADDRNOTAVAIL:
+                return Err(_dns_error("address not available"))
+            return Err(V("connection-refused"))
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        try:
+            if scheme == "https":
+                try:
+                    sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host.strip("[]"))
+                except (ssl.SSLError, OSError):  # certificate errors are SSLErrors (and ValueErrors)
+                    return Err(V("TLS-protocol-error"))
+                except (ValueError, UnicodeError):
+                    return Err(_dns_error("invalid dns name"))
+            conn.sock = sock
             conn.request(method.upper(), req.path_with_query or "/", body=bytes(req.body) or None,
                          headers={k: v.decode("latin-1") for k, v in req.headers.entries})
             resp = conn.getresponse()
             data = resp.read()
-        except (OSError, http.client.HTTPException) as exc:
-            return Err(V("internal-error", str(exc)))
+        except TimeoutError:
+            return Err(V("connection-read-timeout"))
+        except (OSError, http.client.HTTPException):
+            return Err(V("HTTP-protocol-error"))
         finally:
             conn.close()
+            sock.close()
         body = memoryview(data)
         pos = 0
 
@@ -96,6 +143,10 @@ class Outbound:
 
         headers = [(k.lower(), v.encode("latin-1")) for k, v in resp.getheaders()]
         return Ok(IncomingResponse(resp.status, headers, read))
+
+
+def _dns_error(rcode: str) -> V:
+    return V("DNS-error", {"rcode": rcode, "info-code": 0})
 
 
 def _scheme(s: Any) -> str:

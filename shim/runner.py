@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from shim.app import LoadedApp, LoadOptions, load_app
+from shim.app import DEFAULT_MAX_INSTANCE_MEMORY, LoadedApp, LoadOptions, load_app
 from shim.engine import default_cache_dir, new_engine
 from shim.errors import ListenError
+from shim.http1 import raise_fd_limit
 from shim.server import SpinServer, parse_listen
 
 log = logging.getLogger("shim")
@@ -39,6 +40,11 @@ class RunOptions:
     state_dir: Path | None = None
     cache_dir: Path | None = None
     workers: int = 1
+    # the container mode's behaviours (containerd-shim-spin's): the bare `<NAME>` environment
+    # variable also sets variable `name`; no per-instance memory cap unless SPIN_MAX_INSTANCE_MEMORY
+    # says so (None: the pod's cgroup limit is the bound). `spindle shim up` keeps the defaults.
+    env_names_as_variables: bool = False
+    max_instance_memory: int | None = DEFAULT_MAX_INSTANCE_MEMORY
 
     def to_json(self) -> str:
         return json.dumps({k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()})
@@ -68,7 +74,8 @@ def load(opts: RunOptions, env: Mapping[str, str]) -> tuple[LoadedApp, object]:
     box = new_engine()
     app = load_app(opts.target, box.engine, LoadOptions(
         env=env, runtime_config=default_runtime_config(opts.target, opts.runtime_config),
-        state_dir=opts.state_dir, cache_dir=opts.cache_dir or default_cache_dir()))
+        state_dir=opts.state_dir, cache_dir=opts.cache_dir or default_cache_dir(),
+        env_names_as_variables=opts.env_names_as_variables, max_instance_memory=opts.max_instance_memory))
     return app, box
 
 
@@ -79,7 +86,7 @@ def bind(listen: str) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
-        sock.listen(256)
+        sock.listen(1024)
     except OSError as exc:
         sock.close()
         raise ListenError(f"cannot listen on {listen}: {exc.strerror or exc}") from exc
@@ -93,6 +100,7 @@ def serve(opts: RunOptions, env: Mapping[str, str], *, sock: socket.socket | Non
     requests have finished."""
     stopping = threading.Event()
     children: list[subprocess.Popen[bytes]] = []
+    servers: list[SpinServer] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if not stopping.is_set():
@@ -100,15 +108,21 @@ def serve(opts: RunOptions, env: Mapping[str, str], *, sock: socket.socket | Non
             log.info("signal %d: draining in-flight requests", signum)
             for c in children:
                 c.send_signal(signal.SIGTERM)
+            for s in servers:
+                s.shutdown()
 
     # installed before loading, so a signal during a long compile is not lost
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         faulthandler.register(signal.SIGUSR2, all_threads=True)  # stack dump on demand, for operators
+    raise_fd_limit()
     app, _engine = loaded or load(opts, env)  # raises ShimError subclasses before anything listens
     sock = sock or bind(opts.listen)
-    server = SpinServer(app, sock.getsockname(), sock=sock)
+    server = SpinServer(app, sock=sock)
+    servers.append(server)
+    if stopping.is_set():
+        server.shutdown()
     fd = sock.fileno()
 
     def spawn() -> subprocess.Popen[bytes]:
@@ -130,22 +144,23 @@ def serve(opts: RunOptions, env: Mapping[str, str], *, sock: socket.socket | Non
     for dup, kept in app.router.duplicates:
         log.warning("  route %s -> %s duplicates the route of %s and is never used", dup.route.raw,
                     dup.component or "static response", kept.component or "static response")
+    if any(t.route.based.startswith("/.well-known/spin/") for t in app.manifest.http_triggers):
+        log.warning("  routes under /.well-known/spin/ are answered by the runtime and never reach the app")
     if on_ready is not None:
         on_ready(port)
+
+    def replace_dead_workers() -> None:
+        for i, child in enumerate(children):
+            # a worker that died is replaced (at most once a second per slot)
+            dead = child.poll() is not None
+            if dead and not stopping.is_set() and time.monotonic() - started[i] > 1:
+                log.error("worker %d exited with status %s; starting another", child.pid, child.returncode)
+                children[i], started[i] = spawn(), time.monotonic()
+
     try:
-        # our own accept loop (not serve_forever/shutdown, which loses a stop that comes early)
-        while not stopping.is_set():
-            server.handle_request()
-            for i, child in enumerate(children):
-                # a worker that died is replaced (at most once a second per slot)
-                dead = child.poll() is not None
-                if dead and not stopping.is_set() and time.monotonic() - started[i] > 1:
-                    log.error("worker %d exited with status %s; starting another", child.pid,
-                              child.returncode)
-                    children[i], started[i] = spawn(), time.monotonic()
-        server.stop_idle_connections()
+        server.serve_forever(on_tick=replace_dead_workers)  # returns once drained after a stop
     finally:
-        server.server_close()  # joins the request threads: the drain
+        server.server_close()
         for c in children:
             c.wait()
         app.close()

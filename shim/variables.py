@@ -33,16 +33,21 @@ def _dotenv(path: Path) -> dict[str, str]:
 
 
 def resolve_app_variables(specs: Mapping[str, VariableSpec], env: Mapping[str, str],
-                          providers: tuple[EnvProvider, ...], root: Path) -> dict[str, str]:
-    """Values of every app variable that has one; raises for a required variable without one."""
+                          providers: tuple[EnvProvider, ...], root: Path, *,
+                          env_names: bool = False) -> dict[str, str]:
+    """Values of every app variable that has one; raises for a required variable without one.
+
+    The providers are `spin up`'s: SPIN_VARIABLE_<NAME> and the runtime config's env providers.
+    `env_names` adds what only containerd-shim-spin does: the bare `<NAME>` variable (so a
+    variable `path` would get the host's $PATH: never for `spindle shim up`)."""
     sources = [(p.prefix, {**_dotenv(root / p.dotenv_path), **env} if p.dotenv_path else env)
                for p in providers]  # the process environment wins over a provider's .env file
     values: dict[str, str] = {}
     for name, spec in specs.items():
         value = next((src[f"{prefix}_{name.upper()}"] for prefix, src in sources
                       if f"{prefix}_{name.upper()}" in src), None)
-        if value is None:
-            # the containerd shim also copies `<NAME>` into SPIN_VARIABLE_<NAME>
+        if value is None and env_names:
+            # containerd-shim-spin copies the container's `<NAME>` into SPIN_VARIABLE_<NAME>
             value = env.get(name.upper())
         if value is None:
             value = spec.default

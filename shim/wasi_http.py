@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from shim import hostlink
 from shim.codec import Err, Ok, V
+from shim.errors import ClientError, ClientGone
 
 Reader = Callable[[int], bytes]  # returns b"" at end of stream
 
@@ -32,7 +33,8 @@ class InboundRequest:
     scheme: str
     authority: str
     headers: list[tuple[str, bytes]]
-    body: Reader
+    body: Reader  # may raise ClientError (the client went away, or broke the body's framing)
+    deadline: float | None = None  # time.monotonic() of the request deadline: host waits end there
 
 
 class Fields:
@@ -54,8 +56,8 @@ class InStream:
 class OutStream:
     __slots__ = ("write",)
 
-    def __init__(self, write: Callable[[bytes], None]) -> None:
-        self.write = write
+    def __init__(self, write: Callable[[bytes], bool | None]) -> None:
+        self.write = write  # False: the stream's reader went away
 
 
 class Pollable:
@@ -88,7 +90,7 @@ class OutgoingRequest:
 
 @dataclass
 class OutgoingBody:
-    write: Callable[[bytes], None]
+    write: Callable[[bytes], bool | None]
     on_finish: Callable[[], None]
     stream_taken: bool = False
 
@@ -119,7 +121,8 @@ class IoError:
         self.message = message
 
 
-Outbound = Callable[["RequestState", OutgoingRequest], Any]  # -> Ok(IncomingResponse) | Err(code)
+# -> Ok(IncomingResponse) | Ok(Err(code)) (failed on the way) | Err(code) (refused by `handle`)
+Outbound = Callable[["RequestState", OutgoingRequest], Any]
 LogLine = Callable[[str, bytes], None]  # (stream name, data)
 
 
@@ -138,6 +141,7 @@ class RequestState:
         self.pending: bytearray | None = bytearray()  # body written before outparam.set
         self.finished = False
         self.request_ended = False
+        self.client_gone = False  # the client went away: writes answer `closed`, nothing is logged as a trap
         self.guest_error: str | None = None
         self.extra: dict[str, Any] = {}  # for other host APIs (key-value stores, ...)
 
@@ -157,26 +161,37 @@ class RequestState:
     def drop(self, rep: int) -> None:
         self.objs.pop(rep, None)
 
+    def sink_call(self, fn: Callable[..., None], *args: Any) -> bool:
+        """Call the sink; False (and `client_gone`) once the client has gone away."""
+        if self.client_gone:
+            return False
+        try:
+            fn(*args)
+        except ClientGone:
+            self.client_gone = True
+            return False
+        return True
+
     # response body path
-    def body_write(self, data: bytes) -> None:
+    def body_write(self, data: bytes) -> bool:
         if self.pending is not None:
             self.pending += data
-        else:
-            self.sink.write(data)
+            return True
+        return self.sink_call(self.sink.write, data)
 
     def set_response(self, status: int, headers: list[tuple[str, bytes]]) -> None:
         self.response_set = True
-        self.sink.start(status, headers)
+        self.sink_call(self.sink.start, status, headers)
         pending, self.pending = self.pending, None
         if pending:
-            self.sink.write(bytes(pending))
+            self.sink_call(self.sink.write, bytes(pending))
 
     def flush_response(self) -> None:
         """Called before the host blocks on the guest's behalf (reading the request body, sleeping
         in poll, calling out): a response streamed in pieces reaches the client as it is written,
         while one written in one go still leaves in one segment."""
         if self.pending is None and not self.finished:
-            self.sink.flush()
+            self.sink_call(self.sink.flush)
 
     def read_request(self, n: int) -> bytes:
         if self.request_ended:  # nothing left to wait for: no reason to flush
@@ -191,7 +206,15 @@ class RequestState:
             self.finished = True
             if self.pending is not None:  # finished before outparam.set: keep for set_response
                 return
-            self.sink.finish()
+            self.sink_call(self.sink.finish)
+
+    def sleep_until(self, when: float) -> None:
+        """Sleep for the guest until `when` (monotonic), but not past the request deadline."""
+        deadline = self.request.deadline
+        if deadline is not None and when > deadline:
+            time.sleep(max(0.0, deadline - time.monotonic()))
+            raise TimeoutError("request timed out: the deadline passed while the guest waited")
+        time.sleep(max(0.0, when - time.monotonic()))
 
 
 def st() -> RequestState:
@@ -235,7 +258,7 @@ def _poll_block(p: int) -> None:
     if not pol.ready():
         s.flush_response()
     if pol.deadline is not None:
-        time.sleep(max(0.0, pol.deadline - time.monotonic()))
+        s.sleep_until(pol.deadline)
 
 
 @impl("wasi:io/poll#poll")
@@ -249,8 +272,7 @@ def _poll(ps: list[int]) -> list[int]:
         if ready:
             return ready
         s.flush_response()
-        soonest = min(p.deadline for p in pols if p.deadline is not None)
-        time.sleep(max(0.0, soonest - time.monotonic()))
+        s.sleep_until(min(p.deadline for p in pols if p.deadline is not None))
 
 
 def _subscribe_ready(_r: int) -> int:
@@ -261,7 +283,11 @@ def _read(stream: int, n: int) -> Any:
     s: InStream = st().get(stream)
     if s.closed:
         return Err(V("closed"))
-    data = s.read(min(n, MAX_READ)) if n else b""
+    try:
+        data = s.read(min(n, MAX_READ)) if n else b""
+    except ClientError as exc:  # the guest sees a failed read; the server tells the client's story
+        s.closed = True
+        return Err(V("last-operation-failed", st().new("error", IoError(str(exc)))))
     if n and not data:
         s.closed = True
         return Err(V("closed"))
@@ -280,37 +306,70 @@ IMPLS[IO_S + "[method]input-stream.blocking-skip"] = _skip
 IMPLS[IO_S + "[method]input-stream.subscribe"] = _subscribe_ready
 IMPLS[IO_S + "[method]output-stream.subscribe"] = _subscribe_ready
 
+# wasmtime's limits on output streams (wasmtime-wasi `p2/host/io.rs`, wasmtime-wasi-http
+# `p2/body.rs`): `check-write` permits the body stream's chunk size (1 MiB by default), a `write`
+# beyond the permit traps ("write exceeded budget"), and the blocking helpers take at most 4,096
+# bytes a call, more traps. A guest that passes here passes on Spin.
+WRITE_BUDGET = 1 << 20
+BLOCKING_MAX = 4096
+
+
+def _out(stream: int) -> OutStream:
+    o: OutStream = st().get(stream)
+    return o
+
 
 @impl(IO_S + "[method]output-stream.check-write")
 def _check_write(_s: int) -> Any:
-    return Ok(MAX_READ)
+    return Err(V("closed")) if st().client_gone else Ok(WRITE_BUDGET)
 
 
-@impl(IO_S + "[method]output-stream.write", IO_S + "[method]output-stream.blocking-write-and-flush")
+def _put(stream: int, data: bytes) -> Any:
+    ok = _out(stream).write(data)
+    return Err(V("closed")) if ok is False else Ok()
+
+
+@impl(IO_S + "[method]output-stream.write")
 def _write(stream: int, data: bytes) -> Any:
-    st().get(stream).write(data)
-    return Ok()
+    if len(data) > WRITE_BUDGET:
+        raise hostlink.Unsupported("write exceeded budget")
+    return _put(stream, data)
+
+
+@impl(IO_S + "[method]output-stream.blocking-write-and-flush")
+def _blocking_write(stream: int, data: bytes) -> Any:
+    if len(data) > BLOCKING_MAX:
+        raise hostlink.Unsupported("Buffer too large for blocking-write-and-flush (expected at most 4096)")
+    return _put(stream, data)
 
 
 @impl(IO_S + "[method]output-stream.flush", IO_S + "[method]output-stream.blocking-flush")
 def _flush(_s: int) -> Any:
-    return Ok()
+    return Err(V("closed")) if st().client_gone else Ok()
 
 
-@impl(IO_S + "[method]output-stream.write-zeroes",
-      IO_S + "[method]output-stream.blocking-write-zeroes-and-flush")
+@impl(IO_S + "[method]output-stream.write-zeroes")
 def _write_zeroes(stream: int, n: int) -> Any:
-    st().get(stream).write(b"\0" * n)
-    return Ok()
+    if n > WRITE_BUDGET:
+        raise hostlink.Unsupported("write exceeded budget")
+    return _put(stream, b"\0" * n)
+
+
+@impl(IO_S + "[method]output-stream.blocking-write-zeroes-and-flush")
+def _blocking_write_zeroes(stream: int, n: int) -> Any:
+    if n > BLOCKING_MAX:
+        raise hostlink.Unsupported("Buffer too large for blocking-write-zeroes-and-flush "
+                                   "(expected at most 4096)")
+    return _put(stream, b"\0" * n)
 
 
 @impl(IO_S + "[method]output-stream.splice", IO_S + "[method]output-stream.blocking-splice")
 def _splice(out: int, src: int, n: int) -> Any:
-    r = _read(src, n)
+    r = _read(src, min(n, WRITE_BUDGET))
     if isinstance(r, Err):
         return r
-    st().get(out).write(r.value)
-    return Ok(len(r.value))
+    put = _put(out, r.value)
+    return put if isinstance(put, Err) else Ok(len(r.value))
 
 
 # ---------------------------------------------------------------- wasi:cli stdio, clocks
@@ -577,7 +636,7 @@ def _outparam_set(param: int, result: Any) -> None:
     resp: OutgoingResponse = s.take(result.value)
     s.set_response(resp.status, resp.headers.entries)
     if s.finished:  # the body was finished before the response was set
-        s.sink.finish()
+        s.sink_call(s.sink.finish)
 
 
 @impl(H + "http-error-code")
@@ -662,9 +721,12 @@ def _outgoing_handle(r: int, _options: int | None) -> Any:
         return Err(V("HTTP-request-denied"))
     s.flush_response()
     result = s.outbound(s, req)
-    if isinstance(result, Err):
+    if isinstance(result, Err):  # refused before sending (denied, malformed)
         return result
-    resp: IncomingResponse = result.value
+    value = result.value
+    if isinstance(value, Err):  # failed on the way: the future resolves to the error
+        return Ok(s.new("future-incoming-response", FutureResponse(value)))
+    resp: IncomingResponse = value
     return Ok(s.new("future-incoming-response",
                     FutureResponse(Ok(s.new("incoming-response", resp)))))
 

@@ -186,7 +186,10 @@ def _run_app(cfg: WorkloadConfig, control: BinaryIO, reporter: Reporter) -> int:
         target=rootfs, listen=cfg.env.get("SPIN_HTTP_LISTEN_ADDR") or "0.0.0.0:80",
         runtime_config=rc if rc.is_file() else None, state_dir=rootfs,
         cache_dir=Path(cfg.cache_dir) if cfg.cache_dir else rootfs / ".cache" / "spindle-shim",
-        workers=int(cfg.env.get("SPINDLE_SHIM_WORKERS") or 1))
+        workers=int(cfg.env.get("SPINDLE_SHIM_WORKERS") or 1),
+        # containerd-shim-spin's container mode: bare <NAME> variables too, and the pod's cgroup
+        # (not a per-instance default) bounds memory unless SPIN_MAX_INSTANCE_MEMORY says otherwise
+        env_names_as_variables=True, max_instance_memory=None)
     try:
         loaded = load(opts, cfg.env)
     except ShimError as exc:

@@ -24,7 +24,8 @@ STREAMS = "wasi:io/streams@0.2.0"
 
 @pytest.mark.parametrize(("guest", "functions"), [
     ("handler.wasm", {f"{STREAMS}#[method]input-stream.blocking-read-hex",
-                      f"{STREAMS}#[method]output-stream.blocking-write-and-flush-hex"}),
+                      f"{STREAMS}#[method]output-stream.blocking-write-and-flush-hex",
+                      f"{STREAMS}#[method]output-stream.write-hex"}),
     ("inbound.wasm", set()),   # no wasi:io/streams import: nothing to adapt
     ("p3.wasm", set()),        # WASI 0.3 (refused later, at load)
 ])

@@ -71,8 +71,9 @@ def test_up_load_errors_exit_1_with_a_clear_message(tmp_path: Path, manifest: st
 
 
 def test_up_runtime_config_file_and_listen_addr_from_env(tmp_path: Path) -> None:
-    root = make_app(tmp_path / "app", WAT_APP + 'variables = { message = "{{ greeting }}" }\n'
-                                                '[variables]\ngreeting = { required = true }\n')
+    root = make_app(tmp_path / "app", WAT_APP
+                    + 'variables = { message = "{{ greeting }}", dirs = "{{ path }}" }\n'
+                    + '[variables]\ngreeting = { required = true }\npath = { default = "unset" }\n')
     rc = tmp_path / "rc.toml"
     rc.write_text('[[variables_provider]]\ntype = "env"\nprefix = "MYAPP"\n')
     env = {"MYAPP_GREETING": "from the runtime config"}
@@ -89,15 +90,20 @@ def test_up_runtime_config_file_and_listen_addr_from_env(tmp_path: Path) -> None
     with shim_up(root, tmp_path, "--workers", "1", "--runtime-config-file", str(rc), env=env,
                  listen_from_env=True) as up:
         assert up.get("/cfg/message") == (200, b"from the runtime config")
+        # like `spin up`, not containerd-shim-spin: the host's bare $PATH is no app variable
+        assert up.get("/cfg/dirs") == (200, b"unset")
 
 
 def test_container_mode_reads_listen_addr_from_env(tmp_path: Path) -> None:
-    root = make_app(tmp_path / "app", WAT_APP)
+    """...and, as containerd-shim-spin does, a variable from its bare `<NAME>`."""
+    root = make_app(tmp_path / "app", WAT_APP + 'variables = { message = "{{ greeting }}" }\n'
+                                                '[variables]\ngreeting = { required = true }\n')
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "shim", str(root)], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "SPIN_HTTP_LISTEN_ADDR": f"127.0.0.1:{port}",
-                                 "SPINDLE_SHIM_WORKERS": "1", "XDG_CACHE_HOME": str(tmp_path / "xdg")})
+                                 "SPINDLE_SHIM_WORKERS": "1", "XDG_CACHE_HOME": str(tmp_path / "xdg"),
+                                 "GREETING": "from the bare name"})
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -106,6 +112,8 @@ def test_container_mode_reads_listen_addr_from_env(tmp_path: Path) -> None:
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
                 conn.request("GET", "/c")
                 assert conn.getresponse().read().startswith(b"path=/c")
+                conn.request("GET", "/cfg/message")
+                assert conn.getresponse().read() == b"from the bare name"
                 break
             except (ConnectionRefusedError, http.client.RemoteDisconnected):
                 time.sleep(0.05)

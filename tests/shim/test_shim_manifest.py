@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from shim_testlib import spin_toml
 
-from shim.app import parse_limits
+from shim.app import DEFAULT_MAX_INSTANCE_MEMORY, parse_limits
 from shim.errors import ManifestError, VariableError
 from shim.executors import Limits
 from shim.manifest import ExecutorKind, RouteKind, parse_manifest, retain_components
@@ -160,16 +160,22 @@ def test_private_routes_are_unreachable() -> None:
     assert Router(app.http_triggers).match("/") is None
 
 
-@pytest.mark.parametrize(("env", "expected"), [
-    ({}, {"greeting": "hi", "token": "t0"}),
-    ({"SPIN_VARIABLE_GREETING": "hello"}, {"greeting": "hello", "token": "t0"}),
-    ({"GREETING": "from-shim-copy"}, {"greeting": "from-shim-copy", "token": "t0"}),
-    ({"MYAPP_GREETING": "prefixed"}, {"greeting": "prefixed", "token": "t0"}),
+@pytest.mark.parametrize(("env", "env_names", "expected"), [
+    ({}, False, {"greeting": "hi", "token": "t0"}),
+    ({"SPIN_VARIABLE_GREETING": "hello"}, False, {"greeting": "hello", "token": "t0"}),
+    # `spin up` (and `shim up`) never read the bare name: a variable `path` must not get $PATH
+    ({"GREETING": "from-shim-copy"}, False, {"greeting": "hi", "token": "t0"}),
+    # containerd-shim-spin does (the container mode)
+    ({"GREETING": "from-shim-copy"}, True, {"greeting": "from-shim-copy", "token": "t0"}),
+    ({"GREETING": "bare", "SPIN_VARIABLE_GREETING": "prefixed"}, True,
+     {"greeting": "prefixed", "token": "t0"}),
+    ({"MYAPP_GREETING": "prefixed"}, False, {"greeting": "prefixed", "token": "t0"}),
 ])
-def test_variable_sources(env: dict[str, str], expected: dict[str, str]) -> None:
+def test_variable_sources(env: dict[str, str], env_names: bool, expected: dict[str, str]) -> None:
     app = parse_manifest(V2, Path("/app/spin.toml"))
     providers = (EnvProvider(), EnvProvider("MYAPP"))
-    values = resolve_app_variables(app.variables, {"SPIN_VARIABLE_TOKEN": "t0", **env}, providers, Path("/"))
+    values = resolve_app_variables(app.variables, {"SPIN_VARIABLE_TOKEN": "t0", **env}, providers, Path("/"),
+                                   env_names=env_names)
     assert values == expected
     assert component_variables(app, "one", values) == {"message": f"{expected['greeting']} there"}
 
@@ -200,19 +206,34 @@ def test_runtime_config(tmp_path: Path) -> None:
         load_runtime_config(rc)
 
 
-@pytest.mark.parametrize(("env", "memory", "ticks"), [
-    ({}, None, Limits.timeout_ticks),
-    ({"SPIN_MAX_INSTANCE_MEMORY": "1048576"}, 1 << 20, Limits.timeout_ticks),
-    ({"SPINDLE_SHIM_REQUEST_TIMEOUT_MS": "250"}, None, 25),
-    ({"SPINDLE_SHIM_REQUEST_TIMEOUT_MS": "3"}, None, 1),
+@pytest.mark.parametrize(("env", "default", "memory", "ticks", "concurrency"), [
+    ({}, None, None, Limits.timeout_ticks, 32),
+    # `shim up`'s default cap; 16 instances of 256 MiB fill the 4 GiB budget
+    ({}, DEFAULT_MAX_INSTANCE_MEMORY, 256 << 20, Limits.timeout_ticks, 16),
+    ({"SPIN_MAX_INSTANCE_MEMORY": "1048576"}, DEFAULT_MAX_INSTANCE_MEMORY, 1 << 20, Limits.timeout_ticks, 32),
+    ({"SPIN_MAX_INSTANCE_MEMORY": str(64 << 20), "SPINDLE_SHIM_MEMORY_BUDGET": str(128 << 20)}, None,
+     64 << 20, Limits.timeout_ticks, 2),
+    ({"SPIN_MAX_INSTANCE_MEMORY": str(1 << 30), "SPINDLE_SHIM_MEMORY_BUDGET": str(512 << 20)}, None,
+     1 << 30, Limits.timeout_ticks, 1),
+    ({"SPINDLE_SHIM_MAX_CONCURRENCY": "4"}, None, None, Limits.timeout_ticks, 4),
+    ({"SPINDLE_SHIM_REQUEST_TIMEOUT_MS": "250"}, None, None, 25, 32),
+    ({"SPINDLE_SHIM_REQUEST_TIMEOUT_MS": "3"}, None, None, 1, 32),
 ])
-def test_limits_from_environment(env: dict[str, str], memory: int | None, ticks: int) -> None:
-    assert parse_limits(env) == Limits(memory, ticks)
+def test_limits_from_environment(env: dict[str, str], default: int | None, memory: int | None, ticks: int,
+                                 concurrency: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("shim.app.cgroup_memory_limit", lambda: None)  # the test box's own cgroup
+    assert parse_limits(env, default) == Limits(memory, ticks, concurrency)
+
+
+def test_memory_budget_is_bounded_by_the_cgroup(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("shim.app.cgroup_memory_limit", lambda: 1 << 30)
+    assert parse_limits({"SPIN_MAX_INSTANCE_MEMORY": str(256 << 20)}, None).concurrency == 4
 
 
 @pytest.mark.parametrize("env", [
     {"SPIN_MAX_INSTANCE_MEMORY": "16MiB"}, {"SPIN_MAX_INSTANCE_MEMORY": "0"},
     {"SPINDLE_SHIM_REQUEST_TIMEOUT_MS": "-5"}, {"SPINDLE_SHIM_REQUEST_TIMEOUT_MS": "1.5"},
+    {"SPINDLE_SHIM_MEMORY_BUDGET": "4G"}, {"SPINDLE_SHIM_MAX_CONCURRENCY": "0"},
 ])
 def test_bad_limits_name_the_variable(env: dict[str, str]) -> None:
     (name, value), = env.items()

@@ -135,6 +135,11 @@ def test_outbound_allowed_and_denied(serve: Serve, py_root: Path,
     status, _, body = srv.request("GET", f"/out?url=http://127.0.0.1:{other.port}/nope")
     assert status == 502 and b"HttpRequestDenied" in body
     assert (allowed.hits, other.hits) == (1, 0)  # denied means no connection at all
+    # allowed, but nobody listens any more: the error code wasmtime gives (p2 default_send_request_handler)
+    allowed.server.shutdown()
+    allowed.server.server_close()
+    status, _, body = srv.request("GET", f"/out?url=http://127.0.0.1:{allowed.port}/gone")
+    assert status == 502 and b"ConnectionRefused" in body, body
 
 
 def test_stdout_logged_with_component_id_and_exception_is_500(serve: Serve, py_root: Path,

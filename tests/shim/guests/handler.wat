@@ -4,12 +4,16 @@
 ;;   /spin   -> loops forever (a timeout)
 ;;   /fail   -> sets an error response (response-outparam.set with err(DNS-timeout))
 ;;   /grow   -> grows memory by 1600 pages (100 MiB); traps when that fails
-;;   /echo   -> streams the request body back, 64 KiB at a time
+;;   /echo   -> streams the request body back (reads up to 64 KiB, writes 4,096 bytes a call)
+;;   /bwf/N  -> one blocking-write-and-flush of N bytes ("x"), before the response is set
+;;              (wasmtime traps past 4,096 bytes)
+;;   /wrt/N  -> check-write, then one write of N bytes ("x") (wasmtime traps past its permit)
+;;   /zro/N  -> one blocking-write-zeroes-and-flush of N bytes (wasmtime traps past 4,096)
 ;;   /cfg/K  -> the value of K from wasi:config/store ("none" when unset, "error" on error)
 ;;   /kvs/K  -> wasi:keyvalue "default" bucket: a request body is stored under K first; answers
 ;;              the value of K ("none" when absent, "error" on error)
 ;;   other   -> 200, body "path=<path-with-query>\n" then "name: value\n" per request header
-;; Build: see build.sh next to this file.
+;; Every write is within wasmtime's limits, as on Spin. Build: see build.sh next to this file.
 (module
   (import "cm32p2|wasi:http/types@0.2" "[method]incoming-request.path-with-query" (func $path (param i32 i32)))
   (import "cm32p2|wasi:http/types@0.2" "[method]incoming-request.headers" (func $req_headers (param i32) (result i32)))
@@ -26,6 +30,10 @@
   (import "cm32p2|wasi:http/types@0.2" "[static]response-outparam.set" (func $outparam_set (param i32 i32 i32 i32 i64 i32 i32 i32 i32)))
   (import "cm32p2|wasi:io/streams@0.2" "[method]input-stream.blocking-read" (func $read (param i32 i64 i32)))
   (import "cm32p2|wasi:io/streams@0.2" "[method]output-stream.blocking-write-and-flush" (func $write (param i32 i32 i32 i32)))
+  (import "cm32p2|wasi:io/streams@0.2" "[method]output-stream.check-write" (func $check_write (param i32 i32)))
+  (import "cm32p2|wasi:io/streams@0.2" "[method]output-stream.write" (func $owrite (param i32 i32 i32 i32)))
+  (import "cm32p2|wasi:io/streams@0.2" "[method]output-stream.blocking-write-zeroes-and-flush"
+    (func $write_zeroes (param i32 i64 i32)))
   (import "cm32p2|wasi:io/streams@0.2" "output-stream_drop" (func $out_drop (param i32)))
   (import "cm32p2|wasi:io/streams@0.2" "input-stream_drop" (func $in_drop (param i32)))
   (import "cm32p2|wasi:config/store@0.2.0-draft-2024-09-27" "get" (func $cfg_get (param i32 i32 i32)))
@@ -72,9 +80,57 @@
     (memory.copy (i32.add (global.get $buf) (global.get $buflen)) (local.get $ptr) (local.get $len))
     (global.set $buflen (i32.add (global.get $buflen) (local.get $len))))
 
+  ;; blocking-write-and-flush takes at most 4,096 bytes a call (wasmtime traps on more)
   (func $write_all (param $out i32) (param $ptr i32) (param $len i32)
-    (call $write (local.get $out) (local.get $ptr) (local.get $len) (i32.const 64))
-    (if (i32.load8_u (i32.const 64)) (then unreachable)))
+    (local $n i32)
+    (block $done
+      (loop $more
+        (br_if $done (i32.eqz (local.get $len)))
+        (local.set $n (select (i32.const 4096) (local.get $len) (i32.gt_u (local.get $len) (i32.const 4096))))
+        (call $write (local.get $out) (local.get $ptr) (local.get $n) (i32.const 64))
+        (if (i32.load8_u (i32.const 64)) (then unreachable))
+        (local.set $ptr (i32.add (local.get $ptr) (local.get $n)))
+        (local.set $len (i32.sub (local.get $len) (local.get $n)))
+        (br $more))))
+
+  ;; the decimal number at (ptr, len), up to the first non-digit
+  (func $atoi (param $ptr i32) (param $len i32) (result i32)
+    (local $v i32) (local $c i32)
+    (block $done
+      (loop $more
+        (br_if $done (i32.eqz (local.get $len)))
+        (local.set $c (i32.sub (i32.load8_u (local.get $ptr)) (i32.const 48)))
+        (br_if $done (i32.gt_u (local.get $c) (i32.const 9)))
+        (local.set $v (i32.add (i32.mul (local.get $v) (i32.const 10)) (local.get $c)))
+        (local.set $ptr (i32.add (local.get $ptr) (i32.const 1)))
+        (local.set $len (i32.sub (local.get $len) (i32.const 1)))
+        (br $more)))
+    (local.get $v))
+
+  ;; one write of n bytes in one call: mode 0 blocking-write-and-flush, 1 check-write + write,
+  ;; 2 blocking-write-zeroes-and-flush; then the response (200, the bytes as its body)
+  (func $one_write (param $outparam i32) (param $mode i32) (param $n i32)
+    (local $resp i32) (local $out i32) (local $buf i32)
+    (local.set $resp (call $resp_new (call $fields_new)))
+    (call $resp_body (local.get $resp) (i32.const 32))
+    (i32.store (i32.const 48) (i32.load (i32.const 36)))
+    (call $body_write (i32.load (i32.const 48)) (i32.const 32))
+    (local.set $out (i32.load (i32.const 36)))
+    (local.set $buf (call $realloc (i32.const 0) (i32.const 0) (i32.const 1) (local.get $n)))
+    (memory.fill (local.get $buf) (i32.const 120) (local.get $n))
+    (i32.store8 (i32.const 64) (i32.const 0))
+    (if (i32.eqz (local.get $mode))
+      (then (call $write (local.get $out) (local.get $buf) (local.get $n) (i32.const 64))))
+    (if (i32.eq (local.get $mode) (i32.const 1))
+      (then
+        (call $check_write (local.get $out) (i32.const 64))
+        (call $owrite (local.get $out) (local.get $buf) (local.get $n) (i32.const 64))))
+    (if (i32.eq (local.get $mode) (i32.const 2))
+      (then (call $write_zeroes (local.get $out) (i64.extend_i32_u (local.get $n)) (i32.const 64))))
+    (if (i32.load8_u (i32.const 64)) (then unreachable))
+    (call $outparam_set (local.get $outparam) (i32.const 0) (local.get $resp) (i32.const 0) (i64.const 0)
+                        (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0))
+    (call $finish (local.get $out)))
 
   ;; sets a response with status and content-type, returns the output stream; body handle at 48
   (func $respond (param $outparam i32) (param $status i32) (result i32)
@@ -132,6 +188,19 @@
         (call $in_drop (local.get $in))
         (call $finish (local.get $out))
         (return)))
+    ;; "/bwf/<n>", "/wrt/<n>", "/zro/<n>"
+    (if (call $starts (local.get $p) (local.get $n) (i64.const 0x2f6677622f))
+      (then (call $one_write (local.get $outparam) (i32.const 0)
+                             (call $atoi (i32.add (local.get $p) (i32.const 5)) (i32.sub (local.get $n) (i32.const 5))))
+            (return)))
+    (if (call $starts (local.get $p) (local.get $n) (i64.const 0x2f7472772f))
+      (then (call $one_write (local.get $outparam) (i32.const 1)
+                             (call $atoi (i32.add (local.get $p) (i32.const 5)) (i32.sub (local.get $n) (i32.const 5))))
+            (return)))
+    (if (call $starts (local.get $p) (local.get $n) (i64.const 0x2f6f727a2f))
+      (then (call $one_write (local.get $outparam) (i32.const 2)
+                             (call $atoi (i32.add (local.get $p) (i32.const 5)) (i32.sub (local.get $n) (i32.const 5))))
+            (return)))
     ;; "/cfg/<key>"
     (if (call $starts (local.get $p) (local.get $n) (i64.const 0x2f6766632f))
       (then
