@@ -18,6 +18,8 @@ final status line that begins with that word (`spin-v2: provisioned ...`, `spin-
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -165,7 +167,21 @@ class Installer:
             restarted = self._restart(plan, request, settings)
             self.log(f"containerd restarted: {restarted.how}")
             self._apply(plan.after_restart)
+            if plan.operation == "uninstall" and plan.binary_changed:
+                self._remove_bundles(request)
             return Result(plan, restarted=restarted)
+
+    def _remove_bundles(self, request: Request) -> None:
+        """A frozen shim unpacks itself once per build into `.spindle-bundles/<binary>-<hash>/` next
+        to the binary (reconciler/node/launcher.c); with the binary gone and containerd restarted,
+        nothing runs from them any more."""
+        bundles = self.fs.host_path(request.binary_path).parent / ".spindle-bundles"
+        for folder in sorted(bundles.glob(f"{request.binary_name}-*")):
+            if folder.is_dir() and not folder.is_symlink():
+                shutil.rmtree(folder, ignore_errors=True)
+                self.log(f"removed {folder.relative_to(self.fs.root)} (unpacked shim)")
+        with contextlib.suppress(OSError):
+            bundles.rmdir()  # only when empty: other shims' bundles stay
 
     def _check_root(self) -> None:
         root = self.fs.root

@@ -485,3 +485,21 @@ def test_runtime_name_from_the_asset_and_uninstall_of_nothing(make_node: Callabl
     run = node.run("install", "-r", "containerd-shim-spin-v2")  # the binary's name works too
     assert run.last_line.startswith("spin-v2: provisioned on default: ")
     assert run.last_line.endswith("no restart needed")
+
+
+def test_uninstall_removes_the_frozen_shims_unpacked_bundles(make_node: Callable[..., Node]) -> None:
+    """A frozen shim unpacks itself next to the binary (`.spindle-bundles/<binary>-<hash>/`, see
+    reconciler/node/launcher.c); uninstall takes those with it and leaves other shims' bundles."""
+    node = make_node("default-v2")
+    assert node.run("install", "-r", "spin-v2").exit_code == 0
+    bundles = node.file("/opt/kwasm/bin/.spindle-bundles")
+    for name in ("containerd-shim-spin-v2-0a1b2c", "containerd-shim-spin-v2-3d4e5f",
+                 "containerd-shim-other-v1-99"):
+        (bundles / name / "lib").mkdir(parents=True)
+        (bundles / name / "lib" / "libpython3.11.so").write_bytes(b"\0" * 64)
+    result = node.run("uninstall", "-r", "spin-v2")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert sorted(p.name for p in bundles.iterdir()) == ["containerd-shim-other-v1-99"]
+    log = result.stdout + result.stderr
+    removed = [line for line in log.splitlines() if "(unpacked shim)" in line]
+    assert len(removed) == 2 and all(".spindle-bundles/containerd-shim-spin-v2-" in line for line in removed)
