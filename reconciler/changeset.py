@@ -128,6 +128,8 @@ class ReconcileRecord:
     entries: list[ChangeSetEntry] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     published: list[PublishedApp] = field(default_factory=list)
+    invalid: list[str] = field(default_factory=list)  # the repo's render errors (also in `errors`)
+    warnings: list[str] = field(default_factory=list)  # what went wrong without failing the run
 
     @property
     def drifted(self) -> list[ChangeSetEntry]:

@@ -5,7 +5,11 @@ outcomes (masked before/after views) that `spindle diff` prints. The render step
 cluster client are seams passed in; nothing here is patched in tests.
 
 Errors never escape: a cluster error (`reconciler.kube.errors.KubeError`) stops the reconcile
-and is recorded in `record.errors`, like render errors; per-object failures are Failed entries.
+and is recorded in `record.errors`, like render errors (also in `record.invalid`: the repo is
+invalid, exit 1); per-object failures are Failed entries, except an unreachable API server
+(`errors.Unreachable`), which stops the run with that one error. What goes wrong without failing
+the run (a Namespace kept for what it holds, Events that could not be recorded) is in
+`record.warnings`; Events are never written into a namespace that is gone or terminating.
 
 Safety rules: nothing is pruned when the render reported errors, when the inventory could not be
 read, or with `prune=False`; an empty desired set is refused unless `allow_empty`. Before
@@ -35,7 +39,7 @@ from reconciler.changeset import (
 from reconciler.kube import errors
 from reconciler.kube.client import KubeClient
 from reconciler.publish.config import PublishConfig
-from reconciler.ssa import inventory, nodes, objects, prune, sort
+from reconciler.ssa import inventory, nodes, nsprune, objects, prune, sort
 from reconciler.ssa.inventory import Inventory
 from reconciler.ssa.manager import Applier, ApplyOptions, Outcome
 
@@ -151,12 +155,18 @@ def _run(
         record.errors.append(f"render of {checkout}: {exc}")
         return
     record.errors.extend(rendered.errors)
+    record.invalid.extend(rendered.errors)
     record.published = list(rendered.published)
     if node_error and any(o.get("kind") == "Shim" for o, _ in rendered.objects):
         record.errors.append(node_error)
     desired = [_with_path(obj, path) for obj, path in rendered.objects]
     # spindle adds its CRDs to every render: "empty" means nothing came from the repo.
     from_repo = [o for o, path in rendered.objects if not (path or "").startswith("(spindle)")]
+    if not from_repo and rendered.errors:  # --allow-empty would not help: the repo is broken
+        record.errors.append("nothing rendered without errors, so nothing was applied or pruned: "
+                             "fix the errors above")
+        record.invalid.append(record.errors[-1])
+        return
     if not from_repo and not options.allow_empty:
         record.errors.append(
             "refusing to reconcile an empty desired set (it would prune everything); pass --allow-empty"
@@ -185,8 +195,14 @@ def _run(
         stale = inventory.stale(previous, set(refs))
         if stale:
             say(f"pruning {len(stale)} objects")
-        pruned = prune.prune(client, stale, source=source, dry_run=options.changes_nothing)
+        pruned = prune.prune(
+            client, stale, source=source, dry_run=options.changes_nothing, desired={r.key for r in refs}
+        )
         outcomes.extend(pruned.outcomes)
+        kept = [
+            o for o in pruned.outcomes if o.action is Action.SKIPPED and nsprune.kept_for_contents(o.message)
+        ]
+        record.warnings.extend(f"{o.ref.subject} {o.message}" for o in kept)
         _publish(result, outcomes)
     elif options.prune and previous is not None and inventory.stale(previous, set(refs)):
         record.errors.append("nothing pruned: the render or the inventory read failed")
@@ -229,6 +245,8 @@ def _read_nodes(client: KubeClient) -> tuple[list[Obj], str | None]:
     right to list Nodes can still reconcile apps)."""
     try:
         return client.list("v1", "Node"), None
+    except errors.Unreachable:  # the run stops: not one object's failure
+        raise
     except errors.KubeError as exc:
         return [], f"cannot read Nodes, so no Shim installer Jobs were rendered: {exc}"
 
@@ -265,6 +283,8 @@ def _retired_shims(client: KubeClient, previous: Inventory | None, node_list: li
         if ref.kind == "Shim" and ref.name in labelled:
             try:
                 live = client.get(ref.api_version, ref.kind, ref.name, ref.namespace)
+            except errors.Unreachable:  # the run stops: not one object's failure
+                raise
             except errors.KubeError:
                 continue
             if live is not None:
@@ -329,27 +349,64 @@ def _write_inventory(
 
 
 def _emit_events(client: KubeClient, source: str, record: ReconcileRecord, outcomes: list[Outcome]) -> None:
+    """One Event per changed object (a summary beyond MAX_OBJECT_EVENTS), never into a Namespace
+    that is gone or terminating; a failure to record one is a warning, never a failed run."""
     changed = [o for o in outcomes if o.action in DRIFT_ACTIONS]
     rev = record.revision.short if record.revision else "local"
-    try:
-        for o in changed[:MAX_OBJECT_EVENTS]:
-            client.create(
-                _event(
-                    o.ref,
-                    o.action.value,
-                    f"{o.ref.subject} {o.action.value.lower()} (revision {rev})",
-                    _uid(o.result) or _uid(o.live),
-                )
-            )
-        if len(changed) > MAX_OBJECT_EVENTS:
-            counts: dict[str, int] = {}
-            for o in changed:
-                counts[o.action.value] = counts.get(o.action.value, 0) + 1
-            summary = ", ".join(f"{n} {a.lower()}" for a, n in sorted(counts.items()))
-            inv_ref = ObjectRef("v1", "ConfigMap", objects.SYSTEM_NAMESPACE, inventory.configmap_name(source))
-            client.create(_event(inv_ref, "Reconciled", f"{summary} (revision {rev})"))
-    except errors.KubeError as exc:
-        record.errors.append(f"cannot record events: {exc}")
+    writable = _EventNamespaces(client, outcomes)
+    events = [
+        _event(
+            o.ref,
+            o.action.value,
+            f"{o.ref.subject} {o.action.value.lower()} (revision {rev})",
+            _uid(o.result) or _uid(o.live),
+        )
+        for o in changed[:MAX_OBJECT_EVENTS]
+    ]
+    if len(changed) > MAX_OBJECT_EVENTS:
+        counts: dict[str, int] = {}
+        for o in changed:
+            counts[o.action.value] = counts.get(o.action.value, 0) + 1
+        summary = ", ".join(f"{n} {a.lower()}" for a, n in sorted(counts.items()))
+        inv_ref = ObjectRef("v1", "ConfigMap", objects.SYSTEM_NAMESPACE, inventory.configmap_name(source))
+        events.append(_event(inv_ref, "Reconciled", f"{summary} (revision {rev})"))
+    failed: dict[str, str] = {}
+    for event in events:
+        ns = str(event["metadata"]["namespace"])
+        if ns in failed or not writable(ns):
+            continue
+        try:
+            client.create(event)
+        except errors.Unreachable:  # the run stops: not one object's failure
+            raise
+        except errors.KubeError as exc:
+            failed[ns] = str(exc)
+    for ns, message in sorted(failed.items()):
+        record.warnings.append(f"cannot record events in namespace {ns}: {message}")
+
+
+class _EventNamespaces:
+    """Whether Events may be written into a namespace: not one this run pruned, nor one that is
+    gone or terminating (asked once per namespace)."""
+
+    def __init__(self, client: KubeClient, outcomes: list[Outcome]) -> None:
+        self.client = client
+        self.known: dict[str, bool] = {
+            o.ref.name: False for o in outcomes if o.ref.kind == "Namespace" and o.action is Action.PRUNED
+        }
+
+    def __call__(self, namespace: str) -> bool:
+        if namespace not in self.known:
+            try:
+                live = self.client.get("v1", "Namespace", namespace)
+            except errors.Unreachable:  # the run stops: not one object's failure
+                raise
+            except errors.KubeError:
+                live = None
+            phase = ((live or {}).get("status") or {}).get("phase")
+            deleting = bool(((live or {}).get("metadata") or {}).get("deletionTimestamp"))
+            self.known[namespace] = live is not None and phase != "Terminating" and not deleting
+        return self.known[namespace]
 
 
 def _uid(obj: Obj | None) -> str:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from reconciler.changeset import ReconcileRecord, Revision
+from reconciler.changeset import Action, ReconcileRecord, Revision
 
 if TYPE_CHECKING:
     from reconciler.engine import Options
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from reconciler.source import FetchResult, Ref
 
 EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
+EXIT_INVALID = EXIT_DRIFT  # findings: invalid input is reported like drift
 
 # A scheme (`https://`, `file://`, ...) or scp-like `user@host:path`: anything else is a directory.
 _URL = re.compile(r"^([a-z][a-z0-9+.-]*://|[^/\s]+@[^/\s]+:)", re.IGNORECASE)
@@ -180,6 +181,12 @@ class ApplyArgs:
     force: bool = False
     allow_empty: bool = False
     history: Path | None = None
+    lock_timeout: float = 300.0
+    no_wait: bool = False
+
+    def takes_lock(self, *, dry_run: bool) -> bool:
+        """Whether the run changes the cluster, so holds the source's Lease (`reconciler.lease`)."""
+        return not (dry_run or self.detect_only)
 
 
 apply_options = _bundle(ApplyArgs, "apply_args", [
@@ -189,6 +196,10 @@ apply_options = _bundle(ApplyArgs, "apply_args", [
     click.option("--force", is_flag=True, help="Recreate objects whose immutable fields changed."),
     click.option("--allow-empty", is_flag=True, help="Allow an empty desired set (prunes everything)."),
     click.option("--history", type=_FILE, help="History database (default: in the state directory)."),
+    click.option("--lock-timeout", type=Duration(), default="5m", show_default=True,
+                 help="How long to wait while another run holds this source's Lease."),
+    click.option("--no-wait", is_flag=True,
+                 help="Exit 2 at once when another run holds this source's Lease."),
 ])
 
 
@@ -211,6 +222,44 @@ publish_options = _bundle(PublishArgs, "publish_args", [
     click.option("--registry-plain-http", is_flag=True,
                  help="Plain HTTP for every registry (loopback registries fall back to it anyway)."),
 ])
+
+
+def _notify_specs(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    from reconciler.notify import NotifyError, parse_spec
+
+    for spec in value:
+        try:
+            parse_spec(spec)
+        except NotifyError as exc:
+            raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    return value
+
+
+@dataclass(frozen=True)
+class NotifyArgs:
+    notify: tuple[str, ...] = ()
+    notify_link: str = ""
+
+
+notify_options = _bundle(NotifyArgs, "notify_args", [
+    click.option("--notify", multiple=True, metavar="SPEC", callback=_notify_specs,
+                 help="Post each run's outcome (repeatable): URL (signed JSON event), slack:URL, "
+                 "github:OWNER/REPO or gitlab:PROJECT (commit statuses); options after commas, e.g. "
+                 "github:o/r,token-file=F,api=URL or URL,secret-env=VAR."),
+    click.option("--notify-link", default="", metavar="URL",
+                 help="Link target of notifications and commit statuses (e.g. the CI job)."),
+])
+
+
+def notifier(args: NotifyArgs | None) -> Any:
+    """A `reconciler.notify.Notifier` for the given specs, or None without any."""
+    if args is None or not args.notify:
+        return None
+    from reconciler.notify import Notifier, parse_spec
+    from reconciler.statedir import state_dir
+
+    return Notifier([parse_spec(s) for s in args.notify], link=args.notify_link,
+                    memory=state_dir() / "notify-sent.json")
 
 
 # -- resolving ---------------------------------------------------------------------------------
@@ -257,7 +306,11 @@ def open_source(
     `full_history` fetches a Git source with its history instead of shallowly: publishing dates each
     project by the last commit that changed it, which a shallow clone cannot tell."""
     local = Path(source).expanduser()
-    if not _URL.match(source) and local.is_dir() and args.ref is None:
+    if not _URL.match(source) and not local.is_dir():  # a mistyped path is not a Git remote
+        problem = "is not a directory" if local.exists() else "no such directory"
+        raise SetupError(f"source {source}: {problem} (a Git source is a URL: https://, ssh://, "
+                         "file:// or git@host:path)")
+    if not _URL.match(source) and args.ref is None:
         if args.needs_git:
             flags = args.needs_git
             raise click.UsageError(
@@ -335,6 +388,7 @@ def connect(args: ClusterArgs, *, timeout: float, share_embedded: bool = False) 
         return target.connect(
             kubeconfig=args.kubeconfig, context=args.context,
             notice=lambda message: click.echo(message, err=True), timeout=max(timeout, 30.0),
+            failure_budget=max(timeout, 1.0),
             share_embedded=share_embedded,
         )
     except errors.KubeError as exc:
@@ -367,17 +421,54 @@ def engine_settings(
 
 
 def exit_code(record: ReconcileRecord, *, drift_is_a_finding: bool) -> int:
-    """2 when anything failed, else 1 for drift when drift is what was asked about, else 0."""
+    """The one rule every command follows: 2 when the cluster, an object or I/O failed; else 1
+    when the repo is invalid (render or validation errors, as `spindle validate` exits) or for
+    drift when drift is what was asked about; else 0."""
     if not record.ok:
+        invalid = set(record.invalid)
+        failed = any(e.action is Action.FAILED for e in record.entries)
+        if invalid and not failed and all(e in invalid for e in record.errors):
+            return EXIT_INVALID
         return EXIT_ERROR
     return EXIT_DRIFT if drift_is_a_finding and record.drifted else EXIT_OK
 
 
 @contextmanager
+def one_writer(
+    client: Any, source_name: str, apply_args: ApplyArgs | None, *, dry_run: bool, command: str,
+    say: Callable[[str], None],
+) -> Iterator[None]:
+    """Hold the source's Lease around a run that changes the cluster; a held Lease (with
+    `--no-wait`, or past `--lock-timeout`) is a SetupError."""
+    if apply_args is None or not apply_args.takes_lock(dry_run=dry_run):
+        yield
+        return
+    from reconciler import lease
+    from reconciler.kube import errors
+
+    try:
+        with lease.held(client, source_name, command=command, timeout=apply_args.lock_timeout,
+                        wait=not apply_args.no_wait, say=say):
+            yield
+    except lease.LeaseHeld as exc:
+        raise SetupError(str(exc)) from None
+    except errors.KubeError as exc:  # nothing was reconciled: the Lease could not even be read
+        raise SetupError(f"cannot take the Lease of source {source_name}: {exc}") from None
+
+
+@contextmanager
 def progress() -> Iterator[Callable[[str], None]]:
-    """A spinner on stderr when it is a terminal; silent otherwise (CI logs stay clean)."""
+    """What the run is doing, on stderr: a spinner on a terminal; elsewhere (CI logs) one line
+    per change of state, never the same line twice in a row."""
     if not sys.stderr.isatty():
-        yield lambda _message: None
+        last: list[str] = []
+
+        def say(message: str) -> None:
+            if last != [message]:
+                last[:] = [message]
+                click.echo(f"spindle: {message}", err=True)
+
+        yield say
         return
     from rich.console import Console
 

@@ -24,9 +24,21 @@ import click
 
 from reconciler.changeset import ReconcileRecord, Revision
 from reconciler.cli import options as opts
-from reconciler.cli.options import ApplyArgs, ClusterArgs, Duration, EngineArgs, PublishArgs, SourceArgs
+from reconciler.cli.options import (
+    ApplyArgs,
+    ClusterArgs,
+    Duration,
+    EngineArgs,
+    NotifyArgs,
+    PublishArgs,
+    SourceArgs,
+)
 from reconciler.loop import WebhookConfig
 from reconciler.scheduler import Backoff, default_backoff
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _read_secret(path: Path | None, env: str) -> bytes:
@@ -83,6 +95,7 @@ def _line(record: ReconcileRecord) -> str:
 @opts.engine_options
 @opts.apply_options
 @opts.publish_options
+@opts.notify_options
 @click.option("--interval", type=Duration(), default="5m", show_default=True, help="Time between runs.")
 @click.option("--jitter", type=Duration(), help="Random delay added to each run (default: 10% of interval).")
 @click.option("--retry-initial", type=Duration(), help="First retry delay after a failure (default 10s).")
@@ -103,6 +116,7 @@ def reconcile(
     engine_args: EngineArgs,
     apply_args: ApplyArgs,
     publish_args: PublishArgs,
+    notify_args: NotifyArgs,
     interval: float,
     jitter: float | None,
     retry_initial: float | None,
@@ -126,6 +140,7 @@ def reconcile(
     if webhook_addr and not once:
         webhook = _webhook(webhook_addr, webhook_secret_file, webhook_secret_env, max_payload)
     src = opts.open_source(source, source_args, full_history=publish_args.publish)
+    notifier = opts.notifier(notify_args)
     settings = opts.engine_settings(engine_args, src, apply_args, publish_args=publish_args)
     try:
         history = History(apply_args.history)
@@ -139,8 +154,25 @@ def reconcile(
 
     def make_loop(say: Callable[[str], None]) -> ReconcileLoop:
         def reconcile_fn(checkout: Path, *, source_name: str, revision: Revision | None) -> ReconcileRecord:
-            return engine.run(checkout, source_name=source_name, revision=opts.known_revision(revision),
-                              options=settings, client=tgt.client, progress=say).record
+            record = locked_run(checkout, source_name=source_name, revision=opts.known_revision(revision))
+            if notifier is not None:  # never fails the run: what could not be posted is a warning
+                record.warnings.extend(notifier.finished(record))
+            return record
+
+        def locked_run(checkout: Path, *, source_name: str, revision: Revision | None) -> ReconcileRecord:
+            announce = say if once else lambda message: click.echo(message, err=True)
+            try:
+                with opts.one_writer(tgt.client, source_name, apply_args, dry_run=False,
+                                     command="spindle reconcile", say=announce):
+                    sha = revision.sha if revision else ""
+                    pending = notifier.pending(source_name, sha) if notifier else []
+                    record = engine.run(checkout, source_name=source_name, revision=revision,
+                                        options=settings, client=tgt.client, progress=say).record
+                    record.warnings.extend(pending)
+                    return record
+            except opts.SetupError as exc:  # the Lease is held: this run did nothing
+                return ReconcileRecord(source=source_name, revision=revision, started=_stamp(),
+                                       finished=_stamp(), mode=settings.record_mode, errors=[exc.message])
 
         def on_record(outcome: RunOutcome) -> None:
             if not once:

@@ -80,8 +80,17 @@ class KubeClient:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         user_agent: str = "spindle",
+        reload: Callable[[], Any] | None = None,
+        failure_budget: float = 60.0,
+        max_failures: int = 3,
     ) -> None:
         self.api = api_client
+        self._reload = reload  # a fresh ApiClient from the kubeconfig (a new token, after a 401)
+        self.failure_budget = failure_budget  # seconds of connection failures in a row
+        self.max_failures = max_failures  # requests in a row that failed to connect
+        self._failures = 0
+        self._failing_since = 0.0
+        self._tripped: errors.Unreachable | None = None
         self.host = str(api_client.configuration.host).rstrip("/")
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
@@ -106,19 +115,23 @@ class KubeClient:
         """Send one request, retrying transient failures; (HTTP status, parsed JSON body).
 
         The status tells a create (201) from an update; `subject` names the object in errors."""
-        url = self.host + path
-        if query:
-            url += "?" + urlencode(query)
-        headers = {"Accept": "application/json", "Content-Type": content_type, "User-Agent": self._user_agent}
-        self.api.update_params_for_auth(headers, [], ["BearerToken"])
         data = None if body is None else json.dumps(body, separators=(",", ":"))
         attempt = 0
+        reloaded = False
         while True:
             attempt += 1
             with self._lock:
                 self.requests += 1
+                if self._tripped is not None:
+                    raise self._tripped
+                api = self.api
+            url = self.host + path + ("?" + urlencode(query) if query else "")
+            headers = {
+                "Accept": "application/json", "Content-Type": content_type, "User-Agent": self._user_agent
+            }
+            api.update_params_for_auth(headers, [], ["BearerToken"])
             try:
-                resp = self.api.rest_client.pool_manager.request(
+                resp = api.rest_client.pool_manager.request(
                     method,
                     url,
                     body=data,
@@ -129,10 +142,17 @@ class KubeClient:
                 )
             except Exception as exc:  # urllib3 errors: connection refused, timeouts, TLS
                 if attempt >= self.retry.attempts:
+                    self._failed(exc)
                     raise errors.Unavailable(subject, f"{method} {path}: {exc}") from exc
+                self._check_budget(exc)
                 self._sleep(self._delay(attempt, None))
                 continue
+            self._answered()
             status = int(resp.status)
+            if status == 401 and not reloaded and self.reload_credentials():
+                reloaded = True  # once: a restarted server (or a rotated token) gave new credentials
+                attempt -= 1
+                continue
             if 200 <= status < 300:
                 raw = resp.data
                 return status, (json.loads(raw) if raw else None)
@@ -140,6 +160,54 @@ class KubeClient:
                 self._sleep(self._delay(attempt, resp.headers.get("Retry-After")))
                 continue
             raise errors.from_response(subject, status, resp.data)
+
+    # -- failing fast ----------------------------------------------------------------------
+
+    def _failed(self, exc: Exception) -> None:
+        """Count a request that failed to connect after its retries; after `max_failures` in a
+        row, or `failure_budget` seconds of failures, every request (this one included) raises
+        one Unreachable naming the server."""
+        with self._lock:
+            self._failures += 1
+        self._check_budget(exc)
+
+    def _check_budget(self, exc: Exception) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if not self._failing_since:
+                self._failing_since = now
+            elapsed = now - self._failing_since
+            if self._tripped is None and (
+                self._failures >= self.max_failures or elapsed >= self.failure_budget
+            ):
+                self._tripped = errors.Unreachable(
+                    f"API server {self.host}",
+                    f"unreachable: {self._failures} requests in a row failed to connect over "
+                    f"{elapsed:.1f}s, the run stopped (last: {type(exc).__name__})",
+                )
+            tripped = self._tripped
+        if tripped is not None:
+            raise tripped from exc
+
+    def _answered(self) -> None:
+        with self._lock:
+            self._failures = 0
+            self._failing_since = 0.0
+
+    def reload_credentials(self) -> bool:
+        """Reload the kubeconfig (a restarted embedded cluster writes a new token); whether
+        there was anything to reload."""
+        if self._reload is None:
+            return False
+        try:
+            api = self._reload()
+        except Exception:  # the kubeconfig is gone or broken: the 401 stands
+            return False
+        with self._lock:  # the old pool is left to requests still using it
+            self.api = api
+            self.host = str(api.configuration.host).rstrip("/")
+            self._groups.clear()
+        return True
 
     def _delay(self, attempt: int, retry_after: str | None) -> float:
         if retry_after:
@@ -184,6 +252,31 @@ class KubeClient:
             )
         self._groups[api_version] = kinds
         return kinds
+
+    def namespaced_listable(self) -> list[Resource]:
+        """Every namespaced resource the server lists, one preferred version per group (what
+        `kubectl api-resources --namespaced --verbs=list` shows)."""
+        _, core = self.send("GET", "/api", subject="API versions")
+        _, groups = self.send("GET", "/apis", subject="API groups")
+        versions = [v for v in (core or {}).get("versions") or []]
+        versions += [
+            str((g.get("preferredVersion") or {}).get("groupVersion") or "")
+            for g in (groups or {}).get("groups") or []
+        ]
+        out: list[Resource] = []
+        for api_version in filter(None, versions):
+            group, _, version = api_version.rpartition("/")
+            path = f"/apis/{api_version}" if group else f"/api/{version}"
+            try:
+                _, doc = self.send("GET", path, subject=f"apiVersion {api_version}")
+            except errors.NotFound:
+                continue  # a group going away (its CRD was just deleted)
+            for r in (doc or {}).get("resources") or []:
+                subresource = "/" in r.get("name", "")
+                if subresource or not r.get("namespaced") or "list" not in (r.get("verbs") or []):
+                    continue
+                out.append(Resource(group, version, r["kind"], r["name"], True))
+        return out
 
     # -- verbs -----------------------------------------------------------------------------
 

@@ -5,9 +5,11 @@
     ├── Conflict                409: resourceVersion conflict, AlreadyExists, field-manager conflict
     ├── Invalid                 422: the object failed validation; `causes` carry the fields
     ├── BadRequest              400: malformed request
-    ├── Forbidden               401/403: not allowed
+    ├── Forbidden               403: not allowed
+    │   └── Unauthorized        401: credentials refused, after one reload of the kubeconfig
     ├── Unavailable             the server could not be reached, or kept failing (5xx, 429)
-    │                           after the bounded retries
+    │   │                       after the bounded retries
+    │   └── Unreachable         several connection failures in a row: the run stops
     └── UnknownKind             discovery does not serve this apiVersion/kind
 
 The HTTP library (the `kubernetes` client's urllib3 pool) never leaks: callers catch these.
@@ -74,8 +76,17 @@ class Forbidden(KubeError):
     pass
 
 
+class Unauthorized(Forbidden):
+    """401: the credentials were refused (after one reload of the kubeconfig)."""
+
+
 class Unavailable(KubeError):
     pass
+
+
+class Unreachable(Unavailable):
+    """The API server did not answer several requests in a row (or for the whole time budget):
+    the run stops instead of failing object by object. Never caught per object."""
 
 
 class UnknownKind(KubeError):
@@ -84,7 +95,7 @@ class UnknownKind(KubeError):
 
 _BY_STATUS: dict[int, type[KubeError]] = {
     400: BadRequest,
-    401: Forbidden,
+    401: Unauthorized,
     403: Forbidden,
     404: NotFound,
     409: Conflict,

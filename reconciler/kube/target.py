@@ -52,7 +52,11 @@ def from_kubeconfig(path: str, context: str | None = None, **kwargs: Any) -> Tar
     except Exception as exc:  # the kubernetes loader raises ConfigException, ValueError, OSError
         raise KubeError(f"kubeconfig {path}", f"cannot load context {context or '(current)'}: {exc}") from exc
     ctx = context or _current_context(path)
-    return Target(KubeClient(api, **kwargs), f"context {ctx} ({path})")
+
+    def reload() -> Any:
+        return config.new_client_from_config(config_file=path, context=context)
+
+    return Target(KubeClient(api, reload=reload, **kwargs), f"context {ctx} ({path})")
 
 
 def _current_context(path: str) -> str:

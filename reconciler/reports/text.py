@@ -22,6 +22,7 @@ def _record(r: ReconcileRecord) -> str:
         f"summary:  {common.summary(r)}",
     ]
     lines += [f"error:    {e}" for e in r.errors]
+    lines += [f"warning:  {w}" for w in r.warnings]
     lines += [f"published: {common.published_line(p)}" for p in r.published]
     if r.entries:
         width = max(len(e.ref.subject) for e in r.entries)

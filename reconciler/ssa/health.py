@@ -1,5 +1,14 @@
 """Health of live objects: Deployments available, Jobs complete, CRDs established, SpinApps by
-their Available/Progressing conditions; kinds without a status are healthy once they exist."""
+their Available/Progressing conditions; every other kind (custom resources spindle knows nothing
+about included) by the kstatus conventions (sigs.k8s.io/cli-utils `kstatus`, as Flux reads them):
+
+- being deleted (`metadata.deletionTimestamp`): Progressing;
+- `status.observedGeneration` behind `metadata.generation`: Progressing (its controller has not
+  seen the change yet);
+- condition `Stalled=True`: Degraded; `Reconciling=True`: Progressing;
+- condition `Ready`: `True` Healthy, `False`/`Unknown` Progressing (until the wait times out);
+- otherwise (no status, or conditions that follow none of these conventions): Healthy.
+"""
 
 from __future__ import annotations
 
@@ -48,6 +57,25 @@ def of(obj: Obj | None) -> Health:
         if conds.get("Progressing") == "True" or not conds:
             return Health.PROGRESSING
         return Health.DEGRADED
+    return kstatus(obj)
+
+
+def kstatus(obj: Obj) -> Health:
+    """Health of any object by the kstatus conventions (see the module docstring)."""
+    meta = obj.get("metadata") or {}
+    status = obj.get("status") or {}
+    conds = _conditions(obj)
+    if meta.get("deletionTimestamp"):
+        return Health.PROGRESSING
+    generation, observed = meta.get("generation"), status.get("observedGeneration")
+    if isinstance(generation, int) and isinstance(observed, int) and observed < generation:
+        return Health.PROGRESSING
+    if conds.get("Stalled") == "True":
+        return Health.DEGRADED
+    if conds.get("Reconciling") == "True":
+        return Health.PROGRESSING
+    if "Ready" in conds:
+        return Health.HEALTHY if conds["Ready"] == "True" else Health.PROGRESSING
     return Health.HEALTHY
 
 
@@ -56,3 +84,11 @@ def is_terminal(health: Health) -> bool:
 
 
 WATCHED_KINDS = frozenset({"Deployment", "Job", "CustomResourceDefinition", "SpinApp"})
+
+
+def waits_for(kind: str, current: Health) -> bool:
+    """Whether a created or configured object is worth waiting for: a watched kind, or any kind
+    whose kstatus says it is still on its way."""
+    if is_terminal(current):
+        return False
+    return kind in WATCHED_KINDS or current is Health.PROGRESSING

@@ -154,6 +154,8 @@ class Applier:
             try:
                 for obj in self._list_kind(api_version, kind, selector, wanted):
                     live[objects.ref_of(obj).key] = obj
+            except errors.Unreachable:  # the run stops: not one object's failure
+                raise
             except errors.KubeError as exc:
                 failed[(api_version, kind)] = str(exc)
         return live, failed
@@ -279,6 +281,8 @@ class Applier:
             if current is None:
                 return self._absent(item)
             return self._check(item, current)
+        except errors.Unreachable:  # the run stops: not one object's failure
+            raise
         except errors.KubeError as exc:
             if (
                 self.options.dry_run
@@ -317,6 +321,8 @@ class Applier:
                 return self._check(item, current)
         try:
             result, created = self.client.apply_status(d, dry_run=self.options.dry_run)
+        except errors.Unreachable:  # the run stops: not one object's failure
+            raise
         except errors.KubeError as exc:
             if errors.is_immutable(exc):  # it existed after all, without our label
                 current = self._read(item.ref)
@@ -351,6 +357,8 @@ class Applier:
         d = item.desired
         try:
             predicted = self.client.apply(d, dry_run=True)
+        except errors.Unreachable:  # the run stops: not one object's failure
+            raise
         except errors.KubeError as exc:
             if not errors.is_immutable(exc):
                 raise
@@ -454,8 +462,7 @@ class Applier:
                 self.client.forget(f"{spec.get('group')}/{v.get('name')}")
         if not crds or self.options.dry_run:
             return
-        self.progress(f"waiting for {len(crds)} CRDs to be established")
-        self._wait(crds)
+        self._wait(crds, "to be established")
 
     def _health(self, obj: Obj | None) -> Health:
         if obj is not None and obj.get("kind") == "SpinApp" and not self.options.spinapp_health:
@@ -473,18 +480,18 @@ class Applier:
             o
             for o in outcomes
             if o.action in (Action.CREATED, Action.CONFIGURED)
-            and o.ref.kind in health.WATCHED_KINDS
-            and not health.is_terminal(o.health)
+            and health.waits_for(o.ref.kind, o.health)
         ]
         if waiting:
-            self.progress(f"waiting for {len(waiting)} objects to become healthy")
-            self._wait(waiting)
+            self._wait(waiting, "to become healthy")
 
-    def _wait(self, outcomes: list[Outcome]) -> None:
-        """Poll (one list per kind per round) until every outcome is terminal or time is up."""
+    def _wait(self, outcomes: list[Outcome], what: str) -> None:
+        """Poll (one list per kind per round) until every outcome is terminal or time is up,
+        telling the progress which objects it still waits for whenever that changes."""
         deadline = self.clock() + self.options.wait_timeout
         todo = list(outcomes)
         while True:
+            self.progress(waiting_message(todo, what, self.options.wait_timeout))
             by_kind: dict[tuple[str, str], list[Outcome]] = defaultdict(list)
             for o in todo:
                 by_kind[(o.ref.api_version, o.ref.kind)].append(o)
@@ -496,6 +503,8 @@ class Applier:
                             api_version, kind, label_selector=objects.SOURCE_LABEL  # built-ins: any source
                         )
                     }
+                except errors.Unreachable:  # the run stops: not one object's failure
+                    raise
                 except errors.KubeError:
                     continue
                 for o in group:
@@ -516,3 +525,15 @@ class Applier:
                         o.message = (o.message + "; " if o.message else "") + "timed out waiting for health"
                 return
             self.sleep(self.options.poll_interval)
+
+
+def waiting_message(todo: list[Outcome], what: str, timeout: float, shown: int = 5) -> str:
+    """`waiting for 2 objects to become healthy (up to 60s): Deployment/apps/a (Progressing), ...`,
+    naming the first `shown` objects in full."""
+    names = [
+        o.ref.subject + ("" if o.health is Health.NOT_CHECKED else f" ({o.health.value})")
+        for o in todo[:shown]
+    ]
+    more = f" and {len(todo) - shown} more" if len(todo) > shown else ""
+    noun = "object" if len(todo) == 1 else "objects"
+    return f"waiting for {len(todo)} {noun} {what} (up to {timeout:g}s): {', '.join(names)}{more}"

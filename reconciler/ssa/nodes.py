@@ -55,6 +55,8 @@ def label_nodes(
             continue
         try:
             client.patch_labels("v1", "Node", node, {shim: value})
+        except errors.Unreachable:  # the run stops: not one object's failure
+            raise
         except errors.KubeError as exc:
             problems.append(f"Node/{node}: cannot set label {shim}: {exc}")
     return problems

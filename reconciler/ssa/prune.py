@@ -2,8 +2,10 @@
 
 Only objects in the previous inventory and not desired now are candidates, in reverse apply
 order. Each is re-read and deleted only when its live labels say this source owns it and it is
-not marked `spindle.dev/prune: disabled` (nor `spindle.dev/ssa: Ignore`). Deletes whose result
-is not confirmed stay in the inventory so the next reconcile retries them.
+not marked `spindle.dev/prune: disabled` (nor `spindle.dev/ssa: Ignore`). A Namespace is deleted
+only when nothing in it belongs to anyone else, is protected or is still in Git (`nsprune`); its
+own leftovers go first. Deletes whose result is not confirmed, and Namespaces kept for what they
+hold, stay in the inventory so the next reconcile retries them.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from reconciler.changeset import Action, ObjectRef
 from reconciler.kube import errors
 from reconciler.kube.client import KubeClient
-from reconciler.ssa import objects
+from reconciler.ssa import nsprune, objects
 from reconciler.ssa.manager import Outcome
 
 
@@ -23,7 +25,16 @@ class PruneResult:
     retry: list[ObjectRef]  # keep in the inventory: the delete failed
 
 
-def prune(client: KubeClient, stale: list[ObjectRef], *, source: str, dry_run: bool) -> PruneResult:
+def prune(
+    client: KubeClient,
+    stale: list[ObjectRef],
+    *,
+    source: str,
+    dry_run: bool,
+    desired: set[tuple[str, str, str | None, str]] | None = None,
+) -> PruneResult:
+    """Delete the `stale` objects this source still owns; `desired` (the keys in Git now) keeps a
+    Namespace that still holds some of them."""
     outcomes: list[Outcome] = []
     retry: list[ObjectRef] = []
     for ref in stale:
@@ -31,6 +42,8 @@ def prune(client: KubeClient, stale: list[ObjectRef], *, source: str, dry_run: b
             live = client.get(ref.api_version, ref.kind, ref.name, ref.namespace)
         except errors.UnknownKind:
             continue  # the kind itself is gone (its CRD was pruned): nothing left to delete
+        except errors.Unreachable:  # the run stops: not one object's failure
+            raise
         except errors.KubeError as exc:
             outcomes.append(Outcome(ref, Action.FAILED, f"prune: {exc}"))
             retry.append(ref)
@@ -52,11 +65,32 @@ def prune(client: KubeClient, stale: list[ObjectRef], *, source: str, dry_run: b
                 Outcome(ref, Action.SKIPPED, "not pruned: spindle.dev/prune: disabled", live=live)
             )
             continue
+        inside: nsprune.Contents | None = None
+        if ref.kind == "Namespace" and ref.group == "":
+            try:
+                inside = nsprune.classify(
+                    nsprune.contents(client, ref.name), source=source, desired=desired or set()
+                )
+            except errors.Unreachable:  # the run stops: not one object's failure
+                raise
+            except errors.KubeError as exc:
+                message = f"prune: cannot list what it holds: {exc}"
+                outcomes.append(Outcome(ref, Action.FAILED, message, live=live))
+                retry.append(ref)
+                continue
+            if inside.blocked:  # kept, and kept in the inventory: the next run checks again
+                outcomes.append(Outcome(ref, Action.SKIPPED, inside.reason(), live=live))
+                retry.append(ref)
+                continue
         if dry_run:
             outcomes.append(Outcome(ref, Action.PRUNED, "would be pruned", live=live))
             continue
         try:
+            if inside is not None:
+                nsprune.delete_contents(client, inside.owned)
             client.delete(ref.api_version, ref.kind, ref.name, ref.namespace)
+        except errors.Unreachable:  # the run stops: not one object's failure
+            raise
         except errors.KubeError as exc:
             outcomes.append(Outcome(ref, Action.FAILED, f"prune: {exc}", live=live))
             retry.append(ref)

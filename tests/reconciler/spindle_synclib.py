@@ -65,11 +65,12 @@ class Cluster:
 
 
 @contextmanager
-def kubesim_cluster(kubeconfig: Path) -> Iterator[Cluster]:
-    """A real kubesim (in memory, workloads simulated) and a client of it; stopped on exit."""
+def kubesim_cluster(kubeconfig: Path, *, simulate_workloads: bool = True) -> Iterator[Cluster]:
+    """A real kubesim (in memory, workloads simulated unless told otherwise) and a client of it;
+    stopped on exit."""
     from kubesim import server
 
-    running = server.start(":memory:", 0, simulate_workloads=True, simulate_delay=0.1)
+    running = server.start(":memory:", 0, simulate_workloads=simulate_workloads, simulate_delay=0.1)
     try:
         running.kubeconfig(kubeconfig)
         tgt = target.from_kubeconfig(str(kubeconfig))
