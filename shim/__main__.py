@@ -1,4 +1,5 @@
-"""Container mode: `python -m shim [DIR]` runs the app the way containerd-shim-spin does.
+"""Container mode: `python -m shim [DIR [ARG...]]` runs the app the way containerd-shim-spin does
+(ARGs: the container's arguments, given to `[[trigger.command]]` components).
 
 `/spin.toml` (or DIR/spin.toml), `/runtime-config.toml` if present, listen on
 SPIN_HTTP_LISTEN_ADDR (default 0.0.0.0:80, what a container expects), cache in /.cache, state
@@ -31,6 +32,7 @@ def main(argv: list[str]) -> int:
         workers=int(os.environ.get("SPINDLE_SHIM_WORKERS") or os.cpu_count() or 1),
         env_names_as_variables=True,
         max_instance_memory=None,
+        command_args=tuple(argv[1:]),
     )
     try:
         return serve(opts, dict(os.environ))

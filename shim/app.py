@@ -19,25 +19,41 @@ from pathlib import Path
 from wasmtime import Engine, Module, WasmtimeError
 from wasmtime.component import Component
 
-from shim import bytestrings, filesystem, http1, keyvalue, variables
+from shim import (
+    bytestrings,
+    chaining,
+    filesystem,
+    http1,
+    keyvalue,
+    outbound_rdbms,
+    outbound_redis,
+    sqlite,
+    variables,
+)
 from shim.engine import FAST_START_BYTES, ArtifactCache
 from shim.errors import ComponentLoadError, ManifestError
 from shim.executors import (
     INBOUND_HTTP,
     SUPPORTED_HTTP,
     WASI_HTTP_02,
+    CommandExecutor,
     GuestContext,
     InboundHttpExecutor,
+    InboundRedisExecutor,
     Limits,
+    MqttExecutor,
     WagiExecutor,
     WasiHttpExecutor,
     classify,
 )
 from shim.manifest import (
     AppManifest,
+    CommandTrigger,
     ComponentSpec,
     ExecutorKind,
     HttpTrigger,
+    MqttTrigger,
+    RedisTrigger,
     WagiSettings,
     load_manifest,
     retain_components,
@@ -79,6 +95,32 @@ VariantKey = tuple[str, ExecutorKind, WagiSettings]
 
 
 @dataclass
+class CommandBinding:
+    """A `[[trigger.command]]` ready to run once."""
+    trigger: CommandTrigger
+    executor: CommandExecutor
+
+
+@dataclass
+class MqttBinding:
+    """A `[[trigger.mqtt]]` ready to run: broker settings and topic rendered, its executor."""
+    trigger: MqttTrigger
+    address: str
+    username: str
+    password: str
+    topic: str
+    executor: MqttExecutor
+
+
+@dataclass
+class RedisBinding:
+    """A `[[trigger.redis]]` ready to run: its address rendered, its component's executor."""
+    trigger: RedisTrigger
+    address: str
+    executor: InboundRedisExecutor
+
+
+@dataclass
 class LoadedApp:
     manifest: AppManifest
     router: Router
@@ -92,13 +134,17 @@ class LoadedApp:
     cache: ArtifactCache | None = None  # holds the baseline engine of executors not yet upgraded
     upgrading: threading.Thread | None = None
     upgraded: threading.Event = field(default_factory=threading.Event)  # set when all are optimized
+    redis: list[RedisBinding] = field(default_factory=list)
+    commands: list[CommandBinding] = field(default_factory=list)
+    mqtt: list[MqttBinding] = field(default_factory=list)
 
     def executor_for(self, trig: HttpTrigger) -> Executor:
         """The executor that serves `trig` (a trigger with a component)."""
         assert trig.component is not None
         return self.variants.get((trig.component, trig.executor, trig.wagi)) or self.executors[trig.component]
 
-    def start_upgrades(self, upgrades: list[tuple[VariantKey, Upgrade]]) -> None:
+    def start_upgrades(self, upgrades: list[tuple[VariantKey, Upgrade]],
+                       redis_upgrades: list[tuple[RedisBinding, RedisUpgrade]] | None = None) -> None:
         """Swap executors that run baseline code for optimized ones, in the background: requests
         in flight finish on the executor they started with."""
         def run() -> None:
@@ -114,6 +160,12 @@ class LoadedApp:
                     if ex is old:
                         self.executors[cid] = executor
                 log.info("component %s: now serving optimized code", key[0])
+            for binding, redis_upgrade in redis_upgrades or ():
+                try:
+                    binding.executor = redis_upgrade()
+                except Exception as exc:
+                    log.warning("component %s: keeping the baseline compile: %s",
+                                binding.trigger.component, exc)
             self.upgraded.set()
 
         self.upgrading = threading.Thread(target=run, name="shim-optimize", daemon=True)
@@ -202,9 +254,12 @@ def load_app(target: Path, engine: Engine, opts: LoadOptions) -> LoadedApp:
     path = resolve_manifest_path(target)
     manifest = retain_components(load_manifest(path), opts.env.get("SPIN_COMPONENTS_TO_RETAIN"))
     rc = load_runtime_config(opts.runtime_config)
+    if "sqs" in manifest.other_triggers:
+        raise ManifestError(str(manifest.path), "sqs triggers are not supported by this runtime (it has no "
+                            "AWS SQS endpoint to receive from)", "trigger.sqs")
     if manifest.other_triggers:
-        log.warning("app %s: trigger types %s are not served by this runtime (http only)",
-                    manifest.name, ", ".join(manifest.other_triggers))
+        log.warning("app %s: trigger types %s are not served by this runtime (http, redis, mqtt and "
+                    "command only)", manifest.name, ", ".join(manifest.other_triggers))
     app_values = variables.resolve_app_variables(manifest.variables, opts.env, rc.env_providers,
                                                  manifest.root, env_names=opts.env_names_as_variables)
     limits = parse_limits(opts.env, opts.max_instance_memory)
@@ -213,6 +268,9 @@ def load_app(target: Path, engine: Engine, opts: LoadOptions) -> LoadedApp:
     cache = ArtifactCache(engine, opts.cache_dir, opts.fast_start_bytes)
     state_dir = opts.state_dir or manifest.root / ".spin"
     stores = keyvalue.Stores(state_dir, rc.kv_stores)
+    dbs = sqlite.Databases(state_dir, rc.sqlite_databases)
+    redis_clients = outbound_redis.Clients(out_timeout)
+    chain = chaining.ServiceChain()
     executors: dict[str, Executor] = {}
     variants: dict[tuple[str, ExecutorKind, WagiSettings], Executor] = {}
     upgrades: list[tuple[VariantKey, Upgrade]] = []
@@ -226,30 +284,78 @@ def load_app(target: Path, engine: Engine, opts: LoadOptions) -> LoadedApp:
                 continue
             spec = manifest.components[trig.component]
             variants[key], upgrade = _load_component(cache, manifest, spec, trig, app_values, rc,
-                                                     stores, files_dirs, out_timeout)
+                                                     (stores, dbs, redis_clients, chain), files_dirs,
+                                                     out_timeout)
             executors.setdefault(spec.id, variants[key])
             if upgrade is not None:
                 upgrades.append((key, upgrade))
+        data = (stores, dbs, redis_clients, chain)
+        redis_bindings, redis_upgrades = _load_redis(cache, manifest, app_values, rc, data, files_dirs,
+                                                     out_timeout)
+        commands = [_load_command(cache, manifest, trig, app_values, rc, data, files_dirs, out_timeout)
+                    for trig in manifest.command_triggers]
+        mqtt = _load_mqtt(cache, manifest, app_values, rc, data, files_dirs, out_timeout)
     except BaseException:
         for d in files_dirs:
             shutil.rmtree(d, ignore_errors=True)
         raise
     app = LoadedApp(manifest, Router(manifest.http_triggers), executors, limits, files_dirs, variants,
-                    front_end, cache)
-    if upgrades:
-        app.start_upgrades(upgrades)
+                    front_end, cache, redis=redis_bindings, commands=commands,
+                    mqtt=mqtt)
+    chain.executors, chain.limits = app.executors.get, limits
+    if upgrades or redis_upgrades:
+        app.start_upgrades(upgrades, redis_upgrades)
     else:
         app.upgraded.set()
     return app
 
 
+# the app's key-value stores, SQLite databases, outbound Redis pools and service chaining, shared by
+# its components
+DataServices = tuple[keyvalue.Stores, sqlite.Databases, outbound_redis.Clients, chaining.ServiceChain]
 Upgrade = Callable[[], Executor]  # builds the executor again on the optimized artifact (slow: compiles)
+RedisUpgrade = Callable[[], InboundRedisExecutor]
+
+
+def _load_redis(cache: ArtifactCache, manifest: AppManifest, app_values: Mapping[str, str], rc: RuntimeConfig,
+                data: DataServices, files_dirs: list[str], out_timeout: float,
+                ) -> tuple[list[RedisBinding], list[tuple[RedisBinding, RedisUpgrade]]]:
+    """One executor per component behind `[[trigger.redis]]`s, shared by its triggers."""
+    built: dict[str, tuple[InboundRedisExecutor, RedisUpgrade | None]] = {}
+    bindings: list[RedisBinding] = []
+    upgrades: list[tuple[RedisBinding, RedisUpgrade]] = []
+    for trig in manifest.redis_triggers:
+        if trig.component not in built:
+            spec = manifest.components[trig.component]
+            ctx, wasm, name, files_dir = _prepare(manifest, spec, app_values, rc, data, files_dirs,
+                                                  out_timeout)
+            built[trig.component] = _redis_executor(cache, ctx, wasm, name, files_dir)
+        executor, upgrade = built[trig.component]
+        address = variables.render(trig.address, app_values, f"redis trigger {trig.id!r} address")
+        binding = RedisBinding(trig, address, executor)
+        bindings.append(binding)
+        if upgrade is not None:
+            upgrades.append((binding, upgrade))
+    return bindings, upgrades
 
 
 def _load_component(cache: ArtifactCache, app: AppManifest, spec: ComponentSpec,
                     trig: HttpTrigger, app_values: Mapping[str, str], rc: RuntimeConfig,
-                    stores: keyvalue.Stores, files_dirs: list[str], out_timeout: float,
+                    data: DataServices, files_dirs: list[str], out_timeout: float,
                     ) -> tuple[Executor, Upgrade | None]:
+    ctx, wasm, name, files_dir = _prepare(app, spec, app_values, rc, data, files_dirs, out_timeout)
+    if trig.executor is ExecutorKind.WASIP3:
+        raise ComponentLoadError(spec.id, "executor wasip3-unstable (WASI 0.3) is not supported by this "
+                                 f"runtime; supported: {SUPPORTED_HTTP}")
+    if trig.executor is ExecutorKind.WAGI:
+        return _wagi_executor(cache, ctx, wasm, name, trig, files_dir)
+    return _component_executor(cache, ctx, wasm, name, files_dir)
+
+
+def _prepare(app: AppManifest, spec: ComponentSpec, app_values: Mapping[str, str], rc: RuntimeConfig,
+             data: DataServices, files_dirs: list[str], out_timeout: float,
+             ) -> tuple[GuestContext, bytes, str, str | None]:
+    """The component's host APIs (checked against the runtime config), its wasm and its files."""
     values = variables.component_variables(app, spec.id, app_values)
     allowed_hosts = [variables.render(h, app_values, f"component {spec.id!r} allowed_outbound_hosts")
                      for h in spec.allowed_outbound_hosts]
@@ -258,21 +364,97 @@ def _load_component(cache: ArtifactCache, app: AppManifest, spec: ComponentSpec,
         if label != "default" and label not in rc.kv_stores:
             raise ComponentLoadError(spec.id, f"key-value store {label!r} is not defined in the runtime "
                                      "config ([key_value_store." + label + "])")
-    impls = {**variables.host_impls(values), **keyvalue.host_impls(stores, labels)}
+    databases = set(spec.sqlite_databases)
+    for label in databases:
+        if label != "default" and label not in rc.sqlite_databases:
+            raise ComponentLoadError(spec.id, f"sqlite database {label!r} is not defined in the runtime "
+                                     "config ([sqlite_database." + label + "])")
+    stores, dbs, redis_clients, chain = data
+    impls = {**variables.host_impls(values), **keyvalue.host_impls(stores, labels),
+             **sqlite.host_impls(dbs, databases), **outbound_redis.host_impls(redis_clients, allowed_hosts),
+             **outbound_rdbms.host_impls(allowed_hosts)}
     ctx = GuestContext(spec.id, dict(spec.environment), impls,
-                       Outbound(allowed_hosts, out_timeout) if allowed_hosts else None)
+                       Outbound(allowed_hosts, out_timeout, chain=chain) if allowed_hosts else None)
     wasm_path = app.root / spec.source
     try:
         wasm = wasm_path.read_bytes()
     except OSError as exc:
         raise ComponentLoadError(spec.id, f"cannot read source {str(wasm_path)!r}: {exc.strerror}") from exc
-    if trig.executor is ExecutorKind.WASIP3:
-        raise ComponentLoadError(spec.id, "executor wasip3-unstable (WASI 0.3) is not supported by this "
-                                 f"runtime; supported: {SUPPORTED_HTTP}")
-    files_dir = _materialise_files(app, spec, files_dirs)
-    if trig.executor is ExecutorKind.WAGI:
-        return _wagi_executor(cache, ctx, wasm, wasm_path.name, trig, files_dir)
-    return _component_executor(cache, ctx, wasm, wasm_path.name, files_dir)
+    return ctx, wasm, wasm_path.name, _materialise_files(app, spec, files_dirs)
+
+
+def _load_mqtt(cache: ArtifactCache, manifest: AppManifest, app_values: Mapping[str, str], rc: RuntimeConfig,
+               data: DataServices, files_dirs: list[str], out_timeout: float) -> list[MqttBinding]:
+    """One executor per component behind `[[trigger.mqtt]]`s (baseline code is not upgraded)."""
+    built: dict[str, MqttExecutor] = {}
+    bindings: list[MqttBinding] = []
+    for trig in manifest.mqtt_triggers:
+        if trig.component not in built:
+            spec = manifest.components[trig.component]
+            ctx, wasm, name, files_dir = _prepare(manifest, spec, app_values, rc, data, files_dirs,
+                                                  out_timeout)
+            built[trig.component] = _trigger_executor(cache, ctx, wasm, name, files_dir, MqttExecutor)
+        where = f"mqtt trigger {trig.id!r}"
+        address, user, password, topic = (variables.render(v, app_values, where) for v in
+                                           (trig.address, trig.username, trig.password, trig.topic))
+        bindings.append(MqttBinding(trig, address, user, password, topic, built[trig.component]))
+    return bindings
+
+
+def _trigger_executor(cache: ArtifactCache, ctx: GuestContext, wasm: bytes, name: str, files_dir: str | None,
+                      build: Callable[[Engine, Component, GuestContext], MqttExecutor]) -> MqttExecutor:
+    try:
+        art = cache.load_component(wasm)
+    except WasmtimeError as exc:
+        raise ComponentLoadError(ctx.component_id, f"{name} is not a valid component: "
+                                 f"{_first_line(exc)}") from exc
+    if files_dir:
+        ctx.host_impls.update(filesystem.IMPLS)
+        ctx.setup = filesystem.setup_for(files_dir)
+    try:
+        return build(art.engine, art.compiled, ctx)
+    except (WasmtimeError, TypeError) as exc:
+        raise ComponentLoadError(ctx.component_id, f"cannot link: {_first_line(exc)}") from exc
+
+
+def _load_command(cache: ArtifactCache, manifest: AppManifest, trig: CommandTrigger,
+                  app_values: Mapping[str, str], rc: RuntimeConfig, data: DataServices, files_dirs: list[str],
+                  out_timeout: float) -> CommandBinding:
+    spec = manifest.components[trig.component]
+    ctx, wasm, name, files_dir = _prepare(manifest, spec, app_values, rc, data, files_dirs, out_timeout)
+    try:
+        art = cache.load_component(wasm)
+    except WasmtimeError as exc:
+        raise ComponentLoadError(spec.id, f"{name} is not a valid component: {_first_line(exc)}") from exc
+    if files_dir:
+        ctx.host_impls.update(filesystem.IMPLS)
+        ctx.setup = filesystem.setup_for(files_dir)
+    try:
+        return CommandBinding(trig, CommandExecutor(art.engine, art.compiled, ctx))
+    except (WasmtimeError, TypeError) as exc:
+        raise ComponentLoadError(spec.id, f"cannot link: {_first_line(exc)}") from exc
+
+
+def _redis_executor(cache: ArtifactCache, ctx: GuestContext, wasm: bytes, name: str,
+                    files_dir: str | None) -> tuple[InboundRedisExecutor, RedisUpgrade | None]:
+    try:
+        art = cache.load_component(wasm)
+    except WasmtimeError as exc:
+        raise ComponentLoadError(ctx.component_id, f"{name} is not a valid component: "
+                                 f"{_first_line(exc)}") from exc
+    if files_dir:
+        ctx.host_impls.update(filesystem.IMPLS)
+        ctx.setup = filesystem.setup_for(files_dir)
+
+    def build(engine: Engine, component: Component) -> InboundRedisExecutor:
+        try:
+            return InboundRedisExecutor(engine, component, ctx)
+        except (WasmtimeError, TypeError) as exc:
+            raise ComponentLoadError(ctx.component_id, f"cannot link: {_first_line(exc)}") from exc
+
+    upgrade = art.upgrade
+    return build(art.engine, art.compiled), (
+        None if upgrade is None else lambda: build(cache.engine, upgrade()))
 
 
 _WASM_MAGIC = b"\0asm"

@@ -4,6 +4,9 @@
   wasi:http, native WASI for interfaces without io resources).
 - `InboundHttpExecutor`: components exporting fermyon:spin/inbound-http (records only).
 - `WagiExecutor`: WASI preview 1 core modules run CGI-style.
+- `InboundRedisExecutor`: one Redis message to fermyon:spin/inbound-redis `handle-message`.
+- `MqttExecutor`: one MQTT message to spin-trigger-mqtt's root `handle-message` export.
+- `CommandExecutor`: `wasi:cli/run` once, output to the process's stdout/stderr (command trigger).
 
 Every executor makes a new Store per request with the memory limit and epoch deadline set.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from ctypes import byref
@@ -328,6 +332,186 @@ def _flush_file(path: str, emit: wasi_http.LogLine) -> None:
         os.unlink(path)
 
 
+# ---------------------------------------------------------------- fermyon:spin/inbound-redis
+
+INBOUND_REDIS = "fermyon:spin/inbound-redis"
+
+
+class InboundRedisExecutor:
+    """A message in, `result<_, error>` out, in a fresh instance (Python wasi:io and wasi:http as
+    for wasi:http guests: the same component usually serves HTTP too)."""
+
+    def __init__(self, engine: Engine, component: Component, ctx: GuestContext) -> None:
+        self.engine, self.component, self.ctx = engine, component, ctx
+        export = next((n for n in export_names(engine, component)
+                       if n == INBOUND_REDIS or n.startswith(INBOUND_REDIS + "@")), None)
+        if export is None:
+            raise ComponentLoadError(ctx.component_id, f"a redis trigger needs a component exporting "
+                                     f"{INBOUND_REDIS} (found: {', '.join(export_names(engine, component))})")
+        self.linker, self.groups, self.report = hostlink.build_linker(
+            engine, component, {**wasi_http.IMPLS, **ctx.host_impls}, native=NATIVE_WASI.__contains__,
+            dtor=_drop_current)
+        ext = component.type.exports(engine)[export].ty
+        assert isinstance(ext, ComponentInstanceType)
+        fty = ext.exports(engine)["handle-message"].ty
+        assert isinstance(fty, FuncType)
+        self.params = [codec.build(t, self.groups.id_of) for _, t in fty.params]
+        self.result = None if fty.result is None else codec.build(fty.result, self.groups.id_of)
+        index = component.get_export_index("handle-message", component.get_export_index(export))
+        if index is None:
+            raise ComponentLoadError(ctx.component_id, f"{export} has no 'handle-message' function")
+        self.index = index
+
+    def handle(self, channel: str, message: bytes, limits: Limits) -> None:
+        """Run the handler; a GuestError if it traps or returns its error value."""
+        store = _new_store(self.engine, limits)
+        wc = WasiConfig()
+        wc.env = list(self.ctx.environment.items())
+        store.set_wasi(wc)
+        guest_log = GuestLog(self.ctx.component_id)
+        state = _enter(self.ctx, wasi_http.RequestState(
+            wasi_http.InboundRequest("POST", f"/{channel}", "redis", "", [], lambda n: b""),
+            _NullSink(), guest_log, self.ctx.outbound))
+        try:
+            inst = self.linker.instantiate(store, self.component)
+            func = inst.get_func(store, self.index)
+            assert func is not None
+            outcome = _call(store, func, self.params, self.result, [message])
+            func.post_return(store)
+        except (Trap, WasmtimeError) as exc:
+            raise _guest_failure(self.ctx.component_id, exc) from exc
+        finally:
+            hostlink.CURRENT.state = None
+            state.objs.clear()
+            store.close()
+            guest_log.flush()
+        if isinstance(outcome, codec.Err):
+            err = outcome.value
+            detail = (err.tag if err.value is None else f"{err.tag}: {err.value}") \
+                if isinstance(err, codec.V) else str(err)
+            raise GuestError(self.ctx.component_id, f"handle-message returned error {detail}")
+
+
+# ---------------------------------------------------------------- spin-trigger-mqtt
+
+
+class MqttExecutor:
+    """spin-trigger-mqtt's world `spin-mqtt`: a root `handle-message(message, metadata)` export
+    (earlier versions: `handle-message(message)`), `result<_, error>` out, fresh instance each."""
+
+    def __init__(self, engine: Engine, component: Component, ctx: GuestContext) -> None:
+        self.engine, self.component, self.ctx = engine, component, ctx
+        fty = component.type.exports(engine).get("handle-message")
+        if fty is None or not isinstance(fty.ty, FuncType):
+            raise ComponentLoadError(ctx.component_id, "an mqtt trigger needs a component exporting "
+                                     "spin-trigger-mqtt's `handle-message` function (found: "
+                                     f"{', '.join(export_names(engine, component)) or 'nothing'})")
+        self.linker, self.groups, self.report = hostlink.build_linker(
+            engine, component, {**wasi_http.IMPLS, **ctx.host_impls}, native=NATIVE_WASI.__contains__,
+            dtor=_drop_current)
+        self.params = [codec.build(t, self.groups.id_of) for _, t in fty.ty.params]
+        self.result = None if fty.ty.result is None else codec.build(fty.ty.result, self.groups.id_of)
+        index = component.get_export_index("handle-message")
+        assert index is not None
+        self.index = index
+
+    def handle(self, topic: str, message: bytes, limits: Limits) -> None:
+        """Run the handler; a GuestError if it traps or returns its error value."""
+        store = _new_store(self.engine, limits)
+        wc = WasiConfig()
+        wc.env = list(self.ctx.environment.items())
+        store.set_wasi(wc)
+        guest_log = GuestLog(self.ctx.component_id)
+        state = _enter(self.ctx, wasi_http.RequestState(
+            wasi_http.InboundRequest("POST", f"/{topic}", "mqtt", "", [], lambda n: b""),
+            _NullSink(), guest_log, self.ctx.outbound))
+        args: list[Any] = [message, {"topic": topic}][: len(self.params)]
+        try:
+            inst = self.linker.instantiate(store, self.component)
+            func = inst.get_func(store, self.index)
+            assert func is not None
+            outcome = _call(store, func, self.params, self.result, args)
+            func.post_return(store)
+        except (Trap, WasmtimeError) as exc:
+            raise _guest_failure(self.ctx.component_id, exc) from exc
+        finally:
+            hostlink.CURRENT.state = None
+            state.objs.clear()
+            store.close()
+            guest_log.flush()
+        _raise_error_value(self.ctx.component_id, outcome)
+
+
+def _raise_error_value(component_id: str, outcome: Any) -> None:
+    if isinstance(outcome, codec.Err):
+        err = outcome.value
+        detail = (err.tag if err.value is None else f"{err.tag}: {err.value}") \
+            if isinstance(err, codec.V) else str(err)
+        raise GuestError(component_id, f"handle-message returned error {detail}")
+
+
+# ---------------------------------------------------------------- wasi:cli/run (command trigger)
+
+WASI_CLI_RUN = "wasi:cli/run@0.2"
+
+
+class CommandExecutor:
+    """`run` once with the given arguments; the guest's stdout and stderr are the process's."""
+
+    def __init__(self, engine: Engine, component: Component, ctx: GuestContext) -> None:
+        self.engine, self.component, self.ctx = engine, component, ctx
+        export = next((n for n in export_names(engine, component) if n.startswith(WASI_CLI_RUN)), None)
+        if export is None:
+            found = ", ".join(export_names(engine, component)) or "nothing"
+            raise ComponentLoadError(ctx.component_id, "a command trigger needs a component exporting "
+                                     f"wasi:cli/run@0.2.x (found: {found})")
+        self.linker, self.groups, self.report = hostlink.build_linker(
+            engine, component, {**wasi_http.IMPLS, **ctx.host_impls}, native=NATIVE_WASI.__contains__,
+            dtor=_drop_current)
+        index = component.get_export_index("run", component.get_export_index(export))
+        if index is None:
+            raise ComponentLoadError(ctx.component_id, f"{export} has no 'run' function")
+        self.index = index
+        self.result = codec.Result(None, None)
+
+    def run(self, args: list[str], limits: Limits) -> int:
+        """The exit status: 0 when `run` returns ok, 1 when it returns its error or traps, the
+        code of `exit` otherwise."""
+        store = Store(self.engine)
+        store.set_epoch_deadline(1 << 40)  # no request deadline: a command runs as long as it needs
+        if limits.max_memory is not None:
+            store.set_limits(memory_size=limits.max_memory)
+        wc = WasiConfig()
+        wc.env = list(self.ctx.environment.items())
+        wc.argv = args
+        store.set_wasi(wc)
+        state = _enter(self.ctx, wasi_http.RequestState(
+            wasi_http.InboundRequest("RUN", "/", "command", "", [], lambda n: b""),
+            _NullSink(), _to_process, self.ctx.outbound))
+        try:
+            inst = self.linker.instantiate(store, self.component)
+            func = inst.get_func(store, self.index)
+            assert func is not None
+            outcome = _call(store, func, [], self.result, [])
+            func.post_return(store)
+        except ExitTrap as exc:
+            return exc.code
+        except (Trap, WasmtimeError) as exc:
+            log.error("[%s] %s", self.ctx.component_id, _guest_failure(self.ctx.component_id, exc))
+            return 1
+        finally:
+            hostlink.CURRENT.state = None
+            state.objs.clear()
+            store.close()
+        return 1 if isinstance(outcome, codec.Err) else 0
+
+
+def _to_process(stream: str, data: bytes) -> None:
+    out = sys.stderr if stream == "stderr" else sys.stdout
+    out.buffer.write(data)
+    out.flush()
+
+
 # ---------------------------------------------------------------- WAGI
 
 
@@ -440,5 +624,5 @@ def classify(engine: Engine, component_id: str, component: Component) -> str:
                              f"(found: {', '.join(exports) or 'nothing'})")
 
 
-__all__ = ["GuestContext", "InboundHttpExecutor", "Limits", "WagiExecutor",
-           "WasiHttpExecutor", "classify"]
+__all__ = ["CommandExecutor", "GuestContext", "InboundHttpExecutor", "InboundRedisExecutor", "Limits",
+           "MqttExecutor", "WagiExecutor", "WasiHttpExecutor", "classify"]

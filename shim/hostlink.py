@@ -154,8 +154,7 @@ def build_linker(engine: Engine, component: Component, impls: Implementations,
             with root.add_instance(iname) as li:
                 hexed = {k.split("#", 1)[1]: v.split("#", 1)[1] for k, v in (hex_functions or {}).items()
                          if k.startswith(iname + "#")}
-                report = _define_instance(engine, li, unversioned(iname), ext.ty, impls, groups, dtor,
-                                          report, hexed)
+                report = _define_instance(engine, li, iname, ext.ty, impls, groups, dtor, report, hexed)
     return linker, groups, report
 
 
@@ -165,19 +164,24 @@ def _group_resources(engine: Engine, imports: Mapping[str, Any]) -> ResourceGrou
         if isinstance(ext.ty, ComponentInstanceType):
             for n, item in ext.ty.exports(engine).items():
                 if isinstance(item.ty, ResourceType):
-                    groups.by_name[f"{unversioned(iname)}/{n}"] = groups.id_of(item.ty)
+                    gid = groups.id_of(item.ty)
+                    groups.by_name[f"{unversioned(iname)}/{n}"] = gid
+                    # two major versions of one interface (spin:postgres@3 and @4) have different
+                    # types under one unversioned name: each instance defines its own
+                    groups.by_name[f"{iname}/{n}"] = gid
     return groups
 
 
-def _define_instance(engine: Engine, li: LinkerInstance, base: str, ity: ComponentInstanceType,
+def _define_instance(engine: Engine, li: LinkerInstance, iname: str, ity: ComponentInstanceType,
                      impls: Implementations, groups: ResourceGroups, dtor: Dtor,
                      report: LinkReport, hexed: Mapping[str, str]) -> LinkReport:
     """Resources first (functions' types refer to them), then every function: implemented or a
     stub answering the interface's error value."""
+    base = unversioned(iname)
     items = ity.exports(engine)
     for n, item in items.items():
         if isinstance(item.ty, ResourceType):
-            li.add_resource(n, ResourceType.host(groups.by_name[f"{base}/{n}"]),
+            li.add_resource(n, ResourceType.host(groups.by_name[f"{iname}/{n}"]),
                             lambda _store, rep: dtor(rep))
     implemented, stubbed = report.implemented, list(report.stubbed)
     for n, item in items.items():

@@ -77,6 +77,7 @@ class ComponentSpec:
     files: tuple[FileMount, ...] = ()
     allowed_outbound_hosts: tuple[str, ...] = ()
     key_value_stores: tuple[str, ...] = ()
+    sqlite_databases: tuple[str, ...] = ()
     variables: Mapping[str, str] = field(default_factory=dict)
     environment: Mapping[str, str] = field(default_factory=dict)
 
@@ -105,6 +106,37 @@ class HttpTrigger:
 
 
 @dataclass(frozen=True)
+class RedisTrigger:
+    """`[[trigger.redis]]`: messages on `channel` at `address` (the trigger's own, else the app's
+    `[application.trigger.redis] address`) go to `component`'s fermyon:spin/inbound-redis."""
+    id: str
+    channel: str
+    component: str
+    address: str
+
+
+@dataclass(frozen=True)
+class MqttTrigger:
+    """`[[trigger.mqtt]]` (spin-trigger-mqtt): messages on `topic` at the app's broker go to
+    `component`'s `handle-message`. Broker settings come from `[application.trigger.mqtt]`."""
+    id: str
+    component: str
+    topic: str
+    qos: int
+    address: str
+    username: str = ""
+    password: str = ""
+    keep_alive: int = 30
+
+
+@dataclass(frozen=True)
+class CommandTrigger:
+    """`[[trigger.command]]` (spin-trigger-command): `component`'s `wasi:cli/run`, run once."""
+    id: str
+    component: str
+
+
+@dataclass(frozen=True)
 class AppManifest:
     path: Path  # the spin.toml file
     name: str
@@ -113,6 +145,9 @@ class AppManifest:
     http_triggers: tuple[HttpTrigger, ...]
     other_triggers: tuple[str, ...] = ()
     version: str | None = None  # [application] version (v1: top-level version)
+    redis_triggers: tuple[RedisTrigger, ...] = ()
+    command_triggers: tuple[CommandTrigger, ...] = ()
+    mqtt_triggers: tuple[MqttTrigger, ...] = ()
 
     @property
     def root(self) -> Path:
@@ -252,6 +287,7 @@ def _component(where: str, prefix: str, cid: str, table: Any, config_key: str) -
         files=_files(r),
         allowed_outbound_hosts=hosts,
         key_value_stores=r.str_list("key_value_stores"),
+        sqlite_databases=r.str_list("sqlite_databases"),
         variables=r.str_map(config_key),
         environment=r.str_map("environment"),
     )
@@ -322,10 +358,31 @@ def _parse_v2(doc: dict[str, Any], path: Path) -> AppManifest:
     }
     triggers = _Reader(where, "trigger", doc.get("trigger", {}))
     http: list[HttpTrigger] = []
+    redis: list[RedisTrigger] = []
+    commands: list[CommandTrigger] = []
+    mqtt: list[MqttTrigger] = []
     other: list[str] = []
     for ttype, entries in triggers.table.items():
         if not isinstance(entries, list):
             raise triggers.error(ttype, f"expected an array of tables ([[trigger.{ttype}]])")
+        if ttype == "redis":
+            app_address = app.sub("trigger").sub("redis").str_("address")
+            redis.extend(_redis_trigger(_Reader(where, f"trigger.redis[{i}]", entry), i, app_address,
+                                        components) for i, entry in enumerate(entries))
+            continue
+        if ttype == "mqtt":
+            settings = app.sub("trigger").sub("mqtt")
+            mqtt.extend(_mqtt_trigger(_Reader(where, f"trigger.mqtt[{i}]", entry), i, settings, components)
+                        for i, entry in enumerate(entries))
+            continue
+        if ttype == "command":
+            for i, entry in enumerate(entries):
+                r = _Reader(where, f"trigger.command[{i}]", entry)
+                target = r.req_str("component")
+                if target not in components:
+                    raise r.error("component", f"no component {target!r} is defined")
+                commands.append(CommandTrigger(r.str_("id") or f"command-trigger-{i}", target))
+            continue
         if ttype != "http":
             other.append(ttype)
             continue
@@ -349,7 +406,78 @@ def _parse_v2(doc: dict[str, Any], path: Path) -> AppManifest:
                 id=tid, route=_route(r, r.table.get("route")), component=comp, executor=kind, wagi=wagi,
                 static_response=_static_response(r) if static else None,
             ))
-    return AppManifest(path, name, variables, components, tuple(http), tuple(other), app.str_("version"))
+    return AppManifest(path, name, variables, components, tuple(http), tuple(other), app.str_("version"),
+                       tuple(redis), tuple(commands), tuple(mqtt))
+
+
+def _redis_trigger(r: _Reader, i: int, app_address: str | None,
+                   components: dict[str, ComponentSpec]) -> RedisTrigger:
+    comp = r.table.get("component")
+    if isinstance(comp, dict):  # inline component
+        cid = f"inline-redis-component-{i}"
+        components[cid] = _component(r.where, r.field("component"), cid, comp, "variables")
+        comp = cid
+    if not isinstance(comp, str):
+        raise r.error("component", "is required (a component id or an inline component table)")
+    if comp not in components:
+        raise r.error("component", f"no component {comp!r} is defined")
+    address = r.str_("address") or app_address
+    if not address:
+        raise r.error("address", "no Redis address: give one here or in [application.trigger.redis] address")
+    return RedisTrigger(r.str_("id") or f"redis-trigger-{i}", r.req_str("channel"), comp, address)
+
+
+def _int_str(r: _Reader, key: str, default: int, allowed: range) -> int:
+    """spin-trigger-mqtt's numbers are strings ("1"); a TOML integer is taken too."""
+    raw = r.table.get(key, str(default))
+    try:
+        value = int(raw) if isinstance(raw, int | str) and not isinstance(raw, bool) else None
+    except ValueError:
+        value = None
+    if value is None or value not in allowed:
+        raise r.error(key, f"expected a number in {allowed.start}..{allowed.stop - 1}, got {raw!r}")
+    return value
+
+
+def _mqtt_trigger(r: _Reader, i: int, settings: _Reader, components: dict[str, ComponentSpec]) -> MqttTrigger:
+    comp = r.req_str("component")
+    if comp not in components:
+        raise r.error("component", f"no component {comp!r} is defined")
+    address = settings.str_("address")
+    if not address:
+        raise settings.error("address", "is required for mqtt triggers (e.g. \"mqtt://localhost:1883\")")
+    return MqttTrigger(r.str_("id") or f"mqtt-trigger-{i}", comp, r.req_str("topic"),
+                       _int_str(r, "qos", 0, range(3)), address, settings.str_("username") or "",
+                       settings.str_("password") or "",
+                       _int_str(settings, "keep_alive_interval", 30, range(0, 65536)))
+
+
+def chaining_target(allowed_host: str) -> str | None:
+    """The component an `allowed_outbound_hosts` entry chains to (`*` for `*.spin.internal`), or
+    None: not service chaining, or a template not resolved yet (ignored, as Spin does)."""
+    if "{{" in allowed_host:
+        return None
+    _, sep, rest = allowed_host.partition("://")
+    host = (rest if sep else allowed_host).split("/", 1)[0].rsplit(":", 1)[0].lower()
+    return host[: -len(".spin.internal")] if host.endswith(".spin.internal") and host != ".spin.internal" \
+        else None
+
+
+def _validate_chaining(app: AppManifest, keep: set[str]) -> None:
+    """As containerd-shim-spin does with SPIN_COMPONENTS_TO_RETAIN: a retained component may not
+    chain to a component that is not retained, nor to `*.spin.internal`."""
+    for cid in sorted(keep):
+        for host in app.components[cid].allowed_outbound_hosts:
+            target = chaining_target(host)
+            if target is None or target in keep:
+                continue
+            if target == "*":
+                raise ManifestError(str(app.path), f"Selected component {cid!r} cannot use wildcard service "
+                                    'chaining: allowed_outbound_hosts = ["http://*.spin.internal"]',
+                                    "SPIN_COMPONENTS_TO_RETAIN")
+            raise ManifestError(str(app.path), f"Selected component {cid!r} cannot use service chaining to "
+                                f"unselected component: allowed_outbound_hosts = "
+                                f'["http://{target}.spin.internal"]', "SPIN_COMPONENTS_TO_RETAIN")
 
 
 def _parse_v1(doc: dict[str, Any], path: Path) -> AppManifest:
@@ -391,6 +519,11 @@ def retain_components(app: AppManifest, retain: str | None) -> AppManifest:
     if missing:
         raise ManifestError(str(app.path), f"SPIN_COMPONENTS_TO_RETAIN names unknown component(s): "
                             f"{', '.join(sorted(missing))}")
+    _validate_chaining(app, keep)
     comps = {k: v for k, v in app.components.items() if k in keep}
     triggers = tuple(t for t in app.http_triggers if t.component is None or t.component in keep)
-    return AppManifest(app.path, app.name, app.variables, comps, triggers, app.other_triggers, app.version)
+    redis = tuple(t for t in app.redis_triggers if t.component in keep)
+    commands = tuple(t for t in app.command_triggers if t.component in keep)
+    mqtt = tuple(t for t in app.mqtt_triggers if t.component in keep)
+    return AppManifest(app.path, app.name, app.variables, comps, triggers, app.other_triggers, app.version,
+                       redis, commands, mqtt)

@@ -25,7 +25,7 @@ from typing import Any
 from shim.codec import Err, Ok, V
 from shim.wasi_http import IncomingResponse, OutgoingRequest, RequestState
 
-_DEFAULT_PORT = {"http": 80, "https": 443}
+_DEFAULT_PORT = {"http": 80, "https": 443, "redis": 6379, "rediss": 6379, "postgres": 5432, "mysql": 3306}
 _HANDLE_ERRORS = frozenset({"HTTP-request-denied", "HTTP-request-URI-invalid"})
 
 
@@ -61,15 +61,20 @@ class HostPattern:
 
 
 Connect = Callable[[tuple[str, int], float], socket.socket]
+# (state, component, method, path_with_query, headers, body) -> Ok(IncomingResponse) | Err(code)
+Chain = Callable[[RequestState, str, str, str, list[tuple[str, bytes]], bytes], Any]
+_CHAIN_SUFFIX = ".spin.internal"
 
 
 class Outbound:
     def __init__(self, allowed: Sequence[str], timeout: float = 30.0,
-                 connect: Connect = socket.create_connection) -> None:
-        """`connect((host, port), timeout)` opens the TCP connection (resolving the name)."""
+                 connect: Connect = socket.create_connection, chain: Chain | None = None) -> None:
+        """`connect((host, port), timeout)` opens the TCP connection (resolving the name);
+        `chain` runs requests to `<component>.spin.internal` in-process (`shim.chaining`)."""
         self.patterns = [HostPattern.parse(a) for a in allowed]
         self.timeout = timeout
         self.connect = connect
+        self.chain = chain
 
     def allows(self, scheme: str, host: str, port: int) -> bool:
         return any(p.allows(scheme, host, port) for p in self.patterns)
@@ -101,6 +106,10 @@ class Outbound:
         method = req.method.tag if isinstance(req.method, V) else str(req.method)
         if method == "other" and isinstance(req.method, V):
             method = str(req.method.value)
+        lowered = host.lower()
+        if self.chain is not None and lowered.endswith(_CHAIN_SUFFIX) and len(lowered) > len(_CHAIN_SUFFIX):
+            return self.chain(state, lowered[: -len(_CHAIN_SUFFIX)], method, req.path_with_query or "/",
+                              list(req.headers.entries), bytes(req.body))
         try:
             sock = self.connect((host.strip("[]"), port), timeout)
         except TimeoutError:

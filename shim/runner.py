@@ -23,10 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from shim.app import DEFAULT_MAX_INSTANCE_MEMORY, LoadedApp, LoadOptions, load_app
+from shim import mqtt_trigger, redis_trigger
+from shim.app import DEFAULT_MAX_INSTANCE_MEMORY, CommandBinding, LoadedApp, LoadOptions, load_app
 from shim.engine import default_cache_dir, new_engine
 from shim.errors import ListenError
 from shim.http1 import raise_fd_limit
+from shim.manifest import RouteKind
 from shim.server import SpinServer, parse_listen
 
 log = logging.getLogger("shim")
@@ -45,6 +47,7 @@ class RunOptions:
     # says so (None: the pod's cgroup limit is the bound). `spindle shim up` keeps the defaults.
     env_names_as_variables: bool = False
     max_instance_memory: int | None = DEFAULT_MAX_INSTANCE_MEMORY
+    command_args: tuple[str, ...] = ()  # the guest's arguments for `[[trigger.command]]`s
 
     def to_json(self) -> str:
         return json.dumps({k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()})
@@ -55,6 +58,7 @@ class RunOptions:
         for k in ("target", "runtime_config", "state_dir", "cache_dir"):
             if d.get(k) is not None:
                 d[k] = Path(d[k])
+        d["command_args"] = tuple(d.get("command_args", ()))
         return cls(**d)
 
 
@@ -96,11 +100,23 @@ def bind(listen: str) -> socket.socket:
 def serve(opts: RunOptions, env: Mapping[str, str], *, sock: socket.socket | None = None,
           on_ready: Callable[[int], None] | None = None, spawn_workers: bool = True,
           loaded: tuple[LoadedApp, object] | None = None) -> int:
-    """Load (unless `loaded` is given) and serve until SIGTERM/SIGINT; returns after in-flight
-    requests have finished."""
+    """Load (unless `loaded` is given) and serve until SIGTERM/SIGINT (0) or until a non-HTTP
+    trigger ends (its status); returns after in-flight requests have finished. The non-HTTP
+    triggers run in this process only when it is the serving one (`spawn_workers`)."""
     stopping = threading.Event()
     children: list[subprocess.Popen[bytes]] = []
     servers: list[SpinServer] = []
+    status = [0]
+
+    def on_trigger_exit(what: str, code: int) -> None:
+        if not stopping.is_set():
+            status[0] = code
+            stopping.set()
+            log.info("%s ended with status %d: stopping the app", what, code)
+            for c in children:
+                c.send_signal(signal.SIGTERM)
+            for s in servers:
+                s.shutdown()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if not stopping.is_set():
@@ -146,6 +162,19 @@ def serve(opts: RunOptions, env: Mapping[str, str], *, sock: socket.socket | Non
                     dup.component or "static response", kept.component or "static response")
     if any(t.route.based.startswith("/.well-known/spin/") for t in app.manifest.http_triggers):
         log.warning("  routes under /.well-known/spin/ are answered by the runtime and never reach the app")
+    subscribers = redis_trigger.subscribers(app.redis, app.limits) if spawn_workers else []
+    for b in app.redis if spawn_workers else ():
+        log.info("  redis channel %s at %s -> %s", b.trigger.channel, _redacted(b.address),
+                 b.trigger.component)
+    if spawn_workers:  # the serving process, once: like `spin up`, on stdout
+        print("\n".join(startup_lines(app, host, port)), flush=True)
+    mqtt_subs = mqtt_trigger.subscribers(app.mqtt, app.limits) if spawn_workers else []
+    for sub in subscribers:
+        sub.start(on_trigger_exit)
+    for msub in mqtt_subs:
+        msub.start(on_trigger_exit)
+    for cmd in app.commands if spawn_workers else ():
+        _start_command(cmd, list(opts.command_args), app, on_trigger_exit)
     if on_ready is not None:
         on_ready(port)
 
@@ -160,9 +189,57 @@ def serve(opts: RunOptions, env: Mapping[str, str], *, sock: socket.socket | Non
     try:
         server.serve_forever(on_tick=replace_dead_workers)  # returns once drained after a stop
     finally:
+        for sub in subscribers:
+            sub.stop()
+        for msub in mqtt_subs:
+            msub.stop()
         server.server_close()
         for c in children:
             c.wait()
         app.close()
     log.info("stopped")
-    return 0
+    return status[0]
+
+
+def _start_command(cmd: CommandBinding, args: list[str], app: LoadedApp,
+                   on_exit: Callable[[str, int], None]) -> None:
+    """Run a command trigger once on its own thread; its status ends the app."""
+    def run() -> None:
+        code = cmd.executor.run(args, app.limits)
+        on_exit(f"command trigger {cmd.trigger.id} ({cmd.trigger.component})", code)
+
+    threading.Thread(target=run, name="shim-command", daemon=True).start()
+
+
+def startup_lines(app: LoadedApp, host: str, port: int) -> list[str]:
+    """What `spin up` prints at start: where it serves, each HTTP route (private routes are not
+    reachable and not listed; wildcard routes marked), and here also each Redis subscription."""
+    shown = f"[{host}]" if ":" in host else host
+    base = f"http://{shown}:{port}"
+    lines = [f"Serving {base}", "Available Routes:"]
+    for t in app.manifest.http_triggers:
+        if t.route.kind is RouteKind.PRIVATE:
+            continue
+        name = t.component or f"{t.id} (static response)"
+        path = t.route.based_prefix if t.route.kind is RouteKind.WILDCARD else t.route.based
+        lines.append(f"  {name}: {base}{path or '/'}" + (" (wildcard)" if t.route.kind is RouteKind.WILDCARD
+                                                          else ""))
+    if app.commands:
+        lines.append("Commands:")
+        lines += [f"  {c.trigger.component}: wasi:cli/run" for c in app.commands]
+    if app.mqtt:
+        lines.append("MQTT Topics:")
+        lines += [f"  {m.trigger.component}: {m.topic} (qos {m.trigger.qos}) at {_redacted(m.address)}"
+                  for m in app.mqtt]
+    if app.redis:
+        lines.append("Redis Channels:")
+        lines += [f"  {b.trigger.component}: {b.trigger.channel} at {_redacted(b.address)}"
+                  for b in app.redis]
+    return lines
+
+
+def _redacted(address: str) -> str:
+    """An address for the log, without a password."""
+    scheme, sep, rest = address.partition("://")
+    creds, at, host = rest.rpartition("@")
+    return f"{scheme}{sep}{creds.split(':', 1)[0]}:***@{host}" if at and ":" in creds else address

@@ -1,4 +1,5 @@
-"""runtime-config.toml: the parts this runtime uses (variables providers, key-value stores)."""
+"""runtime-config.toml: the parts this runtime uses (variables providers, key-value stores, SQLite
+databases)."""
 
 from __future__ import annotations
 
@@ -25,9 +26,17 @@ class KeyValueStore:
 
 
 @dataclass(frozen=True)
+class SqliteDatabase:
+    label: str
+    type: str  # "spin" (a local file) is the only one served; others are refused when opened
+    path: str | None = None
+
+
+@dataclass(frozen=True)
 class RuntimeConfig:
     env_providers: tuple[EnvProvider, ...] = (EnvProvider(),)
     kv_stores: Mapping[str, KeyValueStore] = field(default_factory=dict)
+    sqlite_databases: Mapping[str, SqliteDatabase] = field(default_factory=dict)
 
 
 def load_runtime_config(path: Path | None) -> RuntimeConfig:
@@ -49,16 +58,23 @@ def load_runtime_config(path: Path | None) -> RuntimeConfig:
                 if not isinstance(prefix, str) or (dotenv is not None and not isinstance(dotenv, str)):
                     raise ManifestError(where, "prefix and dotenv_path must be strings", f"{key}[{i}]")
                 providers.append(EnvProvider(prefix, dotenv))
-    stores: dict[str, KeyValueStore] = {}
-    kv: Any = doc.get("key_value_store", {})
-    if not isinstance(kv, dict):
-        raise ManifestError(where, "expected a table", "key_value_store")
-    for label, table in kv.items():
+    stores = {label: KeyValueStore(*spec) for label, spec in _labelled(where, doc, "key_value_store").items()}
+    dbs = {label: SqliteDatabase(*spec) for label, spec in _labelled(where, doc, "sqlite_database").items()}
+    return RuntimeConfig(tuple(dict.fromkeys(providers)), stores, dbs)
+
+
+def _labelled(where: str, doc: dict[str, Any], key: str) -> dict[str, tuple[str, str, str | None]]:
+    """`[<key>.<label>]` tables with a string `type` and an optional string `path`."""
+    raw: Any = doc.get(key, {})
+    if not isinstance(raw, dict):
+        raise ManifestError(where, "expected a table", key)
+    out: dict[str, tuple[str, str, str | None]] = {}
+    for label, table in raw.items():
         if not isinstance(table, dict) or not isinstance(table.get("type"), str):
-            raise ManifestError(where, "expected a table with a string `type`", f"key_value_store.{label}")
-        kv_path = table.get("path")
-        stores[label] = KeyValueStore(label, table["type"], kv_path if isinstance(kv_path, str) else None)
-    return RuntimeConfig(tuple(dict.fromkeys(providers)), stores)
+            raise ManifestError(where, "expected a table with a string `type`", f"{key}.{label}")
+        path = table.get("path")
+        out[label] = (label, table["type"], path if isinstance(path, str) else None)
+    return out
 
 
 def _tables(where: str, doc: dict[str, Any], key: str) -> list[dict[str, Any]]:

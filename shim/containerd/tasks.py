@@ -210,7 +210,8 @@ class TaskManager:
             cgroup_procs=cgroup.procs_files() if cgroup else [],
             mounts=[{"destination": m.destination, "type": m.type, "source": m.source,
                      "options": list(m.options)} for m in spec.mounts] if app else [],
-            env=spec.env_map(), stdout=req.stdout, stderr=req.stderr, cache_dir=self._cache_dir)
+            env=spec.env_map(), stdout=req.stdout, stderr=req.stderr, cache_dir=self._cache_dir,
+            args=list(spec.args))
         with contextlib.suppress(OSError, ValueError):
             w.control.write(config.to_line())
         return task

@@ -50,6 +50,7 @@ class WorkloadConfig:
     stdout: str = ""
     stderr: str = ""
     cache_dir: str = ""
+    args: list[str] = field(default_factory=list)  # the container's process args: command triggers'
 
     def to_line(self) -> bytes:
         return json.dumps(asdict(self)).encode() + b"\n"
@@ -189,7 +190,7 @@ def _run_app(cfg: WorkloadConfig, control: BinaryIO, reporter: Reporter) -> int:
         workers=int(cfg.env.get("SPINDLE_SHIM_WORKERS") or 1),
         # containerd-shim-spin's container mode: bare <NAME> variables too, and the pod's cgroup
         # (not a per-instance default) bounds memory unless SPIN_MAX_INSTANCE_MEMORY says otherwise
-        env_names_as_variables=True, max_instance_memory=None)
+        env_names_as_variables=True, max_instance_memory=None, command_args=tuple(cfg.args))
     try:
         loaded = load(opts, cfg.env)
     except ShimError as exc:

@@ -238,11 +238,16 @@ def _key(*parts: bytes | str) -> str:
     return h.hexdigest()[:16]
 
 
-def build_python_app() -> Path:
-    """guests/pyapp/app.py built with spin-sdk 3.4.1 + componentize-py 0.17.2 (from PyPI), cached
-    outside the repo by the source digest. Skips with the reason when the toolchain is unavailable."""
-    src = GUESTS / "pyapp" / "app.py"
-    out = GUEST_CACHE / f"pyapp-{_key(src.read_bytes(), *PY_TOOLCHAIN)}.wasm"
+def build_python_app(guest: str = "pyapp", world: str = "spin-all") -> Path:
+    """guests/<guest>/app.py built with spin-sdk 3.4.1 + componentize-py 0.17.2 (from PyPI) for
+    `world` (a world of spin-sdk's WIT, or of a .wit file beside app.py added to it, with the
+    packages under deps/ beside it), cached outside
+    the repo by the source digest. Skips with the reason when the toolchain is unavailable."""
+    src = GUESTS / guest / "app.py"
+    extra = sorted((GUESTS / guest).glob("*.wit"))
+    deps = sorted((GUESTS / guest).glob("deps/*/*.wit"))
+    digest = _key(src.read_bytes(), *(w.read_bytes() for w in extra + deps), *PY_TOOLCHAIN, world)
+    out = GUEST_CACHE / f"{guest}-{digest}.wasm"
     if out.exists():
         return out
     GUEST_CACHE.mkdir(parents=True, exist_ok=True)
@@ -252,9 +257,17 @@ def build_python_app() -> Path:
         _run([sys.executable, "-m", "venv", str(venv)], GUEST_CACHE, "python venv")
         _run([str(py), "-m", "pip", "install", "-q", *PY_TOOLCHAIN], GUEST_CACHE, "componentize-py/spin-sdk")
     wit = next((venv / "lib").glob("python3*/site-packages/spin_sdk/wit"))
-    work = Path(tempfile.mkdtemp(prefix="pyapp-", dir=GUEST_CACHE))
+    work = Path(tempfile.mkdtemp(prefix=f"{guest}-", dir=GUEST_CACHE))
+    if extra:  # componentize-py takes the world from spin_sdk's own WIT: use a copy of spin_sdk
+        shutil.copytree(wit.parent, work / "spin_sdk", ignore=shutil.ignore_patterns("__pycache__"))
+        for w in extra:
+            shutil.copy(w, work / "spin_sdk" / "wit" / w.name)
+        for w in deps:  # WIT packages the world uses: guests/<guest>/deps/<package>/*.wit
+            (work / "spin_sdk" / "wit" / "deps" / w.parent.name).mkdir(exist_ok=True)
+            shutil.copy(w, work / "spin_sdk" / "wit" / "deps" / w.parent.name / w.name)
+        wit = work / "spin_sdk" / "wit"
     shutil.copy(src, work / "app.py")
-    _run([str(venv / "bin" / "componentize-py"), "-d", str(wit), "-w", "spin-http", "componentize", "app",
+    _run([str(venv / "bin" / "componentize-py"), "-d", str(wit), "-w", world, "componentize", "app",
           "-o", str(work / "app.wasm")], work, "componentize-py build", venv=venv, build=True)
     os.replace(work / "app.wasm", out)
     shutil.rmtree(work, ignore_errors=True)
