@@ -19,12 +19,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state", default=":memory:", help="SQLite file or :memory:")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--address", default="127.0.0.1")
-    parser.add_argument("--token", default=None, help="bearer token (default: random)")
+    parser.add_argument("--token", default=None, help="the admin's bearer token (default: random)")
+    parser.add_argument(
+        "--token-auth-file", default=None, help='more users: CSV lines token,user,uid,"group1,group2"'
+    )
     parser.add_argument("--kubeconfig", default=None, help="write a kubeconfig here")
     parser.add_argument("--simulate-workloads", action="store_true")
     args = parser.parse_args(argv)
     running = server.start(
-        args.state, args.port, args.token, address=args.address, simulate_workloads=args.simulate_workloads
+        args.state,
+        args.port,
+        args.token,
+        address=args.address,
+        simulate_workloads=args.simulate_workloads,
+        token_file=args.token_auth_file,
     )
     if args.kubeconfig:
         running.kubeconfig(args.kubeconfig)

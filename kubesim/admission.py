@@ -6,10 +6,11 @@ their schema, the built-in rules)."""
 from __future__ import annotations
 
 import base64
+import random
 import uuid
 from typing import Any
 
-from kubesim import crds, meta, rules
+from kubesim import crds, fields, meta, rules
 from kubesim.deletion import NAMESPACE_FINALIZER
 from kubesim.errors import Cause, bad_value, invalid, uid_precondition_failed
 from kubesim.resources import CRD_TYPE, ResourceType
@@ -30,22 +31,28 @@ SYSTEM_METADATA = (
 def carry_over(
     rtype: ResourceType, live: dict[str, Any], new: dict[str, Any], subresource: str
 ) -> dict[str, Any]:
-    """What a write may not change: identity and system metadata; status vs the rest by subresource."""
+    """What a write may not change: identity and system metadata; status vs the rest by subresource.
+
+    ``metadata.managedFields`` is left as `new` has it: before the field manager a body's entries
+    are its request (see `subresource_managed_fields`), after it they are the manager's answer."""
     lm, nm = live["metadata"], new.setdefault("metadata", {})
     for key in SYSTEM_METADATA:
         if key in lm:
             nm[key] = lm[key]
         else:
             nm.pop(key, None)
-    if nm.get("managedFields") is None and lm.get("managedFields") is not None:
-        nm["managedFields"] = lm["managedFields"]
     if subresource == "status":
         out = {k: v for k, v in live.items() if k != "status"}
-        out["metadata"] = {**lm, "managedFields": nm.get("managedFields", lm.get("managedFields"))}
+        out["metadata"] = {k: v for k, v in lm.items() if k != "managedFields"}
+        if nm.get("managedFields") is not None:
+            out["metadata"]["managedFields"] = nm["managedFields"]
+        for key in fields.schema_of(rtype).status_metadata:
+            if key in nm:
+                out["metadata"][key] = nm[key]
+            else:
+                out["metadata"].pop(key, None)
         if "status" in new:
             out["status"] = new["status"]
-        if out["metadata"].get("managedFields") is None:
-            out["metadata"].pop("managedFields", None)
         return out
     if rtype.status:
         if "status" in live:
@@ -53,6 +60,16 @@ def carry_over(
         else:
             new.pop("status", None)
     return new
+
+
+def subresource_managed_fields(live: dict[str, Any], new: dict[str, Any]) -> None:
+    """A status or scale write never sets managedFields from its body (apimachinery's
+    ignoreManagedFieldsFromRequestObject): the field manager starts from the live entries."""
+    nm = new.setdefault("metadata", {})
+    if isinstance(nm, dict):
+        nm.pop("managedFields", None)
+        if live["metadata"].get("managedFields") is not None:
+            nm["managedFields"] = live["metadata"]["managedFields"]
 
 
 def clear_server_fields(rtype: ResourceType, obj: dict[str, Any]) -> None:
@@ -81,16 +98,36 @@ def stamp_new(rtype: ResourceType, obj: dict[str, Any], name: str, namespace: st
         m["namespace"] = namespace
     else:
         m.pop("namespace", None)
-    m["uid"] = str(uuid.uuid4())
+    # A random (version 4) UUID: from `random`, not os.urandom (a system call per create); uids
+    # need to be unique, not unguessable.
+    m["uid"] = str(uuid.UUID(int=random.getrandbits(128), version=4))
     m["creationTimestamp"] = now
     if rtype.generation:
         m["generation"] = 1
     if rtype.status and not rtype.is_core("Namespace"):
         obj.pop("status", None)  # defaulting may have added one
+    if rtype.is_core("Pod"):
+        obj["status"] = {"phase": "Pending", "qosClass": _qos_class(obj.get("spec") or {})}
     if rtype.is_core("Namespace"):
         obj["spec"] = {"finalizers": [NAMESPACE_FINALIZER]}
         obj["status"] = {"phase": "Active"}
         m.setdefault("labels", {})["kubernetes.io/metadata.name"] = name
+
+
+def _qos_class(spec: dict[str, Any]) -> str:
+    """A new Pod's status.qosClass (pkg/apis/core/helper/qos): Guaranteed when every container
+    limits cpu and memory with requests equal to them, BestEffort when none asks for anything."""
+    containers = [c for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])
+                  if isinstance(c, dict)]
+    resources = [c.get("resources") or {} for c in containers]
+    if not any((r.get("requests") or r.get("limits")) for r in resources):
+        return "BestEffort"
+    for r in resources:
+        limits = r.get("limits") or {}
+        requests = r.get("requests") or limits
+        if any(k not in limits or str(requests.get(k)) != str(limits[k]) for k in ("cpu", "memory")):
+            return "Burstable"
+    return "Guaranteed"
 
 
 def fold_string_data(rtype: ResourceType, obj: dict[str, Any]) -> None:
@@ -139,6 +176,8 @@ def admit(rtype: ResourceType, live: dict[str, Any] | None, obj: dict[str, Any])
 
 
 def _name_rule(rtype: ResourceType) -> str:
+    if rtype.group == "rbac.authorization.k8s.io":
+        return "path"
     if rtype.group:
         return "subdomain"
     return {"Namespace": "label", "Service": "dns1035"}.get(rtype.kind, "subdomain")

@@ -13,10 +13,11 @@ The request-shaped parts live beside it: `reads` (one object, selections, list a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
-from kubesim import admission, bodies, crds, deletion, fields, meta, patches, reads, services
+from kubesim import admission, bodies, conversion, crds, deletion, fields, meta, patches, reads, services
 from kubesim import scale as scales
 from kubesim.bodies import APPLY
 from kubesim.calls import Call, Reply
@@ -26,6 +27,7 @@ from kubesim.errors import (
     already_exists,
     bad_request,
     bad_value,
+    conflict,
     forbidden,
     invalid,
     not_found,
@@ -34,8 +36,23 @@ from kubesim.errors import (
 )
 from kubesim.registry import Registry
 from kubesim.resources import CRD_TYPE, DEFAULT_NAMESPACES, NAMESPACE_TYPE, ResourceType
-from kubesim.storage import Entry, Store, dumps
+from kubesim.storage import Entry, Store
 from kubesim.watch import WatchEvent, watch
+
+W = TypeVar("W", bound=Callable[..., Any])
+
+
+def _settled(method: W) -> W:
+    """A write verb answers only once what it wrote is committed (`Store.settle`, group commit)."""
+
+    @functools.wraps(method)
+    def run(self: Cluster, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self.store.settle()
+
+    return run  # type: ignore[return-value]
 
 
 class Cluster:
@@ -47,6 +64,10 @@ class Cluster:
         self.registry = Registry(store)
         # Told the uid of every object that went away, so the garbage collector can act.
         self.on_delete = on_delete or (lambda uid: None)
+        self._allocations = services.Allocations()  # cluster IPs and node ports, under store.lock
+        # Called with every object a create or update is about to store (the server's RBAC
+        # escalation check, `kubesim.access`); raises ApiError to refuse it.
+        self.write_check: Callable[[ResourceType, dict[str, Any]], None] = lambda rtype, obj: None
         with store.lock:
             for ns in DEFAULT_NAMESPACES:
                 if store.get(NAMESPACE_TYPE.storage_key, "", ns) is None:
@@ -60,10 +81,9 @@ class Cluster:
 
     def get(self, call: Call) -> Reply:
         entry = reads.existing(self.store, call)
-        obj = reads.present(call.rtype, entry)
         if call.subresource == "scale":
-            return Reply(200, scales.scale_of(call.rtype, obj))
-        return Reply(200, obj)
+            return Reply(200, scales.scale_of(call.rtype, reads.view(call.rtype, entry)))
+        return reads.answer(call.rtype, entry)
 
     def list_objects(self, call: Call) -> Reply:
         rtype = call.rtype
@@ -76,9 +96,11 @@ class Cluster:
 
     # -- writes ------------------------------------------------------------------------------
 
+    @_settled
     def create(self, call: Call) -> Reply:
         rtype = call.rtype
-        obj = bodies.read_body(call)
+        decoded = bodies.read_body(call)
+        obj = decoded.obj
         bodies.check_gvk(rtype, obj)
         obj.setdefault("apiVersion", rtype.api_version)
         obj.setdefault("kind", rtype.kind)
@@ -98,7 +120,7 @@ class Cluster:
                 )
         dry = call.dry_run
         manager = call.manager()
-        warnings = bodies.field_validation(call, obj)
+        warnings = bodies.field_validation(call, decoded, obj)
         with self.store.lock:
             reply = self._create(rtype, obj, manager, dry_run=dry)
         reply.warnings = warnings
@@ -131,17 +153,19 @@ class Cluster:
             obj = fields.update(rtype, None, obj, manager, subresource="", now=now).object
         admission.stamp_new(rtype, obj, name, ns, now)
         if rtype.is_core("Service"):
-            services.allocate(obj, (e.obj for e in self.store.items(rtype.storage_key)))
+            services.allocate(obj, self._service_allocations(rtype))
         admission.fold_string_data(rtype, obj)
         admission.admit(rtype, None, obj)
+        self.write_check(rtype, obj)
         if dry_run:
             return Reply(201, obj)
         entry = self._store(rtype, obj)
         if rtype.storage_key == CRD_TYPE.storage_key:
             self._crd_established(entry)
             entry = self.store.get(rtype.storage_key, "", name) or entry
-        return Reply(201, reads.present(rtype, entry))
+        return reads.answer(rtype, entry, 201)
 
+    @_settled
     def internal_create(self, rtype: ResourceType, obj: dict[str, Any], manager: str) -> Entry:
         obj.setdefault("metadata", {})
         _place(rtype, obj["metadata"], obj["metadata"].get("namespace", ""))
@@ -153,9 +177,11 @@ class Cluster:
             assert entry is not None
             return entry
 
+    @_settled
     def update(self, call: Call) -> Reply:
         rtype = call.rtype
-        obj = bodies.read_body(call)
+        decoded = bodies.read_body(call)
+        obj = decoded.obj
         if call.subresource == "scale":
             return self._update_scale(call, obj)
         bodies.check_gvk(rtype, obj)
@@ -179,8 +205,10 @@ class Cluster:
                     call.name,
                     [bad_value("metadata.resourceVersion", "0x0", "must be specified for an update")],
                 )
-            return self._write_back(call, entry, obj, manager, dry_run=dry)
+            return self._write_back(call, entry, obj, manager, dry_run=dry,
+                                    validate=lambda: bodies.field_validation(call, decoded, obj))
 
+    @_settled
     def patch(self, call: Call) -> Reply:
         dry = patches.check_options(call)
         if call.content_type == APPLY:
@@ -193,30 +221,42 @@ class Cluster:
             live = reads.present(rtype, entry)
             if call.subresource == "scale":
                 live = scales.scale_of(rtype, live)
-            new = patches.patched(call, live, patch)
+            new = patches.patched(call, live, patch.obj)
             if call.subresource == "scale":
                 return self._update_scale(call, new, locked_entry=entry)
             bodies.check_gvk(rtype, new)
             pm = new.setdefault("metadata", {})
             if pm.get("name") != call.name:
                 raise bad_request("the name of the object may not be changed by a patch")
-            return self._write_back(call, entry, new, manager, dry_run=dry)
+            return self._write_back(call, entry, new, manager, dry_run=dry,
+                                    validate=lambda: patches.validate(call, patch, new))
 
     def _write_back(
-        self, call: Call, entry: Entry, new: dict[str, Any], manager: str, *, dry_run: bool
+        self, call: Call, entry: Entry, new: dict[str, Any], manager: str, *, dry_run: bool,
+        validate: Callable[[], list[str]],
     ) -> Reply:
         """The end of PUT and non-apply PATCH: the body's preconditions, field validation, the write."""
         m = new["metadata"]
         _check_rv(call, entry, m)
         admission.check_uid(call.rtype, entry, m)
-        warnings = bodies.field_validation(call, new)
+        warnings = validate()
         reply = self._replace(call.rtype, entry, new, manager, call.subresource, dry_run=dry_run)
         reply.warnings = warnings
         return reply
 
     def _apply(self, call: Call, force: bool, dry_run: bool) -> Reply:
         rtype = call.rtype
-        config = patches.apply_config(call)
+        if call.subresource == "scale":
+            config = scales.apply_config(rtype, call.name, bodies.decode(call.body, allow_yaml=True))
+            reply = self._apply_config(call, config, force, dry_run)
+            return Reply(reply.code, scales.scale_of(rtype, reply.json()))
+        config, warnings = patches.apply_config(call)
+        reply = self._apply_config(call, config, force, dry_run)
+        reply.warnings = warnings
+        return reply
+
+    def _apply_config(self, call: Call, config: dict[str, Any], force: bool, dry_run: bool) -> Reply:
+        rtype = call.rtype
         fields.check_bytes(rtype, config)
         manager = call.manager()  # the required fieldManager, at most 128 bytes
         with self.store.lock:
@@ -224,17 +264,22 @@ class Cluster:
             if entry is None:
                 if call.subresource:
                     raise not_found(rtype.plural, rtype.group, call.name)
+                uid = config["metadata"].get("uid")
+                if uid:
+                    raise conflict(rtype.plural, rtype.group, call.name,
+                                   f"uid mismatch: the provided object specified uid {uid}, "
+                                   "and no existing object was found")
                 base_meta: dict[str, Any] = {"name": call.name}
                 _place(rtype, base_meta, call.namespace)
                 base = {"apiVersion": rtype.api_version, "kind": rtype.kind, "metadata": base_meta}
                 return self._create(rtype, base, manager, dry_run=dry_run, apply_config=config, force=force)
             _check_rv(call, entry, config["metadata"])
-            live = reads.present(rtype, entry)
+            live = reads.view(rtype, entry)
             result = fields.apply(
                 rtype, live, config, manager, force=force, subresource=call.subresource, now=meta.now()
             )
             if not result.write_needed:
-                return Reply(200, live)
+                return reads.answer(rtype, entry)
             return self._finish(rtype, entry, result.object, call.subresource, dry_run=dry_run)
 
     def _replace(
@@ -247,24 +292,31 @@ class Cluster:
         *,
         dry_run: bool,
     ) -> Reply:
-        live = reads.present(rtype, entry)
+        live = reads.view(rtype, entry)
+        if subresource:
+            admission.subresource_managed_fields(live, new)
         new = admission.carry_over(rtype, live, new, subresource)
         result = fields.update(rtype, live, new, manager, subresource=subresource, now=meta.now())
         if not result.write_needed:
-            return Reply(200, live)
+            return reads.answer(rtype, entry)
         return self._finish(rtype, entry, result.object, subresource, dry_run=dry_run)
+
+    def _service_allocations(self, rtype: ResourceType) -> services.Allocations:
+        self._allocations.refresh([(e.rv, e.obj) for e in self.store.items(rtype.storage_key)])
+        return self._allocations
 
     def _finish(
         self, rtype: ResourceType, entry: Entry, new: dict[str, Any], subresource: str, *, dry_run: bool
     ) -> Reply:
         """Validate, bump generation, skip no-ops, store (or delete once the last finalizer is gone)."""
-        live = entry.obj
+        live = reads.view(rtype, entry)
         new = admission.carry_over(rtype, live, new, subresource)
         if rtype.is_core("Service"):
             services.keep_allocated(live, new)
-            services.allocate(new, (e.obj for e in self.store.items(rtype.storage_key)))
+            services.allocate(new, self._service_allocations(rtype))
         admission.fold_string_data(rtype, new)
         admission.admit(rtype, live, new)
+        self.write_check(rtype, new)
         m = new["metadata"]
         if rtype.generation:
             gen = int(live.get("metadata", {}).get("generation") or 1)
@@ -272,8 +324,8 @@ class Cluster:
             keep_status = not (rtype.crd and not rtype.status)
             m["generation"] = gen + 1 if meta.spec_changed(live, new, ignore_status=keep_status) else gen
         m["resourceVersion"] = live["metadata"].get("resourceVersion")
-        if new == live or _same(new, live):
-            return Reply(200, reads.present(rtype, entry))
+        if new == live or meta.same_but_managed_times(new, live):
+            return reads.answer(rtype, entry)
         if dry_run:
             return Reply(200, new)
         if m.get("deletionTimestamp") and not m.get("finalizers"):
@@ -283,14 +335,19 @@ class Cluster:
         if rtype.storage_key == CRD_TYPE.storage_key:
             self._crd_established(stored)
             stored = self.store.get(rtype.storage_key, "", m["name"]) or stored
-        return Reply(200, reads.present(rtype, stored))
+        return reads.answer(rtype, stored)
 
     def _store(self, rtype: ResourceType, obj: dict[str, Any]) -> Entry:
         m = obj["metadata"]
         ns, name = str(m.get("namespace") or ""), str(m["name"])
-        existed = self.store.get(rtype.storage_key, ns, name) is not None
+        existing = self.store.get(rtype.storage_key, ns, name)
+        existed = existing is not None
+        stored_version = existing.obj.get("apiVersion") if existing else None
+        obj = conversion.for_storage(rtype.storage_key, obj, stored_version)
+        m = obj["metadata"]
         m["resourceVersion"] = str(self.store.next_rv())
-        return self.store.put(rtype.storage_key, ns, name, obj, "MODIFIED" if existed else "ADDED")
+        event = "MODIFIED" if existed else "ADDED"
+        return self.store.put(rtype.storage_key, ns, name, obj, event, defer=True)
 
     def _crd_established(self, entry: Entry) -> None:
         """The apiextensions controllers' status write: names accepted, established."""
@@ -305,11 +362,12 @@ class Cluster:
             CRD_TYPE, entry.obj, crd, "kube-apiserver", subresource="status", now=meta.now()
         ).object
         new["metadata"]["resourceVersion"] = str(self.store.next_rv())
-        self.store.put(CRD_TYPE.storage_key, "", crd["metadata"]["name"], new, "MODIFIED")
+        self.store.put(CRD_TYPE.storage_key, "", crd["metadata"]["name"], new, "MODIFIED", defer=True)
         self.registry.invalidate()
 
     # -- delete ------------------------------------------------------------------------------
 
+    @_settled
     def delete(self, call: Call) -> Reply:
         opts = deletion.delete_options(call)
         with self.store.lock:
@@ -352,10 +410,11 @@ class Cluster:
     def _remove(self, rtype: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
         m = obj["metadata"]
         m["resourceVersion"] = str(self.store.next_rv())
-        self.store.delete(rtype.storage_key, str(m.get("namespace") or ""), m["name"], obj)
+        self.store.delete(rtype.storage_key, str(m.get("namespace") or ""), m["name"], obj, defer=True)
         self.on_delete(m["uid"])
         return obj
 
+    @_settled
     def orphan(self, uid: str) -> None:
         """Drop the ownerReferences to uid from its dependents (the "orphan" finalizer's work)."""
         with self.store.lock:
@@ -388,6 +447,7 @@ class Cluster:
                 return t
         return versions[0] if versions else None
 
+    @_settled
     def delete_collection(self, call: Call) -> Reply:
         entries, _, _ = reads.select(
             self.store,
@@ -426,6 +486,7 @@ class Cluster:
         )
 
     # Controllers use these: delete by identity, and drop a finalizer.
+    @_settled
     def delete_entry(self, res: str, entry: Entry, policy: str | None = "Background") -> None:
         with self.store.lock:
             current = self.store.get(
@@ -436,6 +497,7 @@ class Cluster:
                 return
             self._delete(rtype, current, policy, dry_run=False)
 
+    @_settled
     def remove_finalizer(self, res: str, entry: Entry, finalizer: str) -> None:
         with self.store.lock:
             m = entry.obj["metadata"]
@@ -457,6 +519,7 @@ class Cluster:
                 if still is not None:
                     self._remove(rtype, still.load())
 
+    @_settled
     def write_status(self, rtype: ResourceType, entry: Entry, status: dict[str, Any], manager: str) -> None:
         """A controller's status write (the workload simulator's), attributed to its manager; skipped
         when the object changed since the controller looked at it (it will look again)."""
@@ -501,8 +564,7 @@ class Cluster:
             obj = reads.present(rtype, entry)
             meta.set_path(obj, rtype.scale_paths[0], replicas)
             reply = self._replace(rtype, entry, obj, manager, "scale", dry_run=dry)
-            assert reply.body is not None
-            return Reply(reply.code, scales.scale_of(rtype, reply.body))
+            return Reply(reply.code, scales.scale_of(rtype, reply.json()))
 
 
 def _check_rv(call: Call, entry: Entry, m: dict[str, Any]) -> None:
@@ -510,10 +572,6 @@ def _check_rv(call: Call, entry: Entry, m: dict[str, Any]) -> None:
     rv = m.get("resourceVersion")
     if rv and str(rv) != str(entry.rv):
         raise stale(call.rtype.plural, call.rtype.group, call.name)
-
-
-def _same(new: dict[str, Any], live: dict[str, Any]) -> bool:
-    return dumps(new) == dumps(live)
 
 
 def _place(rtype: ResourceType, m: dict[str, Any], url_ns: str) -> None:

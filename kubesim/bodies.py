@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import json
 from typing import Any
 
 import yaml
 
-from kubesim import fields, protobuf
+from kubesim import fields, protobuf, validation
 from kubesim.calls import Call
 from kubesim.errors import ApiError, bad_request, unsupported_media_type
 from kubesim.resources import ResourceType
+from kubesim.validation import Decoded
 
 APPLY = "application/apply-patch+yaml"
 MERGE = "application/merge-patch+json"
@@ -26,44 +26,57 @@ try:  # the C loader is ~10x faster; fall back when PyYAML was built without lib
     _YamlLoader: Any = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover
     _YamlLoader = yaml.SafeLoader
+_YamlDupLoader = validation.yaml_duplicates(_YamlLoader)
 
 
 BODY_TYPES = ["application/json", "application/yaml"]
 
 
-def read_body(call: Call) -> dict[str, Any]:
+def read_body(call: Call) -> Decoded:
     """A create/update body: JSON, YAML, or protobuf for the kinds kubectl's typed generators send
     that way (`kubesim.protobuf.KINDS`); else a 415."""
     if call.content_type == protobuf.MEDIA_TYPE:
         try:
-            return protobuf.decode(call.body)
+            return Decoded(protobuf.decode(call.body))
         except protobuf.NotRead as exc:
             raise ApiError(415, "UnsupportedMediaType", f"{exc}; send {', '.join(BODY_TYPES)}") from None
         except protobuf.ProtobufError as exc:
             raise bad_request(f"the protobuf body could not be decoded: {exc}") from None
     if call.content_type not in ("", *BODY_TYPES, "text/plain"):
         raise unsupported_media_type(call.content_type, BODY_TYPES)
-    return decode(call.body, allow_yaml=call.content_type in YAML_TYPES)
+    return decode_body(call.body, allow_yaml=call.content_type in YAML_TYPES)
 
 
 def decode(body: bytes, *, allow_yaml: bool) -> dict[str, Any]:
-    """Parse a request body; a client's malformed document is a 400, never a 500."""
+    """Parse a request body into an object; a client's malformed document is a 400, never a 500."""
+    obj: dict[str, Any] = decode_body(body, allow_yaml=allow_yaml).obj
+    return obj
+
+
+def decode_body(body: bytes, *, allow_yaml: bool, want_object: bool = True) -> Decoded:
+    """Parse a request body, noting repeated keys (`kubesim.validation`); 400 when unreadable."""
     if not body.strip():
         raise bad_request("the body of the request was empty")
     try:
-        obj = json.loads(body, parse_constant=_no_constant)
+        decoded = validation.loads_json(body, parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:
         if not allow_yaml:
             raise bad_request(f"the body of the request could not be decoded as JSON: {exc}") from None
+        loader = _YamlDupLoader(body)
         try:
-            obj = _jsonable(yaml.load(body, Loader=_YamlLoader))
+            decoded = Decoded(_jsonable(loader.get_single_data()), loader.duplicates, yaml=True)
         except (yaml.YAMLError, ValueError, RecursionError) as yexc:
             raise bad_request(f"error decoding YAML: {yexc}") from None
+        finally:
+            loader.dispose()
+    if not want_object:
+        return decoded
+    obj = decoded.obj
     if not isinstance(obj, dict):
         raise bad_request(f"the body of the request must be a JSON object, not {type(obj).__name__}")
     if not isinstance(obj.get("metadata", {}), dict):
         raise bad_request("metadata must be an object")
-    return obj
+    return decoded
 
 
 def _no_constant(name: str) -> Any:
@@ -117,18 +130,7 @@ def check_gvk(rtype: ResourceType, obj: dict[str, Any]) -> None:
         raise bad_request(f"the kind in the data ({kind}) does not match the expected kind ({rtype.kind})")
 
 
-def field_validation(call: Call, obj: dict[str, Any]) -> list[str]:
-    """Types first (a 400, as Go decoding), then fieldValidation: Strict rejects undeclared fields
-    (400), Warn (the default) reports them, Ignore drops them silently."""
+def field_validation(call: Call, decoded: Decoded, obj: dict[str, Any]) -> list[str]:
+    """Types first (a 400, as Go decoding), then fieldValidation (`kubesim.validation`)."""
     fields.check_types(call.rtype, obj)
-    mode = call.query.get("fieldValidation") or "Warn"
-    if mode not in ("Strict", "Warn", "Ignore"):
-        raise bad_request(
-            f'fieldValidation: Unsupported value: "{mode}": supported values: "Ignore", "Strict", "Warn"'
-        )
-    if mode == "Ignore":
-        return []
-    unknown = fields.unknown_fields(call.rtype, obj)
-    if unknown and mode == "Strict":
-        raise bad_request("strict decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown))
-    return [f'unknown field "{u}"' for u in unknown]
+    return validation.check_object(call, decoded, obj)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,5 +59,12 @@ class Call:
 class Reply:
     code: int
     body: dict[str, Any] | None = None
-    text: str | None = None  # pre-encoded JSON (lists)
+    text: str | None = None  # pre-encoded JSON (lists, and stored objects sent as they are stored)
     warnings: list[str] = field(default_factory=list)
+
+    def json(self) -> dict[str, Any]:
+        """The answer as an object (decoded from `text` when it was sent pre-encoded)."""
+        if self.body is not None:
+            return self.body
+        obj: dict[str, Any] = json.loads(self.text or "{}")
+        return obj

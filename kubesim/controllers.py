@@ -66,6 +66,8 @@ class Controllers:
             try:
                 if woke:
                     self._wake.clear()
+                    assert self._cluster is not None
+                    self._cluster.store.sync()  # the deletion that woke us is committed, so visible
                     for _ in range(50):  # until a pass changes nothing
                         if not self.collect() or self._stop.is_set():
                             break
@@ -93,13 +95,12 @@ class Controllers:
             if not refs or m.get("deletionTimestamp"):
                 continue
             owners = [uids.get(str(r.get("uid"))) for r in refs]
-            if all(o is None for o in owners) or any(
-                o is not None
-                and FOREGROUND_FINALIZER in (o[1].obj["metadata"].get("finalizers") or [])
-                and o[1].obj["metadata"].get("deletionTimestamp")
-                for o in owners
-            ):
-                cluster.delete_entry(res, e, "Background")
+            waiting = any(o is not None and _deleting_dependents(o[1]) for o in owners)
+            if waiting or all(o is None for o in owners):
+                # A dependent whose owner waits for it and that has dependents itself goes the same
+                # way (the garbage collector's attemptToDeleteItem), so the deepest go first.
+                has_own = waiting and any(_refers_to(d.obj, m.get("uid")) for _, d in entries)
+                cluster.delete_entry(res, e, "Foreground" if has_own else "Background")
                 changed = True
         for res, e in entries:
             m = e.obj.get("metadata", {})
@@ -109,7 +110,10 @@ class Controllers:
                 cluster.orphan(m["uid"])
                 cluster.remove_finalizer(res, e, ORPHAN_FINALIZER)
                 changed = True
-            elif FOREGROUND_FINALIZER in (m.get("finalizers") or []) and not cluster.dependents(m["uid"]):
+            elif FOREGROUND_FINALIZER in (m.get("finalizers") or []) and not any(
+                _blocks(d.obj, m["uid"]) for _, d in cluster.dependents(m["uid"])
+            ):
+                # Only dependents whose reference says blockOwnerDeletion hold the owner back.
                 cluster.remove_finalizer(res, e, FOREGROUND_FINALIZER)
                 changed = True
             elif res == NAMESPACE_TYPE.storage_key:
@@ -148,13 +152,15 @@ class Controllers:
                     str(m.get("namespace") or ""),
                     m["name"],
                     {**e.load(), "metadata": {**m, "resourceVersion": str(cluster.store.next_rv())}},
+                    defer=True,
                 )
             current = cluster.store.get(CRD_TYPE.storage_key, "", crd.obj["metadata"]["name"])
             if current is not None:
                 final = current.load()
                 final["metadata"]["resourceVersion"] = str(cluster.store.next_rv())
-                cluster.store.delete(CRD_TYPE.storage_key, "", final["metadata"]["name"], final)
+                cluster.store.delete(CRD_TYPE.storage_key, "", final["metadata"]["name"], final, defer=True)
                 cluster.registry.invalidate()
+        cluster.store.settle()
         return True
 
     # -- workload simulator ------------------------------------------------------------------
@@ -302,6 +308,21 @@ class Controllers:
             ],
         }
         cluster.write_status(_JOB, e, done, SIMULATOR)
+
+
+def _deleting_dependents(owner: Entry) -> bool:
+    m = owner.obj["metadata"]
+    return bool(m.get("deletionTimestamp")) and FOREGROUND_FINALIZER in (m.get("finalizers") or [])
+
+
+def _refers_to(obj: dict[str, Any], uid: Any) -> bool:
+    refs = obj.get("metadata", {}).get("ownerReferences") or []
+    return any(isinstance(r, dict) and r.get("uid") == uid for r in refs)
+
+
+def _blocks(obj: dict[str, Any], uid: str) -> bool:
+    refs = obj.get("metadata", {}).get("ownerReferences") or []
+    return any(isinstance(r, dict) and r.get("uid") == uid and r.get("blockOwnerDeletion") for r in refs)
 
 
 def _has_condition(status: dict[str, Any], kind: str, value: str) -> bool:

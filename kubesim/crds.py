@@ -149,14 +149,22 @@ def status_for(crd: dict[str, Any], when: str) -> dict[str, Any]:
     for v in storage:
         if v not in stored:
             stored.append(v)
+    ours = [
+        _condition(old, "NamesAccepted", "NoConflicts", "no conflicts found", when),
+        _condition(old, "Established", "InitialNamesAccepted", "the initial names have been accepted", when),
+    ]
+    # SetCRDCondition: the controllers set their conditions in place and leave the others alone.
+    conditions = [c for c in old.get("conditions") or [] if isinstance(c, dict)]
+    for cond in ours:
+        at = [i for i, c in enumerate(conditions) if c.get("type") == cond["type"]]
+        if at:
+            conditions[at[0]] = cond
+        else:
+            conditions.append(cond)
     return {
+        **{k: v for k, v in old.items() if k not in ("acceptedNames", "conditions", "storedVersions")},
         "acceptedNames": names,
-        "conditions": [
-            _condition(old, "NamesAccepted", "NoConflicts", "no conflicts found", when),
-            _condition(
-                old, "Established", "InitialNamesAccepted", "the initial names have been accepted", when
-            ),
-        ],
+        "conditions": conditions,
         "storedVersions": stored,
     }
 

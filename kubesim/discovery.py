@@ -10,7 +10,37 @@ from __future__ import annotations
 import platform
 from typing import Any
 
-from kubesim.resources import ResourceType, group_versions, resource_entries
+from kubesim.resources import ResourceType, resource_entries
+from kubesim.resources import group_versions as _stored_group_versions
+
+
+def _virtual(name: str, kind: str, namespaced: bool = False) -> dict[str, Any]:
+    return {"name": name, "singularName": "", "namespaced": namespaced, "kind": kind, "verbs": ["create"]}
+
+
+# The create-only resources kubesim answers without storing anything (`kubesim.reviews`).
+VIRTUAL: dict[tuple[str, str], list[dict[str, Any]]] = {
+    ("authentication.k8s.io", "v1"): [
+        _virtual("selfsubjectreviews", "SelfSubjectReview"),
+        _virtual("tokenreviews", "TokenReview"),
+    ],
+    ("authorization.k8s.io", "v1"): [
+        _virtual("localsubjectaccessreviews", "LocalSubjectAccessReview", True),
+        _virtual("selfsubjectaccessreviews", "SelfSubjectAccessReview"),
+        _virtual("selfsubjectrulesreviews", "SelfSubjectRulesReview"),
+        _virtual("subjectaccessreviews", "SubjectAccessReview"),
+    ],
+}
+
+
+def group_versions(types: list[ResourceType]) -> dict[str, list[str]]:
+    """group → versions served, the stored types' and the virtual ones'."""
+    out = _stored_group_versions(types)
+    for group, version in VIRTUAL:
+        versions = out.setdefault(group, [])
+        if version not in versions:
+            versions.append(version)
+    return out
 
 VERSION = {
     "major": "1",
@@ -35,14 +65,15 @@ def api_versions(address: str) -> dict[str, Any]:
 
 def resource_list(types: list[ResourceType], group: str, version: str) -> dict[str, Any] | None:
     mine = [t for t in types if t.group == group and t.version == version]
-    if not mine:
+    virtual = VIRTUAL.get((group, version), [])
+    if not mine and not virtual:
         return None
     gv = f"{group}/{version}" if group else version
     return {
         "kind": "APIResourceList",
         "apiVersion": "v1",
         "groupVersion": gv,
-        "resources": resource_entries(mine),
+        "resources": resource_entries(mine) + [dict(v) for v in virtual],
     }
 
 

@@ -6,6 +6,7 @@ import copy
 import datetime as dt
 import re
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -30,7 +31,16 @@ _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
 def now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The current time as Kubernetes writes it (RFC 3339, whole seconds, UTC)."""
+    global _NOW
+    second = int(time.time())
+    cached = _NOW  # one tuple: threads see the old pair or the new one, never half of each
+    if cached[0] != second:  # formatted once a second: every write stamps one or more times
+        cached = _NOW = (second, dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return cached[1]
+
+
+_NOW: tuple[int, str] = (-1, "")
 
 
 def generated_name(prefix: str) -> str:
@@ -51,9 +61,14 @@ NAME_RULES = {
 
 
 def validate_name(name: str, *, rule: str = "subdomain", path: str = "metadata.name") -> list[Cause]:
-    """Names are DNS-1123 subdomains, except Namespaces (DNS-1123 labels) and Services (DNS-1035)."""
+    """Names are DNS-1123 subdomains, except Namespaces (DNS-1123 labels), Services (DNS-1035) and
+    RBAC objects (path segments: `system:basic-user`)."""
     if not name:
         return [required(path, "name or generateName is required")]
+    if rule == "path":  # RBAC objects: any path segment (ValidatePathSegmentName)
+        if name in (".", ".."):
+            return [bad_value(path, name, f"may not be '{name}'")]
+        return [bad_value(path, name, f"may not contain '{c}'") for c in "/%" if c in name]
     pattern, msg, limit = NAME_RULES[rule]
     causes = []
     if len(name) > limit:
@@ -140,6 +155,25 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 def without(obj: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {k: v for k, v in obj.items() if k not in keys}
+
+
+def same_but_managed_times(new: dict[str, Any], live: dict[str, Any]) -> bool:
+    """apiserver's IgnoreManagedFieldsTimestampsTransformer: a write whose only change is the time of
+    some managedFields entries is no change at all (the old times stay, nothing is written)."""
+    nm, lm = new.get("metadata"), live.get("metadata")
+    if not isinstance(nm, dict) or not isinstance(lm, dict):
+        return False
+    nf, lf = nm.get("managedFields"), lm.get("managedFields")
+    if not isinstance(nf, list) or not isinstance(lf, list) or len(nf) != len(lf):
+        return False
+    for a, b in zip(nf, lf, strict=True):
+        if not isinstance(a, dict) or not isinstance(b, dict):
+            return False
+        if a.keys() - {"time"} != b.keys() - {"time"} or any(a[k] != b[k] for k in a if k != "time"):
+            return False
+    return without(new, "metadata") == without(live, "metadata") and without(nm, "managedFields") == without(
+        lm, "managedFields"
+    )
 
 
 def spec_changed(old: dict[str, Any], new: dict[str, Any], *, ignore_status: bool = True) -> bool:

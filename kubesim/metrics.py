@@ -36,6 +36,7 @@ class _StoredObjects:
 
 class Metrics:
     def __init__(self, store: Store) -> None:
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "apiserver_request",
@@ -59,9 +60,16 @@ class Metrics:
         self.registry.register(_StoredObjects(store))
 
     def observe(self, verb: str, resource: str, code: int, seconds: float) -> None:
-        self.requests.labels(verb, resource, str(code)).inc()
-        if verb != "WATCH":
-            self.latency.labels(verb, resource).observe(seconds)
+        key = (verb, resource, code)
+        children = self._children.get(key)
+        if children is None:  # looking a child up by labels costs more than the observation
+            children = self._children[key] = (
+                self.requests.labels(verb, resource, str(code)),
+                self.latency.labels(verb, resource) if verb != "WATCH" else None,
+            )
+        children[0].inc()
+        if children[1] is not None:
+            children[1].observe(seconds)
 
     def render(self) -> bytes:
         data: bytes = generate_latest(self.registry)

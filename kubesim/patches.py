@@ -5,15 +5,15 @@ body (no managedFields, the URL's apiVersion, kind, name and namespace)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import jsonpatch
 
-from kubesim import fields, meta
-from kubesim.bodies import APPLY, JSON_PATCH, MERGE, PATCH_TYPES, STRATEGIC, decode
+from kubesim import fields, meta, validation
+from kubesim.bodies import APPLY, JSON_PATCH, MERGE, PATCH_TYPES, STRATEGIC, decode_body
 from kubesim.calls import Call
 from kubesim.errors import ApiError, Cause, bad_request, invalid, required, unsupported_media_type
+from kubesim.validation import Decoded
 
 NAMESPACE_MISMATCH = "the namespace of the provided object does not match the namespace sent on the request"
 
@@ -38,17 +38,25 @@ def forced(call: Call) -> bool:
     return call.query.get("force") in ("true", "1", "True")
 
 
-def decode_patch(call: Call) -> Any:
+def decode_patch(call: Call) -> Decoded:
     """A JSON patch's operations, or a merge/strategic patch document; 400 when unreadable."""
     if call.content_type != JSON_PATCH:
-        return decode(call.body, allow_yaml=False)
+        return decode_body(call.body, allow_yaml=False)
     try:
-        ops = json.loads(call.body)
-    except ValueError as exc:
-        raise bad_request(f"the JSON patch could not be decoded: {exc}") from None
-    if not isinstance(ops, list):
+        decoded = decode_body(call.body, allow_yaml=False, want_object=False)
+    except ApiError as exc:
+        raise bad_request(f"the JSON patch could not be decoded: {exc.message}") from None
+    if not isinstance(decoded.obj, list):
         raise bad_request("a JSON patch must be a list of operations")
-    return ops
+    return decoded
+
+
+def validate(call: Call, patch: Decoded, new: dict[str, Any]) -> list[str]:
+    """fieldValidation of a patch: its own unknown and repeated fields, then the patched object's."""
+    fields.check_types(call.rtype, new)
+    if call.content_type == JSON_PATCH:  # the operations' own repeats are reported as theirs
+        return validation.check_patch(call, [], new, validation.json_patch_problems(patch))
+    return validation.check_patch(call, patch.duplicates, new, [])
 
 
 def patched(call: Call, live: dict[str, Any], patch: Any) -> dict[str, Any]:
@@ -77,10 +85,13 @@ def patched(call: Call, live: dict[str, Any], patch: Any) -> dict[str, Any]:
     return out
 
 
-def apply_config(call: Call) -> dict[str, Any]:
-    """The decoded body of an apply patch, checked against the URL (400s as the real server words them)."""
+def apply_config(call: Call) -> tuple[dict[str, Any], list[str]]:
+    """The decoded body of an apply patch, checked against the URL (400s as the real server words
+    them), and the warnings fieldValidation gives about it."""
     rtype = call.rtype
-    config = decode(call.body, allow_yaml=True)
+    decoded = decode_body(call.body, allow_yaml=True)
+    warnings = validation.check_apply(call, decoded)
+    config: dict[str, Any] = decoded.obj
     cm = config.get("metadata")
     if not isinstance(cm, dict):
         cm = config["metadata"] = {}
@@ -99,4 +110,4 @@ def apply_config(call: Call) -> dict[str, Any]:
         )
     if rtype.namespaced and cm.get("namespace") not in (None, "", call.namespace):
         raise bad_request(NAMESPACE_MISMATCH)
-    return config
+    return config, warnings

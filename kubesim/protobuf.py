@@ -197,6 +197,19 @@ MESSAGES: dict[str, dict[int, tuple[str, str]]] = {
         9: ("completionMode", "str"),
         10: ("suspend", "bool*"),
     },
+    # autoscaling/v1 (kubectl autoscale)
+    "HorizontalPodAutoscaler": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("spec", "HorizontalPodAutoscalerSpec"),
+        3: ("status", "skip"),
+    },
+    "HorizontalPodAutoscalerSpec": {
+        1: ("scaleTargetRef", "CrossVersionObjectReference"),
+        2: ("minReplicas", "int*"),
+        3: ("maxReplicas", "int"),
+        4: ("targetCPUUtilizationPercentage", "int*"),
+    },
+    "CrossVersionObjectReference": {1: ("kind", "str"), 2: ("name", "str"), 3: ("apiVersion", "str")},
     # rbac.authorization.k8s.io/v1
     "Role": {1: ("metadata", "ObjectMeta"), 2: ("rules", "[PolicyRule]")},
     "ClusterRole": {
@@ -220,6 +233,61 @@ MESSAGES: dict[str, dict[int, tuple[str, str]]] = {
     },
     "Subject": {1: ("kind", "str"), 2: ("apiGroup", "str"), 3: ("name", "str"), 4: ("namespace", "str")},
     "RoleRef": {1: ("apiGroup", "str"), 2: ("kind", "str"), 3: ("name", "str")},
+    # authorization.k8s.io/v1 (kubectl auth can-i)
+    "SelfSubjectAccessReview": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("spec", "SelfSubjectAccessReviewSpec"),
+        3: ("status", "skip"),
+    },
+    "SelfSubjectAccessReviewSpec": {
+        1: ("resourceAttributes", "ResourceAttributes"),
+        2: ("nonResourceAttributes", "NonResourceAttributes"),
+    },
+    "ResourceAttributes": {
+        1: ("namespace", "str"),
+        2: ("verb", "str"),
+        3: ("group", "str"),
+        4: ("version", "str"),
+        5: ("resource", "str"),
+        6: ("subresource", "str"),
+        7: ("name", "str"),
+        8: ("fieldSelector", "skip"),
+        9: ("labelSelector", "skip"),
+    },
+    "NonResourceAttributes": {1: ("path", "str"), 2: ("verb", "str")},
+    "SubjectAccessReview": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("spec", "SubjectAccessReviewSpec"),
+        3: ("status", "skip"),
+    },
+    "SubjectAccessReviewSpec": {
+        1: ("resourceAttributes", "ResourceAttributes"),
+        2: ("nonResourceAttributes", "NonResourceAttributes"),
+        3: ("user", "str"),
+        4: ("groups", "[str]"),
+        5: ("extra", "skip"),
+        6: ("uid", "str"),
+    },
+    "SelfSubjectRulesReview": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("spec", "SelfSubjectRulesReviewSpec"),
+        3: ("status", "skip"),
+    },
+    "SelfSubjectRulesReviewSpec": {1: ("namespace", "str")},
+    # authentication.k8s.io/v1 (kubectl auth whoami, kubectl create token)
+    "SelfSubjectReview": {1: ("metadata", "ObjectMeta"), 2: ("status", "skip")},
+    "TokenRequest": {1: ("metadata", "ObjectMeta"), 2: ("spec", "TokenRequestSpec"), 3: ("status", "skip")},
+    "TokenRequestSpec": {
+        1: ("audiences", "[str]"),
+        3: ("boundObjectRef", "BoundObjectReference"),
+        4: ("expirationSeconds", "int*"),
+    },
+    "BoundObjectReference": {
+        1: ("kind", "str"),
+        2: ("apiVersion", "str"),
+        3: ("name", "str"),
+        4: ("uid", "str"),
+    },
 }
 
 # The top-level kinds read, by (apiVersion, kind).
@@ -232,10 +300,16 @@ KINDS = {
     ("v1", "Pod"),
     ("apps/v1", "Deployment"),
     ("batch/v1", "Job"),
+    ("autoscaling/v1", "HorizontalPodAutoscaler"),
     ("rbac.authorization.k8s.io/v1", "Role"),
     ("rbac.authorization.k8s.io/v1", "ClusterRole"),
     ("rbac.authorization.k8s.io/v1", "RoleBinding"),
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview"),
+    ("authorization.k8s.io/v1", "SubjectAccessReview"),
+    ("authorization.k8s.io/v1", "SelfSubjectRulesReview"),
+    ("authentication.k8s.io/v1", "SelfSubjectReview"),
+    ("authentication.k8s.io/v1", "TokenRequest"),
 }
 
 

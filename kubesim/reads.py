@@ -8,8 +8,8 @@ import binascii
 import json
 from typing import Any
 
-from kubesim import selectors
-from kubesim.calls import Call
+from kubesim import conversion, selectors
+from kubesim.calls import Call, Reply
 from kubesim.errors import bad_request, gone, not_found
 from kubesim.resources import ResourceType
 from kubesim.selectors import parse_fields, parse_labels
@@ -18,9 +18,23 @@ from kubesim.storage import Entry, Store, dumps
 
 def present(rtype: ResourceType, entry: Entry) -> dict[str, Any]:
     """A private copy of the stored object, in the version the client asked for."""
-    obj = entry.load()
-    obj["apiVersion"] = rtype.api_version
-    return obj
+    return conversion.to_version(rtype.storage_key, entry.load(), rtype.api_version)
+
+
+def view(rtype: ResourceType, entry: Entry) -> dict[str, Any]:
+    """The stored object in the client's version, READ-ONLY: the cached one when no conversion is
+    needed (the write paths only read `live`), else a converted private copy."""
+    if entry.obj.get("apiVersion") == rtype.api_version:
+        return entry.obj
+    return present(rtype, entry)
+
+
+def answer(rtype: ResourceType, entry: Entry, code: int = 200) -> Reply:
+    """A stored object as the answer: its stored text as is (no decoding and re-encoding) when the
+    client reads the version it is stored in."""
+    if entry.obj.get("apiVersion") == rtype.api_version:
+        return Reply(code, text=entry.text)
+    return Reply(code, present(rtype, entry))
 
 
 def existing(store: Store, call: Call) -> Entry:

@@ -23,6 +23,8 @@ class Registry:
         return self._store.last_write.get(CRD_TYPE.storage_key, 0)
 
     def _refresh(self) -> None:
+        if self._crd_stamp() == self._stamp:  # the common case, without waiting for the writer lock
+            return
         with self._lock:
             stamp = self._crd_stamp()
             if stamp == self._stamp:

@@ -105,16 +105,19 @@ BUILTINS: tuple[ResourceType, ...] = (
     _b("batch", "v1", "Job", "jobs", True, (), status=True, generation=True, categories=("all",)),
     _b("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", False),
     _b("coordination.k8s.io", "v1", "Lease", "leases", True),
-    _b(
-        "autoscaling",
-        "v2",
-        "HorizontalPodAutoscaler",
-        "horizontalpodautoscalers",
-        True,
-        ("hpa",),
-        status=True,
-        generation=True,
-        categories=("all",),
+    *(
+        _b(
+            "autoscaling",
+            version,
+            "HorizontalPodAutoscaler",
+            "horizontalpodautoscalers",
+            True,
+            ("hpa",),
+            status=True,
+            generation=True,
+            categories=("all",),
+        )
+        for version in ("v2", "v1")  # both read the one stored (v2) object, converted: `kubesim.conversion`
     ),
     _b("rbac.authorization.k8s.io", "v1", "Role", "roles", True),
     _b("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True),
@@ -171,6 +174,18 @@ def resource_entries(types: list[ResourceType]) -> list[dict[str, Any]]:
                     "namespaced": t.namespaced,
                     "kind": t.kind,
                     "verbs": ["get", "patch", "update"],
+                }
+            )
+        if t.is_core("ServiceAccount"):
+            out.append(
+                {
+                    "name": "serviceaccounts/token",
+                    "singularName": "",
+                    "namespaced": True,
+                    "group": "authentication.k8s.io",
+                    "version": "v1",
+                    "kind": "TokenRequest",
+                    "verbs": ["create"],
                 }
             )
         if t.scale:

@@ -48,3 +48,19 @@ def wanted_replicas(name: str, scale: dict[str, Any]) -> int:
             [bad_value("spec.replicas", replicas, "must be greater than or equal to 0")],
         )
     return replicas
+
+
+def apply_config(rtype: ResourceType, name: str, scale: dict[str, Any]) -> dict[str, Any]:
+    """A Scale apply body as the parent's apply configuration: the replicas and nothing else (the
+    scale subresource's field manager maps Scale's spec.replicas onto the parent's replicas path)."""
+    if scale.get("apiVersion") != "autoscaling/v1" or scale.get("kind") != "Scale":
+        raise bad_request(
+            "Incorrect version specified in apply patch. Specified patch version: "
+            f"{scale.get('apiVersion')}, expected: autoscaling/v1"
+        )
+    if (scale.get("metadata") or {}).get("managedFields") is not None:
+        raise bad_request("metadata.managedFields must be nil")
+    config: dict[str, Any] = {"apiVersion": rtype.api_version, "kind": rtype.kind, "metadata": {"name": name}}
+    meta.set_path(config, rtype.scale_paths[0], wanted_replicas(name, scale))
+    return config
+

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 
 from kubesim.calls import Reply
@@ -50,6 +49,9 @@ def columns(rtype: ResourceType) -> list[dict[str, Any]]:
         cols += [_col("Ready"), _col("Up-to-date", "integer"), _col("Available", "integer")]
     elif rtype.kind == "Job":
         cols += [_col("Status"), _col("Completions")]
+    elif rtype.kind == "HorizontalPodAutoscaler" and rtype.group == "autoscaling":
+        cols += [_col("Reference"), _col("Targets"), _col("MinPods", "integer"), _col("MaxPods", "integer"),
+                 _col("Replicas", "integer")]
     elif rtype.kind == "Pod":
         cols += [_col("Ready"), _col("Status"), _col("Restarts", "string")]
     elif rtype.is_core("Namespace"):
@@ -119,6 +121,10 @@ def row(rtype: ResourceType, obj: dict[str, Any], include: str) -> dict[str, Any
         cells += ["Complete" if done >= want else "Running", f"{done}/{want}"]
     elif rtype.kind == "Pod":
         cells += ["0/" + str(len(spec.get("containers") or [])), status.get("phase", "Pending"), "0"]
+    elif rtype.kind == "HorizontalPodAutoscaler" and rtype.group == "autoscaling":
+        ref = spec.get("scaleTargetRef") or {}
+        cells += [f"{ref.get('kind', '')}/{ref.get('name', '')}", _hpa_targets(spec, status),
+                  spec.get("minReplicas", 1), spec.get("maxReplicas", 0), status.get("currentReplicas", 0)]
     elif rtype.is_core("Namespace"):
         cells += [status.get("phase", "Active")]
     elif rtype.is_core("Service"):
@@ -149,15 +155,32 @@ def row(rtype: ResourceType, obj: dict[str, Any], include: str) -> dict[str, Any
     return out
 
 
+def _hpa_targets(spec: dict[str, Any], status: dict[str, Any]) -> str:
+    """The printer's TARGETS cell: `cpu: <unknown>/80%` per metric (v2 form; v1's single CPU target)."""
+    if "targetCPUUtilizationPercentage" in spec:
+        now = status.get("currentCPUUtilizationPercentage")
+        return f"cpu: {'<unknown>' if now is None else f'{now}%'}/{spec['targetCPUUtilizationPercentage']}%"
+    parts = []
+    for m in spec.get("metrics") or []:
+        res = (m or {}).get("resource") or {}
+        target = res.get("target") or {}
+        if "averageUtilization" in target:
+            parts.append(f"{res.get('name')}: <unknown>/{target['averageUtilization']}%")
+        elif "averageValue" in target:
+            parts.append(f"{res.get('name')}: <unknown>/{target['averageValue']}")
+        else:
+            parts.append("<unknown>")
+    return ", ".join(parts) or "<none>"
+
+
 def as_table(rtype: ResourceType, reply: Reply, query: dict[str, str]) -> Reply:
     """A get or list answer as a meta.k8s.io Table (what `kubectl get` asks for)."""
     include = query.get("includeObject", "Metadata")
-    if reply.text is not None:  # a list, pre-encoded
-        doc = json.loads(reply.text)
-        return Reply(200, table(rtype, doc["items"], doc["metadata"], include))
-    assert reply.body is not None
-    list_meta = {"resourceVersion": reply.body["metadata"].get("resourceVersion", "")}
-    return Reply(200, table(rtype, [reply.body], list_meta, include))
+    obj = reply.json()
+    if "items" in obj and isinstance(obj.get("items"), list) and obj.get("kind") == rtype.list_kind:
+        return Reply(200, table(rtype, obj["items"], obj["metadata"], include))
+    list_meta = {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
+    return Reply(200, table(rtype, [obj], list_meta, include))
 
 
 def table(

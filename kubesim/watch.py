@@ -46,7 +46,7 @@ def watch(store: Store, call: Call, stop: Callable[[], bool], timeout: float) ->
         return (lpred is None or lpred(e.labels)) and (fpred is None or fpred(e.obj))
 
     watch_list = q.get("sendInitialEvents") in ("true", "1")
-    with store.lock:
+    with store.changed:  # a committed snapshot: the initial objects and the rv they are at
         if rv_param in ("", "0") or watch_list:
             since = store.rv
             initial = [e for e in store.items(rtype.storage_key, ns) if matches(e)]

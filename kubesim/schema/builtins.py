@@ -112,7 +112,8 @@ FIELD_DEFAULTS: dict[tuple[str, str], Any] = {
 }
 
 _ROOTS_WITH_SPEC_STATUS = ("V1Deployment", "V1Job", "V1Pod", "V1Service", "V1Namespace", "V1Node",
-                           "V2HorizontalPodAutoscaler", "V1CustomResourceDefinition")
+                           "V2HorizontalPodAutoscaler", "V1HorizontalPodAutoscaler",
+                           "V1CustomResourceDefinition")
 
 #: (model, field) that are Go non-pointer structs: the API server always serialises them.
 ALWAYS_PRESENT: frozenset[tuple[str, str]] = frozenset({
@@ -168,6 +169,9 @@ BUILTIN_KINDS: tuple[BuiltinKind, ...] = (
     BuiltinKind("coordination.k8s.io", "v1", "Lease", "V1Lease", "leases", True),
     BuiltinKind("autoscaling", "v2", "HorizontalPodAutoscaler", "V2HorizontalPodAutoscaler",
                 "horizontalpodautoscalers", True, ("hpa",), status=True, categories=("all",)),
+    BuiltinKind("autoscaling", "v1", "HorizontalPodAutoscaler", "V1HorizontalPodAutoscaler",
+                "horizontalpodautoscalers", True, ("hpa",), status=True, categories=("all",),
+                package="io.k8s.api.autoscaling.v1"),
     BuiltinKind("rbac.authorization.k8s.io", "v1", "Role", "V1Role", "roles", True),
     BuiltinKind("rbac.authorization.k8s.io", "v1", "ClusterRole", "V1ClusterRole", "clusterroles", False),
     BuiltinKind("rbac.authorization.k8s.io", "v1", "RoleBinding", "V1RoleBinding", "rolebindings", True),
@@ -285,12 +289,21 @@ class _Builder:
         return self.model(t)
 
 
+#: Kinds whose status strategy (PrepareForUpdate of pkg/registry/*/*/strategy.go) resets only the
+#: spec, so a status write may change labels and annotations too.
+_STATUS_METADATA: dict[tuple[str, str], tuple[str, ...]] = {
+    (group, kind): ("labels", "annotations")
+    for group, kind in (("", "Pod"), ("", "Node"), ("", "Namespace"), ("", "Service"), ("batch", "Job"),
+                        ("autoscaling", "HorizontalPodAutoscaler"))
+}
+
+
 @functools.lru_cache(maxsize=1)
 def _build_all() -> dict[GroupVersionKind, ResourceSchema]:
     b = _Builder()
     out: dict[GroupVersionKind, ResourceSchema] = {}
     for k in BUILTIN_KINDS:
-        b.current_package = _GROUP_PACKAGE[k.group]
+        b.current_package = k.package or _GROUP_PACKAGE[k.group]
         root = b.model(k.model)
         gvk = GroupVersionKind(k.group, k.version, k.kind)
         if k.model == "CoreV1Event":
@@ -305,6 +318,7 @@ def _build_all() -> dict[GroupVersionKind, ResourceSchema]:
             categories=k.categories,
             status_subresource=k.status,
             scale_subresource=k.scale,
+            status_metadata=_STATUS_METADATA.get((k.group, k.kind), ()),
             builtin=True,
             defaulter=_defaults.BUILTIN_DEFAULTERS.get(k.kind),
         )

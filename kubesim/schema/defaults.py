@@ -40,6 +40,20 @@ def _has_defaults(node: TypeNode, seen: frozenset[int] = frozenset()) -> bool:
     return result
 
 
+def _defaulting(node: TypeNode) -> tuple[tuple[str, TypeNode], ...]:
+    """The fields of a STRUCT where defaulting can add or change anything (memoised on the node):
+    those with a default, the non-pointer structs, and those with defaults below them."""
+    cached = node.defaulting
+    if cached is None:
+        cached = tuple(
+            (name, f)
+            for name, f in node.fields.items()
+            if f.default is not MISSING or name in node.present_fields or _has_defaults(f)
+        )
+        node.defaulting = cached
+    return cached
+
+
 def _copy(v: Any) -> Any:
     if isinstance(v, dict):
         return {k: _copy(x) for k, x in v.items()}
@@ -54,7 +68,7 @@ def apply_structural_defaults(value: Any, node: TypeNode) -> None:
         return
     t = node.type
     if t is NodeType.STRUCT and isinstance(value, dict):
-        for name, f in node.fields.items():
+        for name, f in _defaulting(node):
             if name not in value:
                 if f.default is not MISSING:
                     value[name] = _copy(f.default)
@@ -361,6 +375,8 @@ def default_hpa(obj: Obj) -> None:
     if spec is None:
         return
     _d(spec, "minReplicas", 1)
+    if obj.get("apiVersion") == "autoscaling/v1":
+        return  # v1 has targetCPUUtilizationPercentage, left unset (the v2 form then defaults it)
     if not spec.get("metrics"):
         spec["metrics"] = [{
             "type": "Resource",

@@ -48,6 +48,7 @@ class TypeNode:
 
     __slots__ = (
         "default",
+        "defaulting",
         "description",
         "enum",
         "field_descriptions",
@@ -112,6 +113,8 @@ class TypeNode:
         self.field_patch_strategies: dict[str, str] = {}
         #: Cache of "can defaulting add anything below this node" (None: not computed yet).
         self.has_defaults: bool | None = None
+        #: Cache of the STRUCT fields defaulting has to visit (None: not computed yet).
+        self.defaulting: tuple[tuple[str, TypeNode], ...] | None = None
         self.enum: tuple[Any, ...] = ()
         self.format = ""
         self.patch_strategy = ""
@@ -180,6 +183,9 @@ class ResourceSchema:
     status_subresource: bool = False
     #: True if the kind has a ``scale`` subresource.
     scale_subresource: bool = False
+    #: ``metadata`` fields a status write may change besides ``status`` (the registry's status
+    #: strategy resets only ``spec`` for Pods, Services, Nodes, ...; everything else for the rest).
+    status_metadata: tuple[str, ...] = ()
     #: Built-in kinds (strategic merge patch allowed); False for CRDs.
     builtin: bool = True
     #: Fill API-server defaults in place (structural defaults are applied as well).

@@ -19,6 +19,8 @@ Public API::
         after the patch.  Undeclared fields are dropped, defaults applied, the manager (an Update
         entry) takes the fields it changed, removed fields leave every manager.
 
+    conflict_error(conflicts, managed) -> ConflictError
+
     apply_strategic_merge_patch(live, patch, schema) -> dict
         Strategic merge patch for built-ins (patchMergeKey merges, ``$patch``,
         ``$setElementOrder``, ``$retainKeys``, ``$deleteFromPrimitiveList``, null deletes).
@@ -40,6 +42,12 @@ Semantics worth knowing (all as upstream):
     subresource owns only ``status`` (separate ``subresource: status`` entries).
   * ``manager == "kubectl"`` upgrades from client-side apply: conflicts on fields still holding
     their ``last-applied-configuration`` value are taken over, and the annotation is rewritten.
+  * Ownership as SMD's ToFieldSet records it: a map key (not a declared field: maps typed by
+    ``additionalProperties``, preserve-unknown objects), an empty map (``emptyDir: {}``) and a null
+    are members themselves; a map emptied by pruning stays ``{}`` (SMD v6's removingWalker).
+  * ``managedFields: []`` or ``[{}]`` in an update clears the entries and leaves the object
+    untracked; entries repeating one manager identity keep the last (apimachinery).
+  * ``conflict_error(conflicts, managed)`` builds SMD's ``ConflictsFromManagers`` error.
   * Deliberate divergence: typing errors of an apply body (duplicate keys, missing keys,
     undeclared fields) are 422 here; upstream answers them with a 500 carrying the same text.
 
@@ -55,7 +63,7 @@ Error tree: see kubesim/ssa/errors.py.
 
 from __future__ import annotations
 
-from kubesim.ssa.engine import ApplyResult, UpdateResult, apply, update
+from kubesim.ssa.engine import ApplyResult, UpdateResult, apply, conflict_error, update
 from kubesim.ssa.errors import (
     ApplyBodyError,
     Cause,
@@ -66,6 +74,7 @@ from kubesim.ssa.errors import (
     SSAError,
 )
 from kubesim.ssa.fieldpath import decode_fields_v1, encode_fields_v1
+from kubesim.ssa.managed import Managed, decode_managed_fields
 from kubesim.ssa.strategic import apply_strategic_merge_patch
 
 __all__ = [
@@ -75,12 +84,15 @@ __all__ = [
     "Conflict",
     "ConflictError",
     "InvalidObjectError",
+    "Managed",
     "PatchError",
     "SSAError",
     "UpdateResult",
     "apply",
     "apply_strategic_merge_patch",
+    "conflict_error",
     "decode_fields_v1",
+    "decode_managed_fields",
     "encode_fields_v1",
     "update",
 ]

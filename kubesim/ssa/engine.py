@@ -11,7 +11,7 @@ from kubesim.schema.defaults import default_object, drop_unknown
 from kubesim.schema.types import ResourceSchema, TypeNode
 from kubesim.ssa import fieldpath as fp
 from kubesim.ssa import last_applied, typed
-from kubesim.ssa.compare import compare
+from kubesim.ssa.compare import Comparison, compare
 from kubesim.ssa.errors import ApplyBodyError, Cause, Conflict, ConflictError, InvalidObjectError
 from kubesim.ssa.managed import (
     APPLY,
@@ -81,9 +81,7 @@ def _ignored(schema: ResourceSchema, subresource: str | None) -> fp.FieldSet:
         return {}
     if subresource == "status":
         return {"f:" + n: {fp.MEMBER: {}} for n in schema.root.fields if n not in _KEEP_ON_STATUS}
-    if subresource is None:
-        return {"f:status": {fp.MEMBER: {}}}
-    return {}
+    return {"f:status": {fp.MEMBER: {}}}  # the main resource, and scale
 
 
 def _reset(merged: dict[str, Any], live: dict[str, Any], schema: ResourceSchema, subresource: str | None,
@@ -91,20 +89,25 @@ def _reset(merged: dict[str, Any], live: dict[str, Any], schema: ResourceSchema,
     """What the registry strategies do: status writes touch only status, main writes never do."""
     if not schema.status_subresource:
         return merged
-    if subresource is None:
+    if subresource != "status":  # the main resource, and scale (which writes the replicas only)
         if "status" in live:
             merged["status"] = typed.deep_copy(live["status"])
         else:
             merged.pop("status", None)
         return merged
-    if subresource == "status":
-        out: dict[str, Any] = typed.deep_copy(live)
-        if "status" in merged:
-            out["status"] = merged["status"]
-        else:
-            out.pop("status", None)
-        return out
-    return merged
+    out: dict[str, Any] = typed.deep_copy(live)
+    if "status" in merged:
+        out["status"] = merged["status"]
+    else:
+        out.pop("status", None)
+    if schema.status_metadata:
+        meta, new_meta = out.setdefault("metadata", {}), merged.get("metadata") or {}
+        for key in schema.status_metadata:
+            if key in new_meta:
+                meta[key] = typed.deep_copy(new_meta[key])
+            else:
+                meta.pop(key, None)
+    return out
 
 
 def _set_managed(obj: dict[str, Any], managed: Managed) -> None:
@@ -117,15 +120,16 @@ def _set_managed(obj: dict[str, Any], managed: Managed) -> None:
         meta["managedFields"] = encoded
 
 
-def _conflicts(conflicts: dict[ManagerKey, fp.FieldSet], managed: Managed,
-               ) -> list[tuple[Conflict, tuple[str, ...]]]:
-    out: list[tuple[Conflict, tuple[str, ...]]] = []
+def conflict_error(conflicts: dict[ManagerKey, fp.FieldSet], managed: Managed) -> ConflictError:
+    """SMD ``ConflictsFromManagers``: one Conflict per (manager, member path), managers in key order
+    and each manager's paths in ``Set.Iterate`` order, with apimachinery's message."""
+    listed: list[tuple[Conflict, tuple[str, ...]]] = []
     for key in sorted(conflicts):
         entry = managed[key]
         for path in fp.iter_paths(conflicts[key]):
-            out.append((Conflict(fp.path_string(path), key.manager, key.operation, entry.api_version,
-                                 key.subresource), path))
-    return out
+            listed.append((Conflict(fp.path_string(path), key.manager, key.operation, entry.api_version,
+                                    key.subresource), path))
+    return ConflictError([c for c, _ in listed], paths=[p for _, p in listed])
 
 
 def _copy_managed(managed: Managed, schema: ResourceSchema | None = None) -> Managed:
@@ -250,7 +254,8 @@ def _apply(
     if last is not None and fp.difference(last.fields, new_set):
         merged = _prune(merged, managed, last.fields, root)
 
-    cmp = compare(live_clean, merged, root)
+    # A create has nothing to compare with: no other owner to conflict with, nothing removed.
+    cmp = compare(live_clean, merged, root) if not created else Comparison()
     if ignored:
         cmp.added = fp.recursive_difference(cmp.added, ignored)
         cmp.modified = fp.recursive_difference(cmp.modified, ignored)
@@ -265,8 +270,7 @@ def _apply(
             if c:
                 conflicts[key] = c
     if conflicts and not force:
-        listed = _conflicts(conflicts, managed)
-        raise ConflictError([c for c, _ in listed], paths=[p for _, p in listed])
+        raise conflict_error(conflicts, managed)
     for key, c in conflicts.items():
         managed[key].fields = fp.difference(managed[key].fields, c)
     if cmp.removed:
@@ -282,7 +286,8 @@ def _apply(
     # change and bumps this manager's time, even if defaulting then restores the live value.
     merged_changed = created or not cmp.is_same()
     if merged_changed:
-        result = typed.deep_copy(merged)  # merge shares subtrees with live and config
+        # merge shares subtrees with live and config (a create's merged is already a copy)
+        result = merged if created else typed.deep_copy(merged)
         default_object(schema, result)
     else:
         result = typed.deep_copy(live_clean)
@@ -333,8 +338,11 @@ def _zero_struct(node: TypeNode) -> dict[str, Any]:
 
 
 def _is_reset_request(obj: dict[str, Any]) -> bool:
+    """apimachinery isResetManagedFields: ``managedFields: []`` or one empty entry ``[{}]``."""
     mf = (obj.get("metadata") or {}).get("managedFields")
-    return isinstance(mf, list) and len(mf) == 1 and mf[0] == {}
+    if not isinstance(mf, list):
+        return False
+    return not mf or (len(mf) == 1 and isinstance(mf[0], dict) and not any(mf[0].values()))
 
 
 def update(
@@ -368,13 +376,16 @@ def update(
         kept = [(p, m) for p, m in exc.errors if not m.startswith("duplicate entries")]
         if kept:
             raise _typed_error(f"failed to create typed new object ({what})", typed.TypeErrors(kept)) from exc
-    if _is_reset_request(obj):
+    reset = _is_reset_request(obj)
+    if reset and not created:
+        # The entries go, and an object nobody tracks stays untracked (skipNonAppliedManager).
         obj["metadata"].pop("managedFields", None)
-        obj = _reset(obj, live_clean, schema, subresource) if live_clean else obj
+        obj = _reset(obj, live_clean, schema, subresource)
         default_object(schema, obj)
-        return ApplyResult(obj, created or obj != live_clean, bool(managed_before), created)
+        return ApplyResult(obj, obj != live_clean, bool(managed_before), created)
     try:
-        given = decode_managed_fields((obj.get("metadata") or {}).get("managedFields"), what=what)
+        given = {} if reset else decode_managed_fields(
+            (obj.get("metadata") or {}).get("managedFields"), what=what)
     except ApplyBodyError:
         given = {}
     managed = _copy_managed(given if given else managed_before, schema)

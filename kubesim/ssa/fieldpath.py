@@ -303,12 +303,22 @@ def decode_fields_v1(raw: Any) -> FieldSet:
     return out
 
 
+def _sorted_children(fs: FieldSet) -> list[str]:
+    """A node's path elements in SMD order. Field names alone (the common case) sort as plain
+    strings do (UTF-8 keeps code point order); keys and values need their typed order."""
+    keys = [k for k in fs if k != MEMBER]
+    keys.sort()
+    if keys and (keys[0][0] != "f" or keys[-1][0] != "f"):
+        keys.sort(key=pe_sort_key)
+    return keys
+
+
 def encode_fields_v1(fs: FieldSet) -> dict[str, Any]:
     """Field set → FieldsV1 JSON with the API server's element order ('.' first, then sorted)."""
     out: dict[str, Any] = {}
     if MEMBER in fs and len(fs) > 1:
         out[MEMBER] = {}
-    for pe in sorted((k for k in fs if k != MEMBER), key=pe_sort_key):
+    for pe in _sorted_children(fs):
         child = fs[pe]
         if MEMBER in child and len(child) == 1:
             out[pe] = {}

@@ -9,6 +9,7 @@ manager, apiVersion, subresource.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,7 +58,7 @@ def decode_managed_fields(entries: Any, *, what: str) -> Managed:
             raise ApplyBodyError(
                 f"{what}: metadata.managedFields[{i}].operation: unsupported value {op!r}"
             )
-        if e.get("fieldsType", "FieldsV1") != "FieldsV1":
+        if e.get("fieldsType") != "FieldsV1":
             raise ApplyBodyError(
                 f"{what}: metadata.managedFields[{i}].fieldsType: must be FieldsV1"
             )
@@ -65,9 +66,11 @@ def decode_managed_fields(entries: Any, *, what: str) -> Managed:
             fields = decode_fields_v1(e.get("fieldsV1") or {})
         except FieldsV1Error as exc:
             raise ApplyBodyError(f"{what}: metadata.managedFields[{i}].fieldsV1: {exc}") from exc
+        if not e.get("apiVersion"):
+            raise ApplyBodyError(f"{what}: metadata.managedFields[{i}].apiVersion must not be empty")
+        # Entries of one manager identity: the last one wins (apimachinery decodeManagedFields).
         key = key_for(str(e.get("manager", "")), op, str(e.get("apiVersion", "")), e.get("subresource"))
-        if key in out:
-            raise ApplyBodyError(f"{what}: metadata.managedFields[{i}]: duplicate manager {key.manager!r}")
+        out.pop(key, None)
         t = e.get("time")
         out[key] = ManagerEntry(fields, str(e.get("apiVersion", "")), t if isinstance(t, str) else None)
     return out
@@ -104,6 +107,7 @@ def cap_update_managers(managed: Managed) -> None:
         length -= 1
 
 
+@functools.lru_cache(maxsize=4096)
 def _epoch(t: str | None) -> float:
     if not t:
         return 0.0
@@ -119,7 +123,10 @@ def encode_managed_fields(managed: Managed) -> list[dict[str, Any]]:
         return (k.operation, int(_epoch(e.time)), k.manager, e.api_version, k.subresource)
 
     out: list[dict[str, Any]] = []
-    for k, e in sorted(managed.items(), key=order):
+    items = list(managed.items())
+    if len(items) > 1:
+        items.sort(key=order)
+    for k, e in items:
         entry: dict[str, Any] = {"manager": k.manager, "operation": k.operation, "apiVersion": e.api_version}
         if e.time is not None:
             entry["time"] = e.time

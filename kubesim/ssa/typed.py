@@ -203,6 +203,7 @@ def _fs_struct(value: Any, node: TypeNode, out: FieldSet, path: list[str] | None
     """Fill ``out`` with the paths below a map-like ``value``."""
     if not isinstance(value, dict):
         return
+    declared = node.fields if node.type is NodeType.STRUCT else _NO_FIELDS
     for name, v in value.items():
         cn = child_node(node, name)
         pe = "f:" + name
@@ -212,14 +213,23 @@ def _fs_struct(value: Any, node: TypeNode, out: FieldSet, path: list[str] | None
                 continue
             cn = UNTYPED
         _fs_value(v, cn, pe, out, path, errors)
+        # SMD ToFieldSet (visitMapItems): a map key (not a declared field) and an empty map are
+        # members themselves, whatever they hold.
+        if name not in declared or v == {}:
+            sub = out.get(pe)
+            if sub is None:
+                out[pe] = {MEMBER: {}}
+            elif MEMBER not in sub:
+                sub[MEMBER] = {}
+
+
+_NO_FIELDS: dict[str, TypeNode] = {}
 
 
 def _fs_value(v: Any, cn: TypeNode, pe: str, out: FieldSet, path: list[str] | None,
               errors: list[tuple[str, str]] | None) -> None:
     if v is None:
-        # SMD: null is a leaf for scalars and atomic values, and "nothing" for granular ones.
-        if cn.type is NodeType.UNTYPED or cn.is_atomic:
-            out[pe] = {MEMBER: {}}
+        out[pe] = {MEMBER: {}}  # null is a leaf of any type (SMD ToFieldSet)
         return
     if errors is not None and path is not None and cn.type is not NodeType.UNTYPED:
         problem = _type_error(cn, v)
@@ -285,9 +295,8 @@ def _merge_map(lhs: dict[str, Any], rhs: dict[str, Any], node: TypeNode) -> dict
             cn = child_node(node, k) or UNTYPED
             if rv is None:
                 # SMD: null is a value for scalars and atomic values, but "nothing" for a granular
-                # map/struct/list that has content: the live content stays.
-                granular = cn.type not in (NodeType.SCALAR, NodeType.UNTYPED) and not cn.is_atomic
-                out[k] = lv if granular and lv else None
+                # map/struct/list that has content (an untyped map too): the live content stays.
+                out[k] = lv if lv and not _is_leaf(cn, lv) else None
             else:
                 out[k] = merge(lv, rv, cn)
         else:
@@ -361,7 +370,9 @@ def _merge_list(lhs: list[Any], rhs: list[Any], node: TypeNode) -> list[Any]:
 
 
 def remove_items(value: Any, fs: FieldSet, node: TypeNode) -> Any:
-    """``value`` without the members of ``fs`` (a member removes its whole subtree); shares the rest."""
+    """``value`` without the members of ``fs`` (a member removes its whole subtree); shares the rest.
+
+    As SMD's (v6) removingWalker: a map or list whose items are all removed stays, empty."""
     if not fs:
         return value
     if isinstance(value, dict) and not _is_leaf(node, value):

@@ -28,6 +28,8 @@ class Raw:
         self.token = running.token if token == "" else token
         self._ctx = ssl.create_default_context(cadata=running.ca_pem.decode())
         self._conn: http.client.HTTPSConnection | None = None
+        #: The Warning headers' texts of the last answer.
+        self.warnings: list[str] = []
 
     def _connection(self) -> http.client.HTTPSConnection:
         if self._conn is None:
@@ -68,6 +70,7 @@ class Raw:
                 self._conn = None
                 if attempt:
                     raise
+        self.warnings = [_unquote(v.split(" ", 2)[2]) for k, v in resp.getheaders() if k.lower() == "warning"]
         if resp.getheader("Connection", "").lower() == "close":
             conn.close()
             self._conn = None
@@ -79,6 +82,18 @@ class Raw:
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
+
+
+def _unquote(text: str) -> str:
+    """A Warning header's quoted warn-text."""
+    body = text.strip()[1:-1]
+    out, i = [], 0
+    while i < len(body):
+        if body[i] == "\\" and i + 1 < len(body):
+            i += 1
+        out.append(body[i])
+        i += 1
+    return "".join(out)
 
 
 @pytest.fixture(scope="module")

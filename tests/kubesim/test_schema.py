@@ -401,7 +401,8 @@ def test_crd_apply_defaults_and_keys() -> None:
     assert r.object["spec"]["ports"] == [{"port": 80, "protocol": "TCP"}]
     fields = r.object["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"]
     assert 'k:{"port":80,"protocol":"TCP"}' in fields["f:ports"]
-    assert fields["f:extra"] == {"f:any": {"f:thing": {}}}
+    # keys of a preserve-unknown-fields map are members themselves (SMD ToFieldSet)
+    assert fields["f:extra"] == {"f:any": {".": {}, "f:thing": {}}}
 
 
 def test_crd_lists_without_marker_are_atomic() -> None:
