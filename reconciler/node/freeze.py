@@ -157,13 +157,10 @@ def fingerprint(programs: tuple[Program, ...]) -> str:
     launcher, and the versions of Python and the frozen distributions. Equal fingerprints, equal
     executables (on one machine image), so tests and CI can reuse a build."""
     h = hashlib.sha256()
-    versions = [sys.version]
-    for dist in ("pyinstaller", "wasmtime", "protobuf"):
-        try:
-            versions.append(f"{dist}=={importlib.metadata.version(dist)}")
-        except importlib.metadata.PackageNotFoundError:
-            versions.append(f"{dist} missing")
-    h.update("\n".join(versions).encode())
+    # every installed distribution, not only the frozen ones named here: a dependency upgraded by
+    # `pip install` (urllib3, certifi, typing_extensions ...) changes the bundle's bytes too
+    installed = sorted({f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions()})
+    h.update("\n".join([sys.version, *installed]).encode())
     for own in (Path(__file__), LAUNCHER_SOURCE):
         h.update(own.name.encode() + b"\0" + own.read_bytes())
     for program in programs:

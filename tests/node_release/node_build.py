@@ -6,7 +6,7 @@
 
 The cache is `$SPINDLE_TEST_NODE_BUILD_CACHE`, else `<tmp>/spindle-node-build-cache`; the key is
 `reconciler.node.freeze.fingerprint` (the program's sources, the freezing code and launcher, the
-Python and PyInstaller/wasmtime/protobuf versions), so an edit anywhere in `shim/` rebuilds. A lock
+Python and every installed distribution), so an edit anywhere in `shim/` rebuilds. A lock
 file serializes builders; the newest 3 entries per program are kept.
 """
 
