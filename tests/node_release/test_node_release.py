@@ -87,6 +87,7 @@ def test_unknown_arch_is_a_usage_error() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # two freezes when the cache is cold (session build + this one)
 def test_spindle_node_build_rebuilds_the_same_executable(shim_exe: Path, tmp_path: Path) -> None:
     """`spindle node build` from this tree gives byte-identical bytes to the cached freeze (another
     work directory, another time): the executable itself is reproducible on one machine image."""
