@@ -161,6 +161,8 @@ def fingerprint(programs: tuple[Program, ...]) -> str:
     # `pip install` (urllib3, certifi, typing_extensions ...) changes the bundle's bytes too
     installed = sorted({f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions()})
     h.update("\n".join([sys.version, *installed]).encode())
+    # the checkout's path too: bytes built from another path differ (embedded source paths)
+    h.update(str(Path(__file__).resolve().parents[2]).encode())
     for own in (Path(__file__), LAUNCHER_SOURCE):
         h.update(own.name.encode() + b"\0" + own.read_bytes())
     for program in programs:
